@@ -1,0 +1,303 @@
+"""What locks and semaphores share: a lease held by one object, and a FIFO wait with hand-off.
+
+A :class:`Lease` is held by the Python object, not by a thread or a task: tasks that share one
+object take turns on it through a local gate, and any task may release it. Acquiring runs one
+Lua script; if the resource is busy the same step puts the caller in a FIFO queue, and the holder's
+release hands the resource straight to the first live waiter and wakes it by pushing to the
+waiter's own list (``BLPOP``). There is no polling interval: a waiter blocks for at most
+:data:`MAX_WAIT_SLICE` seconds, or the holder's remaining lease, then re-checks, so a lost wake-up
+or a crashed holder costs latency, never liveness. Redis in Action §6.2 (locks), §6.3 (semaphores)
+and §11.2 (the Lua versions) describe the polling originals this replaces.
+
+Cancellation contract: if ``acquire()`` is cancelled (or fails) at any await, a shielded clean-up
+removes the caller from the queue and gives up anything that was already handed to it, so nothing
+stays held by an owner that will never release it. ``release()`` is shielded: once called, it
+completes even if the caller is cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from types import TracebackType
+from typing import Any, ClassVar, Self
+
+from redis.exceptions import RedisError
+
+from .errors import AcquireTimeoutError, LeaseLostError, NotOwnedError
+from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
+from .scripts import script
+
+__all__ = ["MAX_WAIT_SLICE", "Lease"]
+
+log = logging.getLogger(__name__)
+
+#: Longest a waiter blocks before it re-checks (and refreshes its place in the queue).
+MAX_WAIT_SLICE = 1.0
+#: A waiter that has not re-checked for this long past its slice is presumed dead and skipped.
+_WAITER_GRACE = 2.0
+_UNSET: Any = object()
+
+
+def check_seconds(value: object, what: str, *, allow_none: bool = False) -> float | None:
+    """Validate a duration in seconds: a positive finite number (or None when allowed)."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{what} must be a number of seconds, not {type(value).__name__}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{what} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def to_ms(seconds: float) -> int:
+    """Seconds to whole milliseconds, never below 1 (Redis rejects a zero expiry)."""
+    return max(1, math.ceil(seconds * 1000))
+
+
+class Lease:
+    """Base of :class:`~aiorpatterns.Lock` and the semaphores: acquire, wait, hand-off, renew.
+
+    Subclasses name their Lua scripts and keys; the scripts share one calling convention
+    (see ``lua/lock_acquire.lua``): acquire takes ``token, lease_ms, wait_ms`` and answers a
+    positive grant or minus a wait hint in ms; release takes ``token, mode``.
+    """
+
+    kind: ClassVar[str]
+    _acquire: ClassVar[str]
+    _release: ClassVar[str]
+    _extend: ClassVar[str]
+
+    def __init__(
+        self,
+        redis: Any,
+        name: str,
+        *,
+        timeout: float = 10.0,
+        acquire_timeout: float | None = 10.0,
+        auto_renew: bool = False,
+        on_lost: Callable[[Any], Awaitable[None] | None] | None = None,
+        keyspace: Keyspace = DEFAULT_KEYSPACE,
+    ) -> None:
+        check_name(name)
+        if redis is None:
+            raise TypeError("redis must be a redis.asyncio client, not None")
+        if not isinstance(keyspace, Keyspace):
+            raise TypeError(f"keyspace must be a Keyspace, not {type(keyspace).__name__}")
+        self.redis = redis
+        self.name = name
+        self.timeout = check_seconds(timeout, "timeout")
+        self.acquire_timeout = check_seconds(acquire_timeout, "acquire_timeout", allow_none=True)
+        self.auto_renew = bool(auto_renew)
+        self.on_lost = on_lost
+        self.keyspace = keyspace
+        self._queue = keyspace.key(self.kind, name, "queue")
+        self._token: str | None = None
+        self._grant: int | None = None
+        self._lost = False
+        self._gate = asyncio.Lock()
+        self._renewer: asyncio.Task[None] | None = None
+
+    # -- what subclasses provide -------------------------------------------------------------
+
+    def _keys(self) -> Sequence[str]:
+        """KEYS of the acquire and release scripts (the last two: queue, waiters)."""
+        raise NotImplementedError
+
+    def _extend_keys(self) -> Sequence[str]:
+        raise NotImplementedError
+
+    # -- public API ------------------------------------------------------------------------
+
+    @property
+    def held(self) -> bool:
+        """True while this object believes it holds the lease (see :meth:`owned`)."""
+        return self._token is not None
+
+    @property
+    def lost(self) -> bool:
+        """True once an auto-renewal or a release found the lease expired or taken over."""
+        return self._lost
+
+    @property
+    def token(self) -> str | None:
+        """The random token identifying this holder in Redis, while held."""
+        return self._token
+
+    async def acquire(
+        self, *, blocking: bool = True, acquire_timeout: float | None = _UNSET
+    ) -> bool:
+        """Acquire the lease; return False if it could not be had in ``acquire_timeout`` seconds.
+
+        With ``blocking=False`` make one attempt and never wait. ``acquire_timeout=None`` waits
+        forever. Tasks sharing this object queue locally first, then in Redis.
+        """
+        wait = self.acquire_timeout if acquire_timeout is _UNSET else acquire_timeout
+        wait = check_seconds(wait, "acquire_timeout", allow_none=True)
+        loop = asyncio.get_running_loop()
+        deadline = None if wait is None else loop.time() + wait
+        if not blocking:
+            if self._gate.locked():
+                return False
+            await self._gate.acquire()
+        else:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await self._gate.acquire()
+            except TimeoutError:
+                return False
+        try:
+            grant = await self._acquire_remote(deadline if blocking else loop.time())
+        except BaseException:
+            self._gate.release()
+            raise
+        if not grant:
+            self._gate.release()
+            return False
+        self._grant = grant
+        self._lost = False
+        if self.auto_renew:
+            self._renewer = asyncio.create_task(self._renew_forever(self._token or ""))
+        return True
+
+    async def try_acquire(self) -> bool:
+        """Make one attempt, without waiting: True if the lease is now held."""
+        return await self.acquire(blocking=False)
+
+    async def release(self) -> None:
+        """Give the lease up (and hand it to the next waiter); one round trip.
+
+        Raises :class:`NotOwnedError` if it was not held, or was lost meanwhile. Shielded: a
+        cancelled caller still releases.
+        """
+        token = self._token
+        if token is None:
+            raise NotOwnedError(f"{self.kind} {self.name!r} is not held by this object")
+        await asyncio.shield(self._finish(token))
+
+    async def extend(self, seconds: float, *, replace: bool = False) -> float:
+        """Add ``seconds`` to the remaining lease (or set it to ``seconds`` with ``replace``).
+
+        Returns the new remaining lease in seconds; raises :class:`NotOwnedError` if lost.
+        """
+        ms = to_ms(check_seconds(seconds, "seconds") or 0.0)
+        token = self._token
+        if token is None:
+            raise NotOwnedError(f"{self.kind} {self.name!r} is not held by this object")
+        left = int(await self._run(self._extend, self._extend_keys(), token, ms, int(replace)))
+        if left <= 0:
+            self._lost = True
+            raise NotOwnedError(f"{self.kind} {self.name!r}: the lease expired or was taken over")
+        return left / 1000
+
+    async def __aenter__(self) -> Self:
+        if not await self.acquire():
+            raise AcquireTimeoutError(
+                f"{self.kind} {self.name!r} not acquired within {self.acquire_timeout} s"
+            )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            await self.release()
+        except NotOwnedError as lost:
+            if exc is None:  # never mask the block's own exception
+                raise LeaseLostError(str(lost)) from None
+
+    # -- mechanics ---------------------------------------------------------------------------
+
+    async def _run(self, name: str, keys: Sequence[str], *args: object) -> Any:
+        return await script(name)(self.redis, keys, args)
+
+    async def _acquire_remote(self, deadline: float | None) -> int:
+        """Run the acquire script and wait for a hand-off; return the grant, or 0."""
+        token = uuid.uuid4().hex
+        keys = self._keys()
+        lease_ms = to_ms(self.timeout or 0.0)
+        try_only = deadline is not None and deadline <= asyncio.get_running_loop().time()
+        alive_ms = 0 if try_only else to_ms(MAX_WAIT_SLICE + _WAITER_GRACE)
+        try:
+            reply = int(await self._run(self._acquire, keys, token, lease_ms, alive_ms))
+            while reply <= 0 and not try_only:
+                slice_ = self._wait_slice(deadline, -reply / 1000)
+                if slice_ is None:  # out of time: keep a late hand-off, else leave the queue
+                    reply = int(await self._run(self._release, keys, token, "settle"))
+                    break
+                popped = await self.redis.blpop([f"{self._queue}:{token}"], timeout=slice_)
+                if popped is not None:
+                    reply = int(popped[1])
+                    break
+                reply = int(await self._run(self._acquire, keys, token, lease_ms, alive_ms))
+        except BaseException:
+            await self._abandon(token)
+            raise
+        if reply > 0:
+            self._token = token
+        return max(reply, 0)
+
+    @staticmethod
+    def _wait_slice(deadline: float | None, hint: float) -> float | None:
+        """How long to block before re-checking; None when the deadline has passed."""
+        slice_ = min(MAX_WAIT_SLICE, hint + 0.005)
+        if deadline is not None:
+            left = deadline - asyncio.get_running_loop().time()
+            if left < 0.001:
+                return None
+            slice_ = min(slice_, left)
+        return max(slice_, 0.001)  # BLPOP with timeout 0 would block forever
+
+    async def _abandon(self, token: str) -> None:
+        """Leave the queue and give back a hand-off we will not use (shielded, best effort)."""
+        cleanup = asyncio.ensure_future(self._run(self._release, self._keys(), token, "abandon"))
+        with contextlib.suppress(RedisError, asyncio.CancelledError, OSError):
+            await asyncio.shield(cleanup)
+
+    async def _finish(self, token: str) -> None:
+        try:
+            await self._stop_renewer()
+            released = int(await self._run(self._release, self._keys(), token, "release"))
+        finally:
+            if self._token == token:
+                self._token = None
+                self._grant = None
+                self._gate.release()
+        if not released:
+            self._lost = True
+            raise NotOwnedError(f"{self.kind} {self.name!r}: the lease expired or was taken over")
+
+    async def _stop_renewer(self) -> None:
+        renewer, self._renewer = self._renewer, None
+        if renewer is not None and renewer is not asyncio.current_task():
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+
+    async def _renew_forever(self, token: str) -> None:
+        """Reset the lease to ``timeout`` every third of it, until released or lost."""
+        period = (self.timeout or 1.0) / 3
+        while self._token == token:
+            await asyncio.sleep(period)
+            try:
+                left = int(
+                    await self._run(self._extend, self._extend_keys(), token, to_ms(period * 3), 1)
+                )
+            except RedisError as exc:  # the lease may still be valid: try again soon
+                log.warning("%s %r: renewal failed: %s", self.kind, self.name, exc)
+                continue
+            if left <= 0 and self._token == token:
+                self._lost = True
+                log.warning("%s %r: lease lost while held", self.kind, self.name)
+                if self.on_lost is not None:
+                    outcome = self.on_lost(self)
+                    if outcome is not None:
+                        await outcome
+                return

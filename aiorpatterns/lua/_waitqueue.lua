@@ -1,0 +1,68 @@
+-- Shared FIFO wait queue with hand-off (inlined by "-- @include waitqueue").
+-- Expects the including script to define locals QUEUE (ZSET token -> arrival time, us),
+-- WAITERS (HASH token -> "<lease_ms> <deadline_ms>"), and a function grant(token, lease_ms)
+-- that gives the resource to a waiter and returns the value to wake it with.
+-- A waiter blocks on its wake list "<QUEUE>:<token>": it embeds QUEUE's hash tag, so it lives
+-- in the same slot as every declared key (Redis Cluster allows same-slot keys in a script).
+
+local GRACE_MS = 5000
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function now_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
+local function wake_key(token)
+  return QUEUE .. ':' .. token
+end
+
+local function dequeue(token)
+  redis.call('ZREM', QUEUE, token)
+  redis.call('HDEL', WAITERS, token)
+end
+
+local function keep_alive(key, ttl_ms)
+  if redis.call('PTTL', key) < ttl_ms then
+    redis.call('PEXPIRE', key, ttl_ms)
+  end
+end
+
+-- Add (or refresh) a waiter; its place in line is kept across refreshes.
+local function enqueue(token, lease_ms, wait_ms, now)
+  redis.call('ZADD', QUEUE, 'NX', now_us(), token)
+  redis.call('HSET', WAITERS, token, lease_ms .. ' ' .. (now + wait_ms))
+  keep_alive(QUEUE, wait_ms + GRACE_MS)
+  keep_alive(WAITERS, wait_ms + GRACE_MS)
+end
+
+-- Return the first waiter still alive (and its lease), dropping dead ones on the way.
+local function live_head(now)
+  while true do
+    local head = redis.call('ZRANGE', QUEUE, 0, 0)[1]
+    if not head then return nil, nil end
+    local info = redis.call('HGET', WAITERS, head)
+    if info then
+      local lease, deadline = string.match(info, '(%d+) (%d+)')
+      if tonumber(deadline) >= now then return head, tonumber(lease) end
+    end
+    dequeue(head)
+  end
+end
+
+-- Hand the resource to the first live waiter, if any, and wake it.
+local function hand_off(now)
+  local head, lease = live_head(now)
+  if not head then return nil end
+  dequeue(head)
+  local value = grant(head, lease)
+  local wake = wake_key(head)
+  redis.call('DEL', wake)
+  redis.call('RPUSH', wake, value)
+  redis.call('PEXPIRE', wake, lease + GRACE_MS)
+  return head
+end

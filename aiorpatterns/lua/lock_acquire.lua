@@ -1,0 +1,43 @@
+-- Acquire a lock, or join its FIFO wait queue (Redis in Action §6.2.3, §11.2).
+-- KEYS[1] lock     STRING holder token, with the lease as its PX expiry
+-- KEYS[2] fence    STRING fencing counter, INCR on every grant (never expires)
+-- KEYS[3] queue    ZSET waiter token -> arrival time (us)
+-- KEYS[4] waiters  HASH waiter token -> "<lease_ms> <deadline_ms>"
+-- ARGV[1] token    the caller's token
+-- ARGV[2] lease_ms the lease to hold the lock for
+-- ARGV[3] wait_ms  0: try once; > 0: join (or stay in) the queue, alive for wait_ms
+-- returns: the fencing token (> 0) if the caller holds the lock now, else minus the
+--          holder's remaining lease in ms (< 0)
+local LOCK, FENCE, QUEUE, WAITERS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+
+local function grant(token, lease_ms)
+  redis.call('SET', LOCK, token, 'PX', lease_ms)
+  return redis.call('INCR', FENCE)
+end
+
+-- @include waitqueue
+
+local token, lease, wait = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local holder = redis.call('GET', LOCK)
+
+if holder == token then
+  -- Handed to us while we were not listening: the newest fence is ours.
+  redis.call('DEL', wake_key(token))
+  dequeue(token)
+  return tonumber(redis.call('GET', FENCE))
+end
+
+local now = now_ms()
+if not holder then
+  local head = live_head(now)
+  if not head or head == token then
+    dequeue(token)
+    return grant(token, lease)
+  end
+  hand_off(now)
+end
+
+if wait > 0 then enqueue(token, lease, wait, now) end
+local pttl = redis.call('PTTL', LOCK)
+if pttl < 1 then pttl = 1 end
+return -pttl

@@ -1,0 +1,34 @@
+-- Release a lock we hold and hand it to the next live waiter (Redis in Action §6.2.3, §11.2).
+-- KEYS[1] lock     STRING holder token
+-- KEYS[2] fence    STRING fencing counter
+-- KEYS[3] queue    ZSET waiter token -> arrival time (us)
+-- KEYS[4] waiters  HASH waiter token -> "<lease_ms> <deadline_ms>"
+-- ARGV[1] token    the caller's token
+-- ARGV[2] mode     "release": give it up; "abandon": also leave the queue (cancelled waiter);
+--                  "settle": keep the lock if it was handed to us, else leave the queue
+-- returns: release/abandon: 1 if the caller held the lock, else 0;
+--          settle: the fence if the caller holds the lock, else 0
+local LOCK, FENCE, QUEUE, WAITERS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+
+local function grant(token, lease_ms)
+  redis.call('SET', LOCK, token, 'PX', lease_ms)
+  return redis.call('INCR', FENCE)
+end
+
+-- @include waitqueue
+
+local token, mode = ARGV[1], ARGV[2]
+local held = redis.call('GET', LOCK) == token
+
+if mode ~= 'release' then
+  dequeue(token)
+  redis.call('DEL', wake_key(token))
+end
+if mode == 'settle' then
+  if held then return tonumber(redis.call('GET', FENCE)) end
+  return 0
+end
+if not held then return 0 end
+redis.call('DEL', LOCK)
+hand_off(now_ms())
+return 1

