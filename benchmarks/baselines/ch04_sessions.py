@@ -1,0 +1,47 @@
+"""Port of ch04 ``update_token`` (L210) and ``update_token_pipeline`` (L228).
+
+Redis in Action §4.5 "Non-transactional pipelines": the same five commands sent one round trip
+at a time, then in one ``pipeline(False)`` (inventory §2a). Client clock (``time.time()``), the
+book's key names, the token's history trimmed to 25 items.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+__all__ = ["update_token", "update_token_pipeline"]
+
+
+async def update_token(
+    conn: Any, token: str, user: str, item: str | None = None, *, key_prefix: str = ""
+) -> None:
+    """Record a page view with five sequential commands (five round trips).
+
+    Redis in Action §4.5, listing 4.7 (ch04 L210).
+    """
+    timestamp = time.time()
+    await conn.hset(key_prefix + "login:", token, user)
+    await conn.zadd(key_prefix + "recent:", {token: timestamp})
+    if item:
+        await conn.zadd(key_prefix + "viewed:" + token, {item: timestamp})
+        await conn.zremrangebyrank(key_prefix + "viewed:" + token, 0, -26)
+        await conn.zincrby(key_prefix + "viewed:", -1, item)
+
+
+async def update_token_pipeline(
+    conn: Any, token: str, user: str, item: str | None = None, *, key_prefix: str = ""
+) -> None:
+    """Record a page view with the same five commands in one non-transactional pipeline.
+
+    Redis in Action §4.5, listing 4.8 (ch04 L228).
+    """
+    timestamp = time.time()
+    pipe = conn.pipeline(False)
+    pipe.hset(key_prefix + "login:", token, user)
+    pipe.zadd(key_prefix + "recent:", {token: timestamp})
+    if item:
+        pipe.zadd(key_prefix + "viewed:" + token, {item: timestamp})
+        pipe.zremrangebyrank(key_prefix + "viewed:" + token, 0, -26)
+        pipe.zincrby(key_prefix + "viewed:", -1, item)
+    await pipe.execute()

@@ -1,0 +1,200 @@
+"""Acquire and release one semaphore of limit 5: the book's three and ours (table ``semaphore``).
+
+Redis in Action §6.3 has no benchmark table; this one follows the shape of the §11.2 lock table
+(inventory §2b): 1, 2, 5 and 10 clients loop acquire → release on one semaphore of limit 5, and
+a row counts tries and acquires. Rows:
+
+- ``book-basic`` / ``book-fair`` / ``book-fair-lock``: the ch06 ports in
+  :mod:`benchmarks.baselines.ch06_semaphores` (``acquire_semaphore``, ``acquire_fair_semaphore``,
+  ``acquire_semaphore_with_lock``, released with ``release_semaphore`` /
+  ``release_fair_semaphore``). Each book acquire tries once and returns None when full, and the
+  book has no waiting loop for semaphores, so the driver retries the way every acquire loop of
+  the book does (``acquire_lock_with_timeout``): sleep 1 ms after a failed try, until the
+  deadline. A try is one call of the book's acquire function;
+- ``aiorpatterns`` / ``aiorpatterns-fair``: :class:`aiorpatterns.semaphores.Semaphore` and
+  ``FairSemaphore`` (FIFO hand-off, no polling), one object per client, waiting with the time
+  left as ``acquire_timeout``; a try is one run of the class's acquire script, counted by a
+  :class:`~benchmarks.runner.CountingClient` (EVALSHAs of that script's SHA);
+- ``limit``: ``ZADD`` + ``ZREM`` pairs on one ZSET, 100 pairs per pipeline, per client.
+
+Latency is from the first try to the success. Ratios are to ``book-basic`` and ``book-fair``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .baselines import ch06_semaphores as book
+from .runner import (
+    BENCH_PREFIX,
+    ClientPerCoroutine,
+    ClientStats,
+    CountingClient,
+    Job,
+    Op,
+    Table,
+    Variant,
+)
+
+__all__ = ["LIMIT", "TABLE"]
+
+LIMIT = 5
+TIMEOUT = 10
+BATCH = 100
+#: The book's semaphore name; the hash tag keeps its ZSETs (and counter) in one cluster slot.
+SEMNAME = BENCH_PREFIX + "sem:{book}"
+
+Acquire = Callable[[Any], Awaitable[str | None]]
+Release = Callable[[Any, str], Awaitable[Any]]
+
+
+def _book(acquire: Acquire, release: Release) -> Callable[[Job], ClientPerCoroutine]:
+    def factory(job: Job) -> ClientPerCoroutine:
+        def make(client: Any, st: ClientStats, _: int) -> Op:
+            async def op(deadline: float) -> None:
+                t = time.perf_counter()
+                while True:
+                    st.tries += 1
+                    identifier = await acquire(client)
+                    if identifier:
+                        st.success(t)
+                        await release(client, identifier)
+                        return
+                    await asyncio.sleep(0.001)
+                    if time.perf_counter() >= deadline:
+                        return
+
+            return op
+
+        return ClientPerCoroutine(job, make)
+
+    return factory
+
+
+async def _basic(client: Any) -> str | None:
+    return await book.acquire_semaphore(client, SEMNAME, LIMIT, TIMEOUT)
+
+
+async def _basic_release(client: Any, identifier: str) -> Any:
+    return await book.release_semaphore(client, SEMNAME, identifier)
+
+
+async def _fair(client: Any) -> str | None:
+    return await book.acquire_fair_semaphore(client, SEMNAME, LIMIT, TIMEOUT)
+
+
+async def _fair_release(client: Any, identifier: str) -> Any:
+    return await book.release_fair_semaphore(client, SEMNAME, identifier)
+
+
+async def _fair_lock(client: Any) -> str | None:
+    return await book.acquire_semaphore_with_lock(
+        client, SEMNAME, LIMIT, TIMEOUT, key_prefix=BENCH_PREFIX
+    )
+
+
+def _ours(class_name: str) -> Callable[[Job], ClientPerCoroutine]:
+    def factory(job: Job) -> ClientPerCoroutine:
+        from aiorpatterns import Keyspace, semaphores
+        from aiorpatterns.scripts import script
+
+        cls = getattr(semaphores, class_name)
+        sha = script(cls._acquire).sha
+        keyspace = Keyspace(BENCH_PREFIX.rstrip(":"))
+
+        def make(client: Any, st: ClientStats, _: int) -> Op:
+            sem = cls(
+                CountingClient(client, st, shas=[sha]),
+                "sem",
+                limit=LIMIT,
+                timeout=TIMEOUT,
+                keyspace=keyspace,
+            )
+
+            async def op(deadline: float) -> None:
+                t = time.perf_counter()
+                if t >= deadline:
+                    return
+                if await sem.acquire(acquire_timeout=deadline - t):
+                    st.success(t)
+                    await sem.release()
+
+            return op
+
+        return ClientPerCoroutine(job, make)
+
+    return factory
+
+
+def _limit(job: Job) -> ClientPerCoroutine:
+    key = BENCH_PREFIX + "limit:sem"
+
+    def make(client: Any, st: ClientStats, _: int) -> Op:
+        member = uuid.uuid4().hex
+
+        async def op(deadline: float) -> None:
+            now = time.time()
+            pipe = client.pipeline(transaction=False)
+            for _ in range(BATCH):
+                pipe.zadd(key, {member: now})
+                pipe.zrem(key, member)
+            await pipe.execute()
+            st.tries += BATCH
+            st.ops += BATCH
+
+        return op
+
+    return ClientPerCoroutine(job, make)
+
+
+async def _prepare(client: Any) -> None:
+    from aiorpatterns import semaphores
+    from aiorpatterns.scripts import script
+
+    for cls in (semaphores.Semaphore, semaphores.FairSemaphore):
+        for name in (cls._acquire, cls._release, cls._extend):
+            await script(name).load(client)
+
+
+async def _prepare_if_available(client: Any) -> None:
+    with contextlib.suppress(ImportError, AttributeError):  # not there yet: the rows skip
+        await _prepare(client)
+
+
+#: redis-py 8.1's asyncio cluster transactions queue each command through ``asyncio.run`` in a
+#: new thread; finding ZINTERSTORE's keys needs a server round trip (COMMAND GETKEYS) on a
+#: connection of the caller's loop, so queueing it fails ("attached to a different loop").
+_NO_CLUSTER_ZINTERSTORE = {
+    "cluster": "redis-py 8.1's async cluster MULTI cannot queue ZINTERSTORE (a redis-py bug)"
+}
+
+TABLE = Table(
+    name="semaphore",
+    title=f"One semaphore of limit {LIMIT}: acquire → release (Redis in Action §6.3)",
+    unit="acquires",
+    variants=(
+        Variant("book-basic", _book(_basic, _basic_release)),
+        Variant("book-fair", _book(_fair, _fair_release), unsupported=_NO_CLUSTER_ZINTERSTORE),
+        Variant(
+            "book-fair-lock", _book(_fair_lock, _fair_release), unsupported=_NO_CLUSTER_ZINTERSTORE
+        ),
+        Variant("aiorpatterns", _ours("Semaphore"), requires="aiorpatterns.semaphores:Semaphore"),
+        Variant(
+            "aiorpatterns-fair",
+            _ours("FairSemaphore"),
+            requires="aiorpatterns.semaphores:FairSemaphore",
+        ),
+        Variant("limit", _limit),
+    ),
+    references=("book-basic", "book-fair"),
+    prepare=_prepare_if_available,
+    notes=(
+        "No book numbers (§6.3 has no table). Book variants retry after 1 ms when full; "
+        f"limit = {BATCH} ZADD + ZREM pairs per pipeline, per client."
+    ),
+)

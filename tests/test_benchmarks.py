@@ -1,0 +1,308 @@
+"""Test the benchmark harness: CLI runs, output shapes, and the book ports' correctness.
+
+Speed is never asserted here (DESIGN: no timed assertions); the tables run for 0.2 s a row
+against the session's real server. The ``book-*`` ports are checked as what they claim to be:
+a lock admits one holder, a semaphore at most ``limit`` (Redis in Action §6.2, §6.3, §11.2),
+except the fair semaphore's own race, which the book describes (§6.3.4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio.cluster import RedisCluster
+
+from aiorpatterns.pytest_plugin import Endpoint
+from benchmarks.baselines import ch04_sessions, ch06_locks, ch06_semaphores, ch11_locks
+from benchmarks.cli import main, output_path
+from benchmarks.runner import ClientStats, CountingClient, jain_index, percentile
+
+ROW_KEYS = {
+    "variant",
+    "clients",
+    "ops",
+    "tries",
+    "retries",
+    "seconds",
+    "ops_per_s",
+    "latency_ms",
+    "fairness",
+    "book",
+}
+TOP_KEYS = {"table", "topology", "mode", "duration", "engine", "client", "rows"}
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _check_json(path: Path, table: str, mode: str = "coroutines") -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text())
+    assert set(data) == TOP_KEYS
+    assert data["table"] == table
+    assert data["topology"] == "standalone"
+    assert data["mode"] == mode
+    assert data["duration"] == 0.2
+    assert set(data["engine"]) == {"name", "version"}
+    assert data["engine"]["name"] in {"redis", "valkey"}
+    assert set(data["client"]) == {"python", "redis_py", "hiredis", "loop"}
+    assert data["rows"], "no rows"
+    for row in data["rows"]:
+        assert set(row) == ROW_KEYS, row
+        assert set(row["latency_ms"]) == {"p50", "p99"}
+        assert set(row["fairness"]) == {"jain", "min", "max"}
+        assert row["ops"] >= 0
+        assert row["tries"] >= row["ops"]
+        assert row["retries"] == row["tries"] - row["ops"]
+        assert row["seconds"] > 0
+        assert row["book"] is None or row["book"] > 0
+        assert row["fairness"]["min"] <= row["fairness"]["max"]
+    return data
+
+
+def _variants(data: dict[str, Any]) -> set[str]:
+    return {row["variant"] for row in data["rows"]}
+
+
+def _run(tmp_path: Path, *args: str) -> None:
+    argv = [*args, "--duration", "0.2", "--clients", "1,2", "--quiet"]
+    argv += ["--json", str(tmp_path / "out.json"), "--plot", str(tmp_path / "out.png")]
+    argv += ["--markdown", str(tmp_path / "out.md")]
+    assert main(argv) == 0
+
+
+def test_all_tables_write_json_png_and_markdown(redis_server: Endpoint, tmp_path: Path) -> None:
+    _run(tmp_path, "all", "--url", redis_server.url)
+    pipeline = _check_json(tmp_path / "out-pipeline.json", "pipeline")
+    assert {"book-plain@tcp", "book-pipeline@tcp", "limit-commands@tcp"} <= _variants(pipeline)
+    lock = _check_json(tmp_path / "out-lock.json", "lock")
+    assert {"book-original", "book-lua", "redis-py", "redis-py-fast", "limit"} <= _variants(lock)
+    semaphore = _check_json(tmp_path / "out-semaphore.json", "semaphore")
+    assert {"book-basic", "book-fair", "book-fair-lock", "limit"} <= _variants(semaphore)
+    for data in (pipeline, lock, semaphore):
+        assert {row["clients"] for row in data["rows"]} >= {1, 2}
+    book_lua_1 = next(r for r in lock["rows"] if r["variant"] == "book-lua" and r["clients"] == 1)
+    assert book_lua_1["book"] == pytest.approx(4449.4)
+    for name in ("pipeline", "lock", "semaphore"):
+        assert (tmp_path / f"out-{name}.png").read_bytes()[:8] == PNG_MAGIC
+    markdown = (tmp_path / "out.md").read_text()
+    for name in ("pipeline", "lock", "semaphore"):
+        assert f"### `{name}`" in markdown
+    assert "| variant | clients |" in markdown
+
+
+def test_our_rows_run_when_our_classes_exist(redis_server: Endpoint, tmp_path: Path) -> None:
+    pytest.importorskip("aiorpatterns.semaphores")
+    _run(tmp_path, "semaphore", "--url", redis_server.url)
+    data = _check_json(tmp_path / "out.json", "semaphore")
+    ours = [r for r in data["rows"] if r["variant"].startswith("aiorpatterns")]
+    assert {r["variant"] for r in ours} == {"aiorpatterns", "aiorpatterns-fair"}
+    assert all(r["ops"] > 0 for r in ours)
+
+
+def test_pipeline_table_over_a_unix_socket(redis_server: Endpoint, tmp_path: Path) -> None:
+    if redis_server.server is None or not hasattr(redis_server.server, "unix_url"):
+        pytest.skip("the session server is external: no Unix socket known")
+    _run(tmp_path, "pipeline", "--url", redis_server.server.unix_url)
+    data = _check_json(tmp_path / "out.json", "pipeline")
+    assert all(row["variant"].endswith("@unix") for row in data["rows"])
+    plain = next(r for r in data["rows"] if r["variant"] == "book-plain@unix")
+    assert plain["book"] == 3761.0
+
+
+def test_processes_mode_sums_the_workers(redis_server: Endpoint, tmp_path: Path) -> None:
+    _run(tmp_path, "lock", "--url", redis_server.url, "--processes", "2")
+    data = _check_json(tmp_path / "out.json", "lock", mode="processes")
+    for row in data["rows"]:
+        assert row["fairness"]["max"] <= row["ops"]
+        if row["variant"] == "book-lua":
+            assert row["ops"] > 0
+
+
+def test_output_paths_get_the_table_name_when_shared() -> None:
+    default = Path("bench-results/lock.json")
+    assert output_path(None, default, "lock", many=True) == default
+    assert output_path(Path("x/out.json"), default, "lock", many=False) == Path("x/out.json")
+    assert output_path(Path("x/out.json"), default, "lock", many=True) == Path("x/out-lock.json")
+
+
+@pytest.mark.parametrize("bad", [["lock", "--clients", "0"], ["lock", "--duration", "-1"], ["x"]])
+def test_bad_arguments_are_rejected(bad: list[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(bad)
+
+
+def test_statistics() -> None:
+    assert jain_index([5, 5, 5]) == pytest.approx(1.0)
+    assert jain_index([10, 0]) == pytest.approx(0.5)
+    assert jain_index([]) is None
+    assert jain_index([0, 0]) is None
+    values = [float(i) for i in range(1, 101)]
+    assert percentile(values, 0.5) == 50.0
+    assert percentile(values, 0.99) == 99.0
+    assert percentile([], 0.5) is None
+
+
+async def test_counting_client_counts_attempts_only(redis_standalone_client: Any) -> None:
+    stats = ClientStats()
+    counting = CountingClient(redis_standalone_client, stats, shas=["0" * 40], set_nx=True)
+    assert await counting.set("bench:{t}", "a", nx=True)
+    await counting.set("bench:{t}", "b")  # not an attempt
+    assert stats.tries == 1
+    assert await counting.get("bench:{t}") == b"b"  # everything else passes through
+
+
+# -- the book ports are what they claim to be ------------------------------------------------
+
+Acquire = Callable[[Any], Awaitable[Any]]
+Release = Callable[[Any, Any], Awaitable[Any]]
+
+
+async def _contend(
+    client: Any, acquire: Acquire, release: Release, *, tasks: int, rounds: int
+) -> tuple[int, int]:
+    """Run ``tasks`` coroutines taking turns; return (most holders at once, acquisitions)."""
+    holders = most = acquired = 0
+
+    async def worker() -> None:
+        nonlocal holders, most, acquired
+        for _ in range(rounds):
+            deadline = time.monotonic() + 20
+            while not (ident := await acquire(client)):
+                assert time.monotonic() < deadline, "never acquired"
+                await asyncio.sleep(0.001)
+            holders += 1
+            acquired += 1
+            most = max(most, holders)
+            await asyncio.sleep(0.001)  # hold across a few event-loop turns
+            holders -= 1
+            assert await release(client, ident)
+
+    await asyncio.gather(*(worker() for _ in range(tasks)))
+    return most, acquired
+
+
+LOCKS: dict[str, tuple[Acquire, Release]] = {
+    "ch06-acquire_lock_with_timeout": (
+        lambda r: ch06_locks.acquire_lock_with_timeout(r, "t", 5, 10, key_prefix="bench:"),
+        lambda r, i: ch06_locks.release_lock(r, "t", i, key_prefix="bench:"),
+    ),
+    "ch06-acquire_lock": (
+        lambda r: ch06_locks.acquire_lock(r, "t", 5, key_prefix="bench:"),
+        lambda r, i: ch06_locks.release_lock(r, "t", i, key_prefix="bench:"),
+    ),
+    "ch11-lua": (
+        lambda r: ch11_locks.acquire_lock_with_timeout(r, "t", 5, 10, key_prefix="bench:"),
+        lambda r, i: ch11_locks.release_lock(r, "t", i, key_prefix="bench:"),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LOCKS))
+async def test_book_locks_exclude(redis_client: Any, name: str) -> None:
+    acquire, release = LOCKS[name]
+    most, acquired = await _contend(redis_client, acquire, release, tasks=6, rounds=8)
+    assert most == 1
+    assert acquired == 48
+    assert not await redis_client.exists("bench:lock:t")
+
+
+@pytest.mark.parametrize("name", sorted(LOCKS))
+async def test_book_locks_check_the_holder(redis_client_text: Any, name: str) -> None:
+    acquire, release = LOCKS[name]
+    ident = await acquire(redis_client_text)
+    assert isinstance(ident, str)
+    assert not await ch06_locks.acquire_lock_with_timeout(
+        redis_client_text, "t", 0.05, key_prefix="bench:"
+    )
+    assert not await release(redis_client_text, "someone-else")
+    assert await release(redis_client_text, ident)
+    assert not await redis_client_text.exists("bench:lock:t")
+
+
+async def test_book_lock_with_timeout_sets_whole_seconds(redis_client: Any) -> None:
+    ident = await ch06_locks.acquire_lock_with_timeout(redis_client, "t", 1, 2.5)
+    assert ident
+    assert await redis_client.ttl("lock:t") == 3  # ceil(2.5), the book's whole seconds
+    assert await ch06_locks.release_lock(redis_client, "t", str(ident))
+
+
+SEMNAME = "bench:sem:{t}"
+SEMAPHORES: dict[str, tuple[Acquire, Release]] = {
+    "basic": (
+        lambda r: ch06_semaphores.acquire_semaphore(r, SEMNAME, 3),
+        lambda r, i: ch06_semaphores.release_semaphore(r, SEMNAME, i),
+    ),
+    "fair": (
+        lambda r: ch06_semaphores.acquire_fair_semaphore(r, SEMNAME, 3),
+        lambda r, i: ch06_semaphores.release_fair_semaphore(r, SEMNAME, i),
+    ),
+    "fair-lock": (
+        lambda r: ch06_semaphores.acquire_semaphore_with_lock(r, SEMNAME, 3, key_prefix="bench:"),
+        lambda r, i: ch06_semaphores.release_fair_semaphore(r, SEMNAME, i),
+    ),
+}
+
+
+async def test_book_basic_semaphore_respects_its_limit(redis_client: Any) -> None:
+    acquire, release = SEMAPHORES["basic"]
+    most, acquired = await _contend(redis_client, acquire, release, tasks=8, rounds=10)
+    if most > 3 and isinstance(redis_client, RedisCluster):
+        # redis-py's cluster MULTI yields between the client's `now` and the send, so a later
+        # `now` can reach Redis first: the book's clock-ranking race (inventory row 20).
+        pytest.xfail(f"the book's clock race admitted {most} holders (limit 3) on the cluster")
+    assert most <= 3
+    assert acquired == 80
+    assert await redis_client.zcard(SEMNAME) == 0
+
+
+# The fair variants use ZINTERSTORE inside MULTI, which redis-py 8.1's async cluster
+# transactions cannot queue (see benchmarks.semaphore): standalone only.
+async def test_book_fair_semaphore_with_lock_respects_its_limit(
+    redis_standalone_client: Any,
+) -> None:
+    acquire, release = SEMAPHORES["fair-lock"]
+    most, acquired = await _contend(redis_standalone_client, acquire, release, tasks=8, rounds=10)
+    assert most <= 3
+    assert acquired == 80
+    assert await redis_standalone_client.zcard(SEMNAME) == 0
+    assert await redis_standalone_client.zcard(SEMNAME + ":owner") == 0
+
+
+async def test_book_fair_semaphore_admits_up_to_its_limit(redis_standalone_client: Any) -> None:
+    acquire, release = SEMAPHORES["fair"]
+    r = redis_standalone_client
+    held = [await acquire(r) for _ in range(3)]
+    assert all(held)
+    assert await acquire(r) is None  # full: the loser removes itself
+    assert await r.zcard(SEMNAME) == 3
+    assert await r.zcard(SEMNAME + ":owner") == 3
+    for ident in held:
+        assert await release(r, ident)
+    assert await acquire(r)
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="the book's own race (Redis in Action §6.3.4, inventory row 21): INCR and the rank "
+    "check are separate transactions, so a slower client can take a slot already granted",
+)
+async def test_book_fair_semaphore_under_contention(redis_standalone_client: Any) -> None:
+    acquire, release = SEMAPHORES["fair"]
+    most, _ = await _contend(redis_standalone_client, acquire, release, tasks=8, rounds=10)
+    assert most <= 3
+
+
+async def test_book_update_token_ports_write_the_same_state(redis_client_text: Any) -> None:
+    r = redis_client_text
+    for i in range(30):
+        await ch04_sessions.update_token(r, "tok", "user", f"i{i}", key_prefix="bench:a:")
+        await ch04_sessions.update_token_pipeline(r, "tok", "user", f"i{i}", key_prefix="bench:b:")
+    for prefix in ("bench:a:", "bench:b:"):
+        assert await r.hget(prefix + "login:", "tok") in (b"user", "user")
+        assert await r.zcard(prefix + "viewed:tok") == 25
+        assert await r.zscore(prefix + "viewed:", "i0") == -1
+        assert await r.zcard(prefix + "recent:") == 1

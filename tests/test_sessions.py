@@ -1,0 +1,191 @@
+"""Test Sessions: login tokens and recently viewed items, one atomic round trip per view.
+
+Redis in Action §2.1 (``check_token``, ``update_token``) and §4.5 (the same five commands in one
+round trip). Every test runs on a standalone server and a cluster; the ``_text`` ones also with
+``decode_responses`` on and off, which must not change any result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+import pytest
+from redis.crc import key_slot
+
+from aiorpatterns.keys import Keyspace
+from aiorpatterns.sessions import HISTORY, Sessions
+
+
+async def test_check_token_returns_the_user(redis_client_text: Any) -> None:
+    sessions = Sessions(redis_client_text)
+    assert await sessions.check_token("t1") is None
+    await sessions.update_token("t1", "alice")
+    await sessions.update_token("t2", "bob", "item:1")
+    assert await sessions.check_token("t1") == "alice"
+    assert await sessions.check_token("t2") == "bob"
+    assert await sessions.check_token("t3") is None
+
+
+async def test_history_keeps_the_newest_items(redis_client_text: Any) -> None:
+    sessions = Sessions(redis_client_text)
+    for i in range(HISTORY + 5):
+        await sessions.update_token("t", "alice", f"item:{i}")
+    viewed = await sessions.viewed("t")
+    assert viewed == [f"item:{i}" for i in range(HISTORY + 4, 4, -1)]
+    assert all(isinstance(item, str) for item in viewed)
+
+
+async def test_viewing_an_item_again_moves_it_to_the_front(redis_client: Any) -> None:
+    sessions = Sessions(redis_client, history=3)
+    for item in ("a", "b", "c", "a"):
+        await sessions.update_token("t", "alice", item)
+    assert await sessions.viewed("t") == ["a", "c", "b"]
+    await sessions.update_token("t", "alice", "d")
+    assert await sessions.viewed("t") == ["d", "a", "c"]
+
+
+async def test_views_are_counted_across_tokens(redis_client_text: Any) -> None:
+    r = redis_client_text
+    sessions = Sessions(r)
+    await sessions.update_token("t1", "alice", "item:1")
+    await sessions.update_token("t2", "bob", "item:1")
+    await sessions.update_token("t2", "bob", "item:2")
+    ranked = await r.zrange(sessions.viewed_key, 0, -1, withscores=True)
+    as_text = [(m.decode() if isinstance(m, bytes) else m, s) for m, s in ranked]
+    assert as_text == [("item:1", -2.0), ("item:2", -1.0)]
+
+
+async def test_without_an_item_only_login_and_recent_change(redis_client: Any) -> None:
+    sessions = Sessions(redis_client)
+    await sessions.update_token("t", "alice")
+    assert await sessions.check_token("t") == "alice"
+    assert await sessions.last_seen("t") is not None
+    assert not await redis_client.exists(sessions.history_key("t"))
+    assert not await redis_client.exists(sessions.viewed_key)
+    assert await sessions.viewed("t") == []
+
+
+async def test_last_seen_is_server_time_and_moves_forward(redis_client: Any) -> None:
+    sessions = Sessions(redis_client)
+    assert await sessions.last_seen("t") is None
+    await sessions.update_token("t", "alice")
+    first = await sessions.last_seen("t")
+    await asyncio.sleep(0.01)
+    await sessions.update_token("t", "alice", "x")
+    second = await sessions.last_seen("t")
+    assert first is not None
+    assert second is not None
+    assert second > first
+    assert abs(second - time.time()) < 60  # the server's clock, same machine
+    assert second != int(second) or first != int(first)  # sub-second resolution
+
+
+async def test_user_can_change_and_tokens_stay_apart(redis_client: Any) -> None:
+    sessions = Sessions(redis_client)
+    await sessions.update_token("t", "alice", "a")
+    await sessions.update_token("t", "carol", "b")
+    await sessions.update_token("u", "dave", "c")
+    assert await sessions.check_token("t") == "carol"
+    assert await sessions.viewed("t") == ["b", "a"]
+    assert await sessions.viewed("u") == ["c"]
+    assert await redis_client.zcard(sessions.recent_key) == 2
+
+
+async def test_every_key_shares_one_slot_under_the_prefix(redis_client: Any) -> None:
+    sessions = Sessions(redis_client, "shop", keyspace=Keyspace("app"))
+    await sessions.update_token("t:1", "alice", "item")
+    keys = [sessions.login_key, sessions.recent_key, sessions.viewed_key]
+    keys.append(sessions.history_key("t:1"))
+    assert {key_slot(k.encode()) for k in keys} == {key_slot(b"{shop}")}
+    assert all(k.startswith("app:session:{shop}:") for k in keys)
+    for key in keys:
+        assert await redis_client.exists(key)
+
+
+async def test_stores_are_independent(redis_client: Any) -> None:
+    one, two = Sessions(redis_client, "one"), Sessions(redis_client, "two")
+    await one.update_token("t", "alice", "x")
+    assert await two.check_token("t") is None
+    assert await two.viewed("t") == []
+
+
+async def test_concurrent_updates_through_an_autopipeline(redis_client: Any) -> None:
+    autopipeline = pytest.importorskip("aiorpatterns.autopipeline")
+    auto = autopipeline.AutoPipeline(redis_client)
+    try:
+        sessions = Sessions(auto)
+        await asyncio.gather(
+            *(sessions.update_token(f"t{i % 5}", f"user{i % 5}", f"item:{i}") for i in range(200))
+        )
+        assert await sessions.check_token("t3") == "user3"
+    finally:
+        await auto.aclose()
+    plain = Sessions(redis_client)
+    assert len(await plain.viewed("t0")) == HISTORY
+    assert await redis_client.zcard(plain.viewed_key) == 200
+    assert await redis_client.zcard(plain.recent_key) == 5
+
+
+async def test_a_cancelled_update_is_all_or_nothing(redis_client: Any) -> None:
+    sessions = Sessions(redis_client)
+    for delay in (0, 0.0001, 0.001):
+        task = asyncio.create_task(sessions.update_token("t", "alice", f"item:{delay}"))
+        await asyncio.sleep(delay)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):  # it may have finished already
+            await task
+        await asyncio.sleep(0.05)
+        viewed = await sessions.viewed("t")
+        logged_in = await sessions.check_token("t") is not None
+        assert logged_in == bool(viewed)  # the script ran whole, or not at all
+        counted = await redis_client.zscore(sessions.viewed_key, f"item:{delay}")
+        assert (counted is not None) == (f"item:{delay}" in viewed)
+
+
+@pytest.mark.parametrize(
+    ("token", "user", "item", "error"),
+    [
+        (1, "u", None, TypeError),
+        ("", "u", None, ValueError),
+        ("a}b", "u", None, ValueError),
+        ("t", 1, None, TypeError),
+        ("t", "", None, ValueError),
+        ("t", "u", 5, TypeError),
+        ("t", "u", "", ValueError),
+    ],
+)
+async def test_bad_input_is_rejected_before_redis(
+    token: Any, user: Any, item: Any, error: type[Exception]
+) -> None:
+    sessions = Sessions(object())  # any Redis call would fail with AttributeError
+    with pytest.raises(error):
+        await sessions.update_token(token, user, item)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"redis": None}, TypeError),
+        ({"name": ""}, ValueError),
+        ({"history": 0}, ValueError),
+        ({"history": 2.5}, TypeError),
+        ({"history": True}, TypeError),
+        ({"keyspace": "app"}, TypeError),
+    ],
+)
+def test_bad_construction_is_rejected(kwargs: dict[str, Any], error: type[Exception]) -> None:
+    options: dict[str, Any] = {"redis": object(), **kwargs}
+    redis = options.pop("redis")
+    with pytest.raises(error):
+        Sessions(redis, **options)
+
+
+async def test_check_token_validates_the_token() -> None:
+    sessions = Sessions(object())
+    with pytest.raises(TypeError):
+        await sessions.check_token(None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="token"):
+        await sessions.check_token("")
