@@ -1,0 +1,85 @@
+-- Acquire a fair semaphore slot, or join its FIFO wait queue (Redis in Action §6.3.2-§6.3.5).
+-- KEYS[1] timeouts ZSET holder token -> end of its lease (server time, ms)
+-- KEYS[2] owners   ZSET holder token -> counter value at acquisition (the order of holders)
+-- KEYS[3] counter  STRING INCR on every grant (never expires: its values are fencing tokens)
+-- KEYS[4] queue    ZSET waiter token -> arrival time (us)
+-- KEYS[5] waiters  HASH waiter token -> "<lease_ms> <deadline_ms>"
+-- ARGV[1] token    the caller's token
+-- ARGV[2] lease_ms the lease to hold the slot for
+-- ARGV[3] wait_ms  0: try once; > 0: join (or stay in) the queue, alive for wait_ms
+-- ARGV[4] limit    how many holders the semaphore admits
+-- returns: the caller's counter value (> 0) if it holds a slot now, else minus the time until
+--          the first holder's lease ends, in ms (< 0);
+--          -1, doing nothing, if the caller already gave up (see release, mode abandon)
+local TIMEOUTS, OWNERS, COUNTER, QUEUE, WAITERS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local now
+-- Declared before the wait queue is inlined: its hand_off() calls grant().
+local grant
+-- Left in a waiter's wake list by an abandon; never a grant (grants are > 0).
+local TOMBSTONE = '0'
+
+-- @include waitqueue
+
+grant = function(token, lease_ms)
+  local n = redis.call('INCR', COUNTER)
+  -- A counter that went missing (deleted, or an old copy restored) must still rank the new
+  -- owner after every current one, or it would outrank them: the book's "steal".
+  local last = redis.call('ZRANGE', OWNERS, -1, -1, 'WITHSCORES')[2]
+  if last and n <= tonumber(last) then
+    n = tonumber(last) + 1
+    redis.call('SET', COUNTER, string.format('%d', n))
+  end
+  redis.call('ZADD', OWNERS, n, token)
+  redis.call('ZADD', TIMEOUTS, now + lease_ms, token)
+  keep_alive(OWNERS, lease_ms)
+  keep_alive(TIMEOUTS, lease_ms)
+  return n
+end
+
+-- Drop owners whose lease ended. The book intersects the two ZSETs (ZINTERSTORE) for this;
+-- removing the few expired tokens by name costs less and keeps the owners key's expiry.
+local function reclaim()
+  local dead = redis.call('ZRANGEBYSCORE', TIMEOUTS, '-inf', now)
+  for i = 1, #dead, 1000 do
+    redis.call('ZREM', OWNERS, unpack(dead, i, math.min(i + 999, #dead)))
+  end
+  redis.call('ZREMRANGEBYSCORE', TIMEOUTS, '-inf', now)
+end
+
+local token, lease = ARGV[1], tonumber(ARGV[2])
+local wait, limit = tonumber(ARGV[3]), tonumber(ARGV[4])
+now = now_ms()
+-- The caller's clean-up (a cancelled or failed acquire) left a tombstone: this is its own
+-- request, sent before the clean-up on another connection but run after it. Refuse it, or the
+-- slot (or a place in the queue) would go to a token nobody listens for.
+if redis.call('LINDEX', wake_key(token), 0) == TOMBSTONE then return -1 end
+reclaim()
+
+local mine = redis.call('ZSCORE', OWNERS, token)
+if mine and redis.call('ZSCORE', TIMEOUTS, token) then
+  -- Handed to us while we were not listening.
+  redis.call('DEL', wake_key(token))
+  dequeue(token)
+  return tonumber(mine)
+end
+
+-- The book admits a newcomer if its rank in owners (ordered by counter) is below the limit
+-- after adding it. Here the newcomer always gets the largest counter, in the same atomic step,
+-- so that rank is the number of owners before it: counting first is the same test, and a slot
+-- is never granted and then taken back (the book's counter/rank race, §6.3.4).
+-- Free slots go to live waiters in arrival order before the caller.
+local free = limit - redis.call('ZCARD', OWNERS)
+while free > 0 do
+  local head = live_head(now)
+  if not head or head == token then
+    dequeue(token)
+    return grant(token, lease)
+  end
+  hand_off(now)
+  free = free - 1
+end
+
+if wait > 0 then enqueue(token, lease, wait, now) end
+local first = redis.call('ZRANGE', TIMEOUTS, 0, 0, 'WITHSCORES')[2]
+if not first then return -1 end
+return -math.max(tonumber(first) - now, 1)

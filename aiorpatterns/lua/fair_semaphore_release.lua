@@ -1,0 +1,75 @@
+-- Release a fair semaphore slot and hand free slots to live waiters (Redis in Action §6.3.2).
+-- KEYS[1] timeouts ZSET holder token -> end of its lease (server time, ms)
+-- KEYS[2] owners   ZSET holder token -> counter value at acquisition (the order of holders)
+-- KEYS[3] counter  STRING INCR on every grant (never expires: its values are fencing tokens)
+-- KEYS[4] queue    ZSET waiter token -> arrival time (us)
+-- KEYS[5] waiters  HASH waiter token -> "<lease_ms> <deadline_ms>"
+-- ARGV[1] token    the caller's token
+-- ARGV[2] mode     "release": give it up; "abandon": also leave the queue and refuse this
+--                  token's late requests (a cancelled or failed acquire);
+--                  "settle": keep a slot if one was handed to us, else leave the queue
+-- ARGV[3] limit    how many holders the semaphore admits
+-- returns: release/abandon: 1 if the caller held a slot, else 0;
+--          settle: the caller's counter value if it holds a slot, else 0
+local TIMEOUTS, OWNERS, COUNTER, QUEUE, WAITERS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local now
+-- Declared before the wait queue is inlined: its hand_off() calls grant().
+local grant
+-- Left in a waiter's wake list by an abandon; never a grant (grants are > 0).
+local TOMBSTONE = '0'
+
+-- @include waitqueue
+
+grant = function(token, lease_ms)
+  local n = redis.call('INCR', COUNTER)
+  -- A counter that went missing must still rank the new owner after every current one.
+  local last = redis.call('ZRANGE', OWNERS, -1, -1, 'WITHSCORES')[2]
+  if last and n <= tonumber(last) then
+    n = tonumber(last) + 1
+    redis.call('SET', COUNTER, string.format('%d', n))
+  end
+  redis.call('ZADD', OWNERS, n, token)
+  redis.call('ZADD', TIMEOUTS, now + lease_ms, token)
+  keep_alive(OWNERS, lease_ms)
+  keep_alive(TIMEOUTS, lease_ms)
+  return n
+end
+
+local function reclaim()
+  local dead = redis.call('ZRANGEBYSCORE', TIMEOUTS, '-inf', now)
+  for i = 1, #dead, 1000 do
+    redis.call('ZREM', OWNERS, unpack(dead, i, math.min(i + 999, #dead)))
+  end
+  redis.call('ZREMRANGEBYSCORE', TIMEOUTS, '-inf', now)
+end
+
+local token, mode, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
+now = now_ms()
+reclaim()
+local mine = redis.call('ZSCORE', OWNERS, token)
+-- Both records, or it is not ours (the book's release trusts the timeouts ZSET alone).
+local held = mine and redis.call('ZSCORE', TIMEOUTS, token) and true or false
+
+if mode ~= 'release' then
+  dequeue(token)
+  redis.call('DEL', wake_key(token))
+end
+if mode == 'abandon' then
+  -- The caller gave up with a request possibly still in flight on another connection (the one
+  -- that was cancelled); Redis may run it after this. A short-lived tombstone makes acquire
+  -- refuse it instead of granting or queueing a token nobody listens for.
+  redis.call('RPUSH', wake_key(token), TOMBSTONE)
+  redis.call('PEXPIRE', wake_key(token), GRACE_MS)
+end
+if mode ~= 'settle' then
+  redis.call('ZREM', OWNERS, token)
+  redis.call('ZREM', TIMEOUTS, token)
+end
+
+-- Hand on every free slot, not only ours: leases that ran out were reclaimed above too.
+local free = limit - redis.call('ZCARD', OWNERS)
+while free > 0 and hand_off(now) do free = free - 1 end
+
+if not held then return 0 end
+if mode == 'settle' then return tonumber(mine) end
+return 1

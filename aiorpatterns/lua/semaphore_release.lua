@@ -1,0 +1,50 @@
+-- Release a semaphore slot and hand free slots to live waiters (Redis in Action §6.3.1, §11.2.2).
+-- KEYS[1] holders  ZSET holder token -> end of its lease (server time, ms)
+-- KEYS[2] queue    ZSET waiter token -> arrival time (us)
+-- KEYS[3] waiters  HASH waiter token -> "<lease_ms> <deadline_ms>"
+-- ARGV[1] token    the caller's token
+-- ARGV[2] mode     "release": give it up; "abandon": also leave the queue and refuse this
+--                  token's late requests (a cancelled or failed acquire);
+--                  "settle": keep a slot if one was handed to us, else leave the queue
+-- ARGV[3] limit    how many holders the semaphore admits
+-- returns: release/abandon: 1 if the caller held a slot, else 0;
+--          settle: 1 if the caller holds a slot, else 0
+local HOLDERS, QUEUE, WAITERS = KEYS[1], KEYS[2], KEYS[3]
+local now
+-- Declared before the wait queue is inlined: its hand_off() calls grant().
+local grant
+-- Left in a waiter's wake list by an abandon; never a grant (grants are > 0).
+local TOMBSTONE = '0'
+
+-- @include waitqueue
+
+grant = function(token, lease_ms)
+  redis.call('ZADD', HOLDERS, now + lease_ms, token)
+  keep_alive(HOLDERS, lease_ms)
+  return 1
+end
+
+local token, mode, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
+now = now_ms()
+redis.call('ZREMRANGEBYSCORE', HOLDERS, '-inf', now)
+local held = redis.call('ZSCORE', HOLDERS, token) ~= false
+
+if mode ~= 'release' then
+  dequeue(token)
+  redis.call('DEL', wake_key(token))
+end
+if mode == 'abandon' then
+  -- The caller gave up with a request possibly still in flight on another connection (the one
+  -- that was cancelled); Redis may run it after this. A short-lived tombstone makes acquire
+  -- refuse it instead of granting or queueing a token nobody listens for.
+  redis.call('RPUSH', wake_key(token), TOMBSTONE)
+  redis.call('PEXPIRE', wake_key(token), GRACE_MS)
+end
+if held and mode ~= 'settle' then redis.call('ZREM', HOLDERS, token) end
+
+-- Hand on every free slot, not only ours: leases that ran out were reclaimed above too.
+local free = limit - redis.call('ZCARD', HOLDERS)
+while free > 0 and hand_off(now) do free = free - 1 end
+
+if held then return 1 end
+return 0
