@@ -61,8 +61,13 @@ class Keyspace:
 
     @property
     def pattern(self) -> str:
-        """Glob matching every key of this keyspace (for SCAN and ACL ``~`` rules)."""
-        return f"{self.prefix}:*"
+        """Glob matching every key of this keyspace, and no other (for SCAN and ACL ``~`` rules).
 
+        Glob characters in the prefix are escaped: ``app*`` must not also match ``apple:…``.
+        """
+        return "".join("\\" + c if c in _GLOB_SPECIAL else c for c in self.prefix) + ":*"
+
+
+_GLOB_SPECIAL = frozenset("\\*?[]")
 
 DEFAULT_KEYSPACE = Keyspace()

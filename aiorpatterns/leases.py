@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Self
 
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .errors import AcquireTimeoutError, LeaseLostError, NotOwnedError
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
@@ -52,6 +53,29 @@ def check_seconds(value: object, what: str, *, allow_none: bool = False) -> floa
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{what} must be a positive number of seconds, got {value!r}")
     return float(value)
+
+
+def _blocking_cap(redis: Any) -> float | None:
+    """Longest BLPOP the client can wait for: half its ``socket_timeout``, if it has one.
+
+    redis-py applies ``socket_timeout`` to blocking commands too, so a longer BLPOP would fail
+    with ``TimeoutError`` instead of returning empty. The server may answer a BLPOP up to
+    ``1/hz`` (100 ms) late, so a short socket timeout can still fire; the waiter then re-checks.
+    """
+    getter = getattr(redis, "get_connection_kwargs", None)
+    try:
+        value = getter().get("socket_timeout") if callable(getter) else None
+    except Exception:  # a wrapper without connection kwargs: no cap known
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return max(float(value) / 2, 0.001)
+    return None
+
+
+def _observe(task: asyncio.Future[Any]) -> None:
+    """Mark a shielded task's outcome as seen, so asyncio logs nothing when nobody awaits it."""
+    if not task.cancelled():
+        task.exception()
 
 
 def to_ms(seconds: float) -> int:
@@ -140,16 +164,13 @@ class Lease:
         wait = check_seconds(wait, "acquire_timeout", allow_none=True)
         loop = asyncio.get_running_loop()
         deadline = None if wait is None else loop.time() + wait
-        if not blocking:
-            if self._gate.locked():
-                return False
-            await self._gate.acquire()
-        else:
-            try:
-                async with asyncio.timeout_at(deadline):
-                    await self._gate.acquire()
-            except TimeoutError:
-                return False
+        # A non-blocking attempt gets a deadline of "now": the gate may be unlocked yet promised
+        # to a task that was woken but has not run, and queueing behind it could block for ever.
+        try:
+            async with asyncio.timeout_at(deadline if blocking else loop.time()):
+                await self._gate.acquire()
+        except TimeoutError:
+            return False
         try:
             grant = await self._acquire_remote(deadline if blocking else loop.time())
         except BaseException:
@@ -177,7 +198,9 @@ class Lease:
         token = self._token
         if token is None:
             raise NotOwnedError(f"{self.kind} {self.name!r} is not held by this object")
-        await asyncio.shield(self._finish(token))
+        finish = asyncio.ensure_future(self._finish(token))
+        finish.add_done_callback(_observe)  # a cancelled caller never reads the outcome
+        await asyncio.shield(finish)
 
     async def extend(self, seconds: float, *, replace: bool = False) -> float:
         """Add ``seconds`` to the remaining lease (or set it to ``seconds`` with ``replace``).
@@ -225,18 +248,28 @@ class Lease:
         lease_ms = to_ms(self.timeout or 0.0)
         try_only = deadline is not None and deadline <= asyncio.get_running_loop().time()
         alive_ms = 0 if try_only else to_ms(MAX_WAIT_SLICE + _WAITER_GRACE)
+        cap = _blocking_cap(self.redis)
+        task = asyncio.current_task()
+        cancels = task.cancelling() if task is not None else 0
         try:
             reply = int(await self._run(self._acquire, keys, token, lease_ms, alive_ms))
             while reply <= 0 and not try_only:
-                slice_ = self._wait_slice(deadline, -reply / 1000)
+                slice_ = self._wait_slice(deadline, -reply / 1000, cap=cap)
                 if slice_ is None:  # out of time: keep a late hand-off, else leave the queue
                     reply = int(await self._run(self._release, keys, token, "settle"))
                     break
-                popped = await self.redis.blpop([f"{self._queue}:{token}"], timeout=slice_)
+                try:
+                    popped = await self.redis.blpop([f"{self._queue}:{token}"], timeout=slice_)
+                except RedisTimeoutError:  # socket_timeout cut the wait short (see
+                    popped = None  # _blocking_cap); a hand-off it lost is found by the re-check
                 if popped is not None:
                     reply = int(popped[1])
                     break
                 reply = int(await self._run(self._acquire, keys, token, lease_ms, alive_ms))
+            if task is not None and task.cancelling() > cancels:
+                # On Python 3.11 redis-py can swallow a cancellation that lands as a command is
+                # written (asyncio.wait_for, CPython gh-86296): honour it here, as 3.12 would.
+                raise asyncio.CancelledError
         except BaseException:
             await self._abandon(token)
             raise
@@ -245,9 +278,16 @@ class Lease:
         return max(reply, 0)
 
     @staticmethod
-    def _wait_slice(deadline: float | None, hint: float) -> float | None:
-        """How long to block before re-checking; None when the deadline has passed."""
+    def _wait_slice(
+        deadline: float | None, hint: float, *, cap: float | None = None
+    ) -> float | None:
+        """How long to block before re-checking; None when the deadline has passed.
+
+        ``cap`` bounds the slice further (see :func:`_blocking_cap`).
+        """
         slice_ = min(MAX_WAIT_SLICE, hint + 0.005)
+        if cap is not None:
+            slice_ = min(slice_, cap)
         if deadline is not None:
             left = deadline - asyncio.get_running_loop().time()
             if left < 0.001:
@@ -258,6 +298,7 @@ class Lease:
     async def _abandon(self, token: str) -> None:
         """Leave the queue and give back a hand-off we will not use (shielded, best effort)."""
         cleanup = asyncio.ensure_future(self._run(self._release, self._keys(), token, "abandon"))
+        cleanup.add_done_callback(_observe)
         with contextlib.suppress(RedisError, asyncio.CancelledError, OSError):
             await asyncio.shield(cleanup)
 
@@ -278,14 +319,19 @@ class Lease:
         renewer, self._renewer = self._renewer, None
         if renewer is not None and renewer is not asyncio.current_task():
             renewer.cancel()
+            # The renewer also stops by itself once it is no longer self._renewer, so this
+            # wait ends even if redis-py swallowed the cancellation (see _acquire_remote).
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
 
     async def _renew_forever(self, token: str) -> None:
-        """Reset the lease to ``timeout`` every third of it, until released or lost."""
+        """Reset the lease to ``timeout`` every third of it, until released, stopped or lost."""
         period = (self.timeout or 1.0) / 3
-        while self._token == token:
+        me = asyncio.current_task()
+        while True:
             await asyncio.sleep(period)
+            if self._token != token or self._renewer is not me:
+                return
             try:
                 left = int(
                     await self._run(self._extend, self._extend_keys(), token, to_ms(period * 3), 1)
@@ -293,11 +339,14 @@ class Lease:
             except RedisError as exc:  # the lease may still be valid: try again soon
                 log.warning("%s %r: renewal failed: %s", self.kind, self.name, exc)
                 continue
-            if left <= 0 and self._token == token:
+            if left <= 0 and self._token == token and self._renewer is me:
                 self._lost = True
                 log.warning("%s %r: lease lost while held", self.kind, self.name)
                 if self.on_lost is not None:
-                    outcome = self.on_lost(self)
-                    if outcome is not None:
-                        await outcome
+                    try:
+                        outcome = self.on_lost(self)
+                        if outcome is not None:
+                            await outcome
+                    except Exception:  # the holder's callback must not break release()
+                        log.exception("%s %r: on_lost callback failed", self.kind, self.name)
                 return

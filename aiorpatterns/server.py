@@ -23,15 +23,19 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 __all__ = [
     "ClusterServer",
@@ -42,6 +46,7 @@ __all__ = [
 ]
 
 CLUSTER_SLOTS = 16384
+_NO_RETRY = Retry(NoBackoff(), 0)
 _LIVE: weakref.WeakSet[RedisServer] = weakref.WeakSet()
 
 
@@ -99,12 +104,49 @@ def free_port() -> int:
         return port
 
 
-def _die_with_parent() -> None:
-    # Runs in the child between fork and exec: ask Linux to SIGTERM it when we die.
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(Exception):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    def arm() -> None:
+        # Runs in the child between fork and exec: ask Linux to SIGTERM it when we die.
+        if sys.platform.startswith("linux"):
+            with contextlib.suppress(Exception):
+                libc = ctypes.CDLL(None, use_errno=True)
+                libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+            if os.getppid() != parent:  # we died before the line above took effect
+                os._exit(1)
+
+    return arm
+
+
+_spawner: ThreadPoolExecutor | None = None
+_spawner_lock = threading.Lock()
+
+
+def _forget_spawner() -> None:  # a fork()ed child has no spawner thread: make its own
+    global _spawner, _spawner_lock
+    _spawner, _spawner_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_spawner)
+
+
+def _popen(args: list[str], **options: Any) -> subprocess.Popen[bytes]:
+    """Start a server process from one long-lived thread.
+
+    Linux sends ``PR_SET_PDEATHSIG`` when the *thread* that forked the child exits, so a server
+    started from a short-lived thread (``asyncio.to_thread``, a thread pool) would die with it.
+    """
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None:
+            _spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aiorp-spawner")
+        spawner = _spawner
+    arm = _die_with_parent(os.getpid())
+
+    def spawn() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(args, preexec_fn=arm, **options)
+
+    return spawner.submit(spawn).result()
 
 
 @dataclass(eq=False)
@@ -155,8 +197,9 @@ class RedisServer:
             self._tmp = tempfile.TemporaryDirectory(prefix="aiorp-redis-")
             self.directory = Path(self._tmp.name)
         last_error: Exception | None = None
-        for _ in range(5):  # a free port can be taken between our probe and the bind
-            self.port = self.port or free_port()
+        chosen = self.port  # a port the caller asked for is kept, never swapped silently
+        for _ in range(1 if chosen else 5):  # a free port can be taken between probe and bind
+            self.port = chosen or free_port()
             try:
                 self._spawn()
                 self._wait_ready()
@@ -165,7 +208,7 @@ class RedisServer:
             except (OSError, TimeoutError, RuntimeError) as exc:
                 last_error = exc
                 self._terminate()
-                self.port = 0
+        self.port = chosen
         raise RuntimeError(f"could not start {self.binary}: {last_error}") from last_error
 
     def _command(self) -> list[str]:
@@ -192,12 +235,11 @@ class RedisServer:
         return args
 
     def _spawn(self) -> None:
-        self.process = subprocess.Popen(
+        self.process = _popen(
             self._command(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            preexec_fn=_die_with_parent,
             start_new_session=True,  # Ctrl-C reaches us, and we stop the server in order
         )
 
@@ -209,10 +251,15 @@ class RedisServer:
                 raise RuntimeError(f"server exited at start-up: {self._log_tail()}")
             with (
                 contextlib.suppress(redis.ConnectionError, redis.ResponseError),
-                self.client() as c,
+                self.client(retry=_NO_RETRY) as c,  # fail fast: we poll anyway
             ):
-                if c.ping():
+                # Whoever answers on the port must be our process: if another server won the
+                # race for it, ours fails to bind and we would silently use (and flush) theirs.
+                pid = c.info("server").get("process_id")
+                if pid == self.process.pid:
                     return
+                if pid is not None:
+                    raise RuntimeError(f"port {self.port} is taken by another server (pid {pid})")
             time.sleep(0.02)
         raise TimeoutError(f"server did not answer within {self.startup_timeout} s")
 
@@ -354,6 +401,13 @@ class ClusterServer:
             with replica.client() as c:
                 c.execute_command("CLUSTER", "REPLICATE", master_id)
         self._wait(_cluster_ok, "cluster_state:ok")
+        # A replica that never finished its first sync refuses to fail over ("disconnected
+        # from master for too long"), so a crash right after start() would take slots down.
+        deadline = time.monotonic() + self.startup_timeout
+        while not all(_replica_linked(r) for r in self.nodes[self.masters :]):
+            if time.monotonic() > deadline:
+                raise TimeoutError("cluster: gave up waiting for replicas to sync")
+            time.sleep(0.05)
 
     def _wait(self, ready: _Check, what: str) -> None:
         deadline = time.monotonic() + self.startup_timeout
@@ -395,6 +449,7 @@ _CLUSTER_ARGS = (
     "cluster-config-file", "nodes.conf",
     "cluster-node-timeout", "2000",
     "cluster-require-full-coverage", "yes",
+    "repl-diskless-sync-delay", "0",  # replicas sync at once, not after 5 s
 )  # fmt: skip
 
 _Check = Callable[[dict[str, object], "ClusterServer"], bool]
@@ -415,6 +470,15 @@ def _node_view(node: RedisServer) -> dict[str, object]:
             return {"state": fields.get("cluster_state"), "nodes": len(listed), "linked": connected}
     except redis.RedisError:
         return {"state": "unreachable", "nodes": 0, "linked": False}
+
+
+def _replica_linked(node: RedisServer) -> bool:
+    try:
+        with node.client(retry=_NO_RETRY) as c:
+            info = c.info("replication")
+    except redis.RedisError:
+        return False
+    return info.get("master_link_status") == "up" and not info.get("master_sync_in_progress")
 
 
 def _cluster_ok(view: dict[str, object], cluster: ClusterServer) -> bool:

@@ -1,0 +1,138 @@
+"""A Redis ACL user limited to ``~aiorp:*`` can run every pattern, and nothing outside it.
+
+The user may run any non-dangerous command (scripting and blocking commands included) but only
+on keys under the default prefix, so these tests prove that no pattern reads or writes a key
+outside its :class:`~aiorpatterns.Keyspace` (Lua scripts included: Redis checks the keys of
+the commands a script runs, declared in KEYS or not).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import NoPermissionError
+
+from aiorpatterns import Keyspace, Lock
+from aiorpatterns.keys import DEFAULT_KEYSPACE
+from aiorpatterns.pytest_plugin import Endpoint
+
+USER = "aiorp-acl-test"
+PASSWORD = "aiorp-acl-secret"
+
+
+@dataclass
+class Restricted:
+    """The restricted user's client, and an admin client on the same server."""
+
+    client: Redis
+    admin: Redis
+
+
+@pytest.fixture
+async def restricted(
+    redis_standalone_client: Redis, redis_server: Endpoint
+) -> AsyncIterator[Restricted]:
+    """A client logged in as a user allowed only the default keyspace; deleted afterwards."""
+    admin = redis_standalone_client
+    rules = [
+        "reset", "on", f">{PASSWORD}",
+        f"~{DEFAULT_KEYSPACE.pattern}",  # keys: only ours
+        "&*",  # channels: all (pub/sub patterns will need them)
+        "+@all", "-@dangerous", "+@scripting", "+@blocking",
+    ]  # fmt: skip
+    await admin.acl_setuser(USER, reset=True)  # start from nothing, then apply our rules
+    await admin.execute_command("ACL", "SETUSER", USER, *rules)
+    client = Redis.from_url(redis_server.url, username=USER, password=PASSWORD)
+    try:
+        assert await client.ping()
+        yield Restricted(client, admin)
+    finally:
+        await client.aclose()
+        await admin.acl_deluser(USER)
+
+
+async def _eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
+    async with asyncio.timeout(within):
+        while True:
+            if await check():
+                return
+            await asyncio.sleep(0.005)
+
+
+# -- the patterns, each driven end to end through the restricted client ---------------------
+# One entry per pattern. SEMAPHORES: add `exercise_semaphore` / `exercise_fair_semaphore`
+# (and their out-of-prefix twins in OUTSIDE below) here when they land; both tests pick them
+# up through EXERCISES / OUTSIDE.
+
+
+async def exercise_lock(client: Redis, admin: Redis) -> None:
+    """Acquire, contended wait with hand-off, extend (add and replace), release."""
+    await admin.script_flush()  # the user must be able to load the scripts itself
+    holder = Lock(client, "acl", timeout=30)
+    waiter = Lock(client, "acl", timeout=30, acquire_timeout=10)
+    assert await holder.acquire()
+    assert await holder.locked()
+    assert 30 < await holder.extend(5) <= 35
+    assert await holder.extend(20, replace=True) == 20
+    task = asyncio.create_task(waiter.acquire())
+
+    async def queued() -> bool:
+        return int(await admin.zcard(DEFAULT_KEYSPACE.key("lock", "acl", "queue"))) == 1
+
+    await _eventually(queued)
+    await holder.release()  # hands over: pushes to the waiter's wake list inside the script
+    assert await task is True
+    assert waiter.fence is not None
+    assert waiter.fence > 1
+    assert await waiter.owned()
+    assert not await holder.try_acquire()
+    await waiter.release()
+    assert not await waiter.locked()
+    renewing = Lock(client, "acl-renewed", timeout=0.3, auto_renew=True)
+    async with renewing:
+        await asyncio.sleep(0.5)
+        assert await renewing.owned()
+
+
+async def outside_lock(client: Redis) -> None:
+    """A lock under another prefix: every key it needs is out of bounds."""
+    await Lock(client, "acl", keyspace=Keyspace("elsewhere")).acquire()
+
+
+EXERCISES: dict[str, Callable[[Redis, Redis], Awaitable[None]]] = {
+    "lock": exercise_lock,
+}
+OUTSIDE: dict[str, Callable[[Redis], Awaitable[None]]] = {
+    "lock": outside_lock,
+}
+
+
+@pytest.mark.parametrize("pattern", sorted(EXERCISES))
+async def test_pattern_runs_with_only_its_keyspace(restricted: Restricted, pattern: str) -> None:
+    """Each pattern works end to end for a user who may touch only ``aiorp:*`` keys."""
+    await EXERCISES[pattern](restricted.client, restricted.admin)
+    stray = [k for k in await restricted.admin.keys("*") if not k.startswith(b"aiorp:")]
+    assert stray == []
+
+
+@pytest.mark.parametrize("pattern", sorted(OUTSIDE))
+async def test_pattern_outside_its_keyspace_is_refused(
+    restricted: Restricted, pattern: str
+) -> None:
+    """The same user is refused (NoPermissionError) once a pattern uses another prefix."""
+    with pytest.raises(NoPermissionError):
+        await OUTSIDE[pattern](restricted.client)
+    assert await restricted.admin.keys("elsewhere:*") == []
+
+
+async def test_the_user_really_is_restricted(restricted: Restricted) -> None:
+    """Sanity check of the fixture: plain commands outside the prefix are refused."""
+    await restricted.client.set("aiorp:acl:{probe}", "1")
+    with pytest.raises(NoPermissionError):
+        await restricted.client.set("other:probe", "1")
+    with pytest.raises(NoPermissionError):
+        await restricted.client.flushall()  # @dangerous
