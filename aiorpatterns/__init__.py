@@ -7,8 +7,43 @@ for the book section behind each one.
 
 from __future__ import annotations
 
-from . import autopipeline, errors, keys, locks, semaphores, sessions
-from .autopipeline import AutoPipeline, AutoPipelineStats
+from . import (
+    ads,
+    autocomplete,
+    autopipeline,
+    chat,
+    errors,
+    fanout,
+    inbox,
+    jobs,
+    keys,
+    locks,
+    messaging,
+    queues,
+    search,
+    semaphores,
+    sessions,
+    workers,
+)
+from .ads import (
+    AdIndex,
+    Targeting,
+    cpa_to_ecpm,
+    cpc_to_ecpm,
+)
+from .autocomplete import (
+    Autocomplete,
+    RecentContacts,
+    prefix_range,
+)
+from .autopipeline import (
+    AutoPipeline,
+    AutoPipelineStats,
+)
+from .chat import (
+    ChatBatch,
+    Chats,
+)
 from .errors import (
     AcquireTimeoutError,
     AiorpatternsError,
@@ -16,25 +51,124 @@ from .errors import (
     NotOwnedError,
     ScriptError,
 )
-from .keys import Keyspace
-from .locks import Lock
-from .semaphores import FairSemaphore, Semaphore
-from .sessions import Sessions
+from .fanout import (
+    Fanout,
+    FanoutConsumer,
+    FanoutEntry,
+    FanoutGroup,
+)
+from .inbox import (
+    Inbox,
+    InboxCounts,
+    InboxMessage,
+)
+from .jobs import (
+    JobIndex,
+    JobLevelIndex,
+    JobYearsIndex,
+)
+from .keys import (
+    Keyspace,
+)
+from .locks import (
+    Lock,
+)
+from .messaging import (
+    Message,
+)
+from .queues import (
+    DeadLetter,
+    QueueCounts,
+    Task,
+    TaskQueue,
+)
+from .search import (
+    ParsedQuery,
+    SearchIndex,
+    SearchResult,
+    parse_query,
+    string_to_score,
+    string_to_score_generic,
+    tokenize,
+    zadd_string,
+)
+from .semaphores import (
+    FairSemaphore,
+    Semaphore,
+)
+from .sessions import (
+    Sessions,
+)
+from .workers import (
+    Worker,
+    WorkerStats,
+)
 
 __all__ = [
     "AcquireTimeoutError",
+    "AdIndex",
     "AiorpatternsError",
     "AutoPipeline",
     "AutoPipelineStats",
+    "Autocomplete",
+    "ChatBatch",
+    "Chats",
+    "DeadLetter",
     "FairSemaphore",
+    "Fanout",
+    "FanoutConsumer",
+    "FanoutEntry",
+    "FanoutGroup",
+    "Inbox",
+    "InboxCounts",
+    "InboxMessage",
+    "JobIndex",
+    "JobLevelIndex",
+    "JobYearsIndex",
     "Keyspace",
     "LeaseLostError",
     "Lock",
+    "Message",
     "NotOwnedError",
+    "ParsedQuery",
+    "QueueCounts",
+    "RecentContacts",
     "ScriptError",
+    "SearchIndex",
+    "SearchResult",
     "Semaphore",
     "Sessions",
+    "Targeting",
+    "Task",
+    "TaskQueue",
+    "Worker",
+    "WorkerStats",
+    "cpa_to_ecpm",
+    "cpc_to_ecpm",
+    "parse_query",
+    "prefix_range",
+    "string_to_score",
+    "string_to_score_generic",
+    "tokenize",
+    "zadd_string",
 ]
 
 #: Modules whose ``__all__`` must be re-exported here (a test keeps this true).
-PUBLIC_MODULES = (autopipeline, errors, keys, locks, semaphores, sessions)
+PUBLIC_MODULES = (
+    ads,
+    autocomplete,
+    autopipeline,
+    chat,
+    errors,
+    fanout,
+    inbox,
+    jobs,
+    keys,
+    locks,
+    messaging,
+    queues,
+    search,
+    semaphores,
+    sessions,
+    workers,
+)

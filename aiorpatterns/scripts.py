@@ -1,12 +1,16 @@
 """Lua script registry: ``lua/<name>.lua`` files run by EVALSHA, reloaded on NOSCRIPT.
 
-Each file starts with a header that lists its ``KEYS``, ``ARGV`` and return value; a line
-``-- @include <name>`` inlines ``lua/_<name>.lua`` (shared local functions), so a helper such as
-the FIFO wait queue is written once. Scripts run through redis-py's ``AsyncScript`` mechanics:
-EVALSHA first, SCRIPT LOAD and retry when the server answers NOSCRIPT (after a restart or a
-``SCRIPT FLUSH``), on a plain client, a ``RedisCluster`` (routed by the first key; SCRIPT LOAD
-reaches every primary) or a pipeline. Every key a script touches is passed in ``KEYS``, so all of
-them share one hash slot on Redis Cluster. Redis in Action §11.1 (``script_load``).
+Each file starts with a header that lists its ``KEYS`` (``-- KEYS[3..8]`` a fixed run,
+``-- KEYS[9..]`` any number more: one key per word, location or skill), ``ARGV`` and return
+value. A line ``-- @include <name>`` inlines ``lua/_<name>.lua`` (shared local functions), so
+a helper such as the FIFO wait queue is written once.
+
+Scripts run through redis-py's ``AsyncScript`` mechanics: EVALSHA first, SCRIPT LOAD and retry
+when the server answers NOSCRIPT (after a restart or a ``SCRIPT FLUSH``), on a plain client, a
+``RedisCluster`` (routed by the first key; SCRIPT LOAD reaches every primary) or a pipeline.
+Every key a script touches is passed in ``KEYS``, so all of them share one hash slot on Redis
+Cluster; the one exception is a waiter's wake list, named after the declared queue key it
+extends (same tag, same slot; see ``_waitqueue.lua``). Redis in Action §11.1 (``script_load``).
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from redis.commands.core import AsyncScript
 __all__ = ["Script", "script"]
 
 _INCLUDE = re.compile(r"^-- @include (\w+)\s*$", re.MULTILINE)
-_KEY_LINE = re.compile(r"^-- KEYS\[(\d+)\]", re.MULTILINE)
+_KEY_LINE = re.compile(r"^-- KEYS\[(\d+)(?:\.\.(\d+))?\]", re.MULTILINE)
+_OPEN_KEYS = re.compile(r"^-- KEYS\[[^\]]*\.\.(?!\d+\])", re.MULTILINE)
 
 
 @dataclass(eq=False)
@@ -34,6 +39,7 @@ class Script:
     name: str
     source: str
     nkeys: int
+    variadic: bool = False
     _impl: AsyncScript = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -66,8 +72,9 @@ class Script:
         await client.script_load(self.source)
 
     def _check_keys(self, keys: Sequence[str]) -> None:
-        if len(keys) != self.nkeys:
-            raise TypeError(f"script {self.name} takes {self.nkeys} keys, got {len(keys)}")
+        if len(keys) < self.nkeys or (len(keys) > self.nkeys and not self.variadic):
+            more = " or more" if self.variadic else ""
+            raise TypeError(f"script {self.name} takes {self.nkeys}{more} keys, got {len(keys)}")
 
 
 def _read(name: str) -> str:
@@ -82,5 +89,6 @@ def _expand(source: str) -> str:
 def script(name: str) -> Script:
     """Return the registered script ``lua/<name>.lua`` (loaded once per process)."""
     raw = _read(name)
-    nkeys = max((int(n) for n in _KEY_LINE.findall(raw)), default=0)
-    return Script(name=name, source=_expand(raw), nkeys=nkeys)
+    nkeys = max((int(last or first) for first, last in _KEY_LINE.findall(raw)), default=0)
+    variadic = _OPEN_KEYS.search(raw) is not None
+    return Script(name=name, source=_expand(raw), nkeys=nkeys, variadic=variadic)

@@ -159,6 +159,12 @@ def _columns(result: TableResult) -> list[tuple[str, Callable[[Row], str]]]:
 
         cols.append((f"{TIMES} {ref}", rel))
     cols.append(("% limit", lambda r: _num(_pct(limit_share(rows, r)), 0)))
+    for key in table.columns:
+
+        def extra(r: Row, key: str = key) -> str:
+            return _num(_extra(r, key))
+
+        cols.append((key.replace("_", " "), extra))
     cols.append(("p50 ms", lambda r: _num(r.latencies_ms[0], 3)))
     cols.append(("p99 ms", lambda r: _num(r.latencies_ms[1], 3)))
     cols.append(("Jain", lambda r: _num(r.jain, 3)))
@@ -166,6 +172,12 @@ def _columns(result: TableResult) -> list[tuple[str, Callable[[Row], str]]]:
         ("min-max", lambda r: f"{min(r.per_client, default=0)}{DASH}{max(r.per_client, default=0)}")
     )
     return cols
+
+
+def _extra(row: Row, key: str) -> float | None:
+    """A table's extra column: a number ``around_row`` measured, or a property of the row."""
+    value = row.extra[key] if key in row.extra else getattr(row, key, None)
+    return None if value is None else float(value)
 
 
 def _pct(value: float | None) -> float | None:
@@ -250,6 +262,40 @@ def goals_of(result: TableResult) -> list[Goal]:
                 f"{n} clients: aiorpatterns fairness (Jain) ≥ 0.9",
                 _num(jain, 3),
                 None if jain is None else jain >= 0.9,
+            )
+        )
+    if name == "autocomplete":
+        tens = [
+            r
+            for r in rows
+            if r.base in ("aiorpatterns", "aiorpatterns-autopipeline") and r.clients == 10
+        ]
+        best = max(tens, key=lambda r: r.ops_per_s, default=None)
+        ratio = ratio_to(rows, best, "book-lua")[0] if best else None
+        clean = best is not None and best.retries == 0 and best.extra.get("writes") == 0
+        goals.append(
+            Goal(
+                f"10 clients: best of aiorpatterns(-autopipeline) ≥ 1.5{TIMES} book-lua, "
+                "with 0 retries and 0 writes",
+                f"{_ratio(ratio)} ({best.variant if best else DASH}, "
+                f"{best.retries if best else DASH} retries, "
+                f"{_num(best.extra.get('writes')) if best else DASH} writes)",
+                None if ratio is None else ratio >= 1.5 and clean,
+            )
+        )
+        auto = _find(rows, "aiorpatterns-autopipeline", "tcp", 100) or next(
+            (r for r in rows if r.base == "aiorpatterns-autopipeline" and r.clients == 100), None
+        )
+        lua = max(
+            (r for r in rows if r.base == "book-lua"), key=lambda r: r.ops_per_s, default=None
+        )
+        ratio = auto.ops_per_s / lua.ops_per_s if auto and lua and lua.ops_per_s else None
+        goals.append(
+            Goal(
+                f"100 clients: aiorpatterns-autopipeline ≥ 3{TIMES} the best book-lua row"
+                + (f" ({lua.clients} clients)" if lua else ""),
+                _ratio(ratio),
+                None if ratio is None else ratio >= 3.0,
             )
         )
     return goals

@@ -25,6 +25,7 @@ import platform
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
@@ -110,6 +111,8 @@ class Variant:
     book_tries: Mapping[tuple[str, int], float] = field(default_factory=dict)
     #: Run only at these client counts (e.g. 100 for the autopipeline), whatever ``--clients``.
     clients: tuple[int, ...] | None = None
+    #: Also run at these client counts, on top of ``--clients`` (e.g. 100 for a table's target).
+    also_clients: tuple[int, ...] = ()
     #: ``"module:attribute"`` that must import, else the variant is skipped with a note.
     requires: str | None = None
     #: Topologies the variant cannot run on, with the reason (printed as a note).
@@ -140,6 +143,14 @@ class Table:
     prepare: Callable[[Any], Awaitable[None]] | None = None
     #: Extra text printed under the table.
     notes: str = ""
+    #: Workload parameters, recorded in the JSON as ``"params"`` (guild size, seeds, ...).
+    params: Mapping[str, Any] = field(default_factory=dict)
+    #: Wraps each row after its cleanup, given a connection: prepares the row's data, then fills
+    #: the dict it yields with numbers measured after the row (e.g. leaked keys), which become
+    #: keys of the row's JSON.
+    around_row: Callable[[Any], AbstractAsyncContextManager[dict[str, float | None]]] | None = None
+    #: Extra printed columns, by key of a row's JSON (``retries``, or a key ``around_row`` sets).
+    columns: tuple[str, ...] = ()
 
     def variant(self, name: str) -> Variant:
         for v in self.variants:
@@ -184,6 +195,8 @@ class Row:
     latencies_ms: tuple[float | None, float | None]
     per_client: list[int]
     book: float | None
+    #: Numbers the table's ``around_row`` measured (merged into the JSON row).
+    extra: dict[str, float | None] = field(default_factory=dict)
 
     @property
     def retries(self) -> int:
@@ -214,6 +227,7 @@ class Row:
                 "max": max(self.per_client, default=0),
             },
             "book": self.book,
+            **self.extra,
         }
 
 
@@ -231,7 +245,7 @@ class TableResult:
     skipped: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "table": self.table.name,
             "topology": self.topology,
             "mode": self.mode,
@@ -240,6 +254,9 @@ class TableResult:
             "client": self.client,
             "rows": [row.as_json() for row in self.rows],
         }
+        if self.table.params:
+            data["params"] = dict(self.table.params)
+        return data
 
 
 def _round(value: float | None, digits: int = 4) -> float | None:
@@ -534,7 +551,8 @@ def _requirement_error(requires: str | None) -> str | None:
 
 
 def _client_counts(variant: Variant, plan: RunPlan) -> tuple[int, ...]:
-    return variant.clients if variant.clients is not None else plan.clients
+    counts = variant.clients if variant.clients is not None else plan.clients
+    return (*counts, *(n for n in variant.also_clients if n not in counts))
 
 
 def _row_label(table: Table, variant: Variant, transport: str) -> str:
@@ -657,9 +675,15 @@ async def run_tables(
             prepared.add((table.name, target.url))
         await cleanup(target)
         job = Job(table.name, variant.name, clients, clients, plan.duration, target)
+        extra: dict[str, float | None] = {}
         try:
-            async with asyncio.timeout(plan.duration + _GRACE + _UNWIND):
-                shares = await pool.run(job) if pool is not None else [await run_share(job)]
+            async with contextlib.AsyncExitStack() as stack:
+                if table.around_row is not None:
+                    conn = await connect(target)
+                    stack.push_async_callback(conn.aclose)
+                    extra = await stack.enter_async_context(table.around_row(conn))
+                async with asyncio.timeout(plan.duration + _GRACE + _UNWIND):
+                    shares = await pool.run(job) if pool is not None else [await run_share(job)]
         except Exception as exc:
             detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
             note = f"{table.name}: {label} x {clients} failed: {detail}"
@@ -667,7 +691,9 @@ async def run_tables(
             reporter.note(note)
             reporter.advance()
             continue
-        result.rows.append(_row(table, variant, target, clients, shares))
+        row = _row(table, variant, target, clients, shares)
+        row.extra.update(extra)
+        result.rows.append(row)
         reporter.advance()
     for target_list in targets.values():
         for target in target_list:

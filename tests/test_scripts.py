@@ -53,13 +53,16 @@ def test_lock_scripts_declare_their_key_counts() -> None:
 def test_every_script_header_matches_its_body(name: str) -> None:
     """Headers number KEYS 1..n, the body uses no undeclared KEYS, includes are inlined."""
     raw = resources.files("aiorpatterns").joinpath("lua", f"{name}.lua").read_text()
-    declared = [int(n) for n in re.findall(r"^-- KEYS\[(\d+)\]", raw, re.MULTILINE)]
+    declared: list[int] = []
+    for first, last in re.findall(r"^-- KEYS\[(\d+)(?:\.\.(\d+))?\]", raw, re.MULTILINE):
+        declared += range(int(first), int(last or first) + 1)
     s = script(name)
     assert declared == list(range(1, len(declared) + 1))
     assert s.nkeys == len(declared)
+    assert s.variadic == bool(re.search(r"^-- KEYS\[[^\]]*\.\.(?!\d+\])", raw, re.MULTILINE))
     body = "\n".join(line for line in s.source.splitlines() if not line.startswith("--"))
     used = {int(n) for n in re.findall(r"KEYS\[(\d+)\]", body)}
-    assert used <= set(declared)
+    assert s.variadic or used <= set(declared)
     assert not re.search(r"^-- @include \w+\s*$", s.source, re.MULTILINE)
     assert re.search(r"^-- ARGV\[1\]|^-- returns", raw, re.MULTILINE)
     assert s.sha == hashlib.sha1(s.source.encode()).hexdigest()

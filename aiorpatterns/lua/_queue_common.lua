@@ -1,0 +1,153 @@
+-- Shared part of the task-queue scripts (inlined by "-- @include queue_common").
+-- Every queue script takes the same ten KEYS, all under the queue's one hash tag:
+--   READY     ZSET task id -> level * 2^44 + sequence number (ZPOPMIN = highest level, FIFO)
+--   DELAYED   ZSET task id -> due time (server ms)
+--   RUNNING   ZSET task id -> visibility deadline (server ms)
+--   TASKS     HASH task id -> payload (the JSON text, stored as given)
+--   META      HASH task id -> cjson record, see below
+--   DEAD      ZSET task id -> time it was dead-lettered (server us)
+--   SIGNAL    LIST wake-up tokens for blocked consumers (short, expires)
+--   CLAIMS    HASH claim token -> task id, for every running task
+--   ABANDONED ZSET claim token -> end of its tombstone (server ms)
+--   SEQ       STRING sequence counter: FIFO order inside a level (never expires)
+-- META record fields: p level (0 = highest), q sequence number, a attempts (deliveries so far),
+-- m max attempts, v visibility timeout ms (absent: the consumer's default), e enqueued at,
+-- d due at, rd ready since, k claimed at, c claim token (while running), r reason or last
+-- error, t dead-lettered at. Times are the server's clock in ms, so no client clock matters.
+local READY, DELAYED, RUNNING, TASKS, META = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local DEAD, SIGNAL, CLAIMS, ABANDONED, SEQ = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+
+-- 2^44: sequence numbers stay below it, so a level always outranks every later level's task,
+-- and level * 2^44 + seq stays an exact integer in a double for up to 512 levels.
+local LEVEL = 17592186044416
+-- Enough tokens to wake every consumer a burst of puts can keep busy; beyond that, consumers
+-- find work by re-checking before they block again.
+local SIGNAL_CAP = 64
+local SIGNAL_TTL_MS = 60000
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function now_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
+-- Scores and large integers as exact decimal strings (tostring would round to 14 digits).
+local function int(n)
+  return string.format('%.0f', n)
+end
+
+local function load(id)
+  local raw = redis.call('HGET', META, id)
+  if raw then return cjson.decode(raw) end
+  return nil
+end
+
+local function save(id, m)
+  redis.call('HSET', META, id, cjson.encode(m))
+end
+
+-- Wake up to n blocked consumers; the list stays short and disappears when nobody listens.
+local function wake(n)
+  if n < 1 then return end
+  if n > SIGNAL_CAP then n = SIGNAL_CAP end
+  local tokens = {}
+  for i = 1, n do tokens[i] = '1' end
+  redis.call('LPUSH', SIGNAL, unpack(tokens))
+  redis.call('LTRIM', SIGNAL, 0, SIGNAL_CAP - 1)
+  redis.call('PEXPIRE', SIGNAL, SIGNAL_TTL_MS)
+end
+
+-- Make a task ready. fresh: a new place at the tail of its level; otherwise it keeps the place
+-- it had (a reclaimed or given-back task goes before everything enqueued after it).
+local function make_ready(id, m, now, fresh)
+  if fresh or not m.q then m.q = redis.call('INCR', SEQ) end
+  m.rd = now
+  redis.call('ZADD', READY, int(m.p * LEVEL + m.q), id)
+end
+
+-- Schedule a task for later; wake blocked consumers only if it is now the first one due, since
+-- they already wait exactly until the first due time they were told about.
+local function schedule(id, due)
+  redis.call('ZADD', DELAYED, due, id)
+  if redis.call('ZRANGE', DELAYED, 0, 0)[1] == id then wake(1) end
+end
+
+local function bury(id, m, now, reason)
+  m.r = reason
+  m.t = now
+  m.c = nil
+  -- Microseconds, so dead letters list in the order they died even within one millisecond.
+  redis.call('ZADD', DEAD, int(now_us()), id)
+  save(id, m)
+end
+
+-- Delete every trace of a task.
+local function forget(id)
+  redis.call('ZREM', READY, id)
+  redis.call('ZREM', DELAYED, id)
+  redis.call('ZREM', RUNNING, id)
+  redis.call('ZREM', DEAD, id)
+  redis.call('HDEL', TASKS, id)
+  redis.call('HDEL', META, id)
+end
+
+-- Move up to limit due delayed tasks to the ready set; return their ids. ZREM and ZADD happen
+-- in this one step, so no task is lost between them or moved twice by concurrent promoters.
+local function promote(now, limit)
+  local ids = redis.call('ZRANGE', DELAYED, '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
+  for _, id in ipairs(ids) do
+    redis.call('ZREM', DELAYED, id)
+    local m = load(id)
+    if m then
+      make_ready(id, m, now, true)
+      save(id, m)
+    else
+      redis.call('HDEL', TASKS, id)
+    end
+  end
+  return ids
+end
+
+-- Take back up to limit running tasks whose visibility deadline has passed (their consumer
+-- crashed, hung or was cut off): back to the ready set, or dead once out of attempts.
+local function reclaim(now, limit)
+  local ids = redis.call('ZRANGE', RUNNING, '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
+  local ready = 0
+  for _, id in ipairs(ids) do
+    redis.call('ZREM', RUNNING, id)
+    local m = load(id)
+    if m then
+      if m.c then redis.call('HDEL', CLAIMS, m.c) end
+      m.c = nil
+      if (m.a or 0) >= (m.m or 1) then
+        bury(id, m, now, 'not acknowledged within its visibility timeout (attempt '
+          .. int(m.a or 0) .. ' of ' .. int(m.m or 1) .. ')')
+      else
+        make_ready(id, m, now, false)
+        save(id, m)
+        ready = ready + 1
+      end
+    else
+      redis.call('HDEL', TASKS, id)
+    end
+  end
+  return ready
+end
+
+-- Milliseconds until the next delayed task is due or the next running task's visibility ends
+-- (0 if one already has), or -1 if there is neither.
+local function next_event(now)
+  local best = -1
+  for _, key in ipairs({DELAYED, RUNNING}) do
+    local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2]
+    if first then
+      local wait = math.max(tonumber(first) - now, 0)
+      if best < 0 or wait < best then best = wait end
+    end
+  end
+  return best
+end

@@ -1,0 +1,14 @@
+-- Send a message to a chat (Redis in Action §6.5.2 send_message, without its lock).
+-- KEYS[1] members    ZSET member -> position (see _chat_common.lua for all five keys)
+-- KEYS[2] claims     HASH member -> fetched batch
+-- KEYS[3] msgs       ZSET envelope -> id
+-- KEYS[4] seq        STRING last message id
+-- KEYS[5] abandoned  ZSET fetch token -> tombstone end
+-- ARGV[1] sender_json   the sender's name as a JSON string
+-- ARGV[2] message_json  the message, JSON text
+-- returns: the message's id, or 0 if the chat does not exist
+-- @include chat_common
+
+-- A message to a deleted chat would leave keys that no member will ever trim.
+if redis.call('EXISTS', MEMBERS) == 0 then return 0 end
+return post(ARGV[1], ARGV[2])

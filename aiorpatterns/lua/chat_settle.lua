@@ -1,0 +1,37 @@
+-- Settle a fetched batch: acknowledge it (move the member's position, trim what everyone has
+-- acknowledged), give it back, or give up a fetch whose reply never arrived.
+-- KEYS[1] members    ZSET member -> position (see _chat_common.lua for all five keys)
+-- KEYS[2] claims     HASH member -> "<token> <deadline ms> <last id>"
+-- KEYS[3] msgs       ZSET envelope -> id
+-- KEYS[4] seq        STRING last message id
+-- KEYS[5] abandoned  ZSET fetch token -> tombstone end
+-- ARGV[1] member     whose batch
+-- ARGV[2] token      the fetch's token
+-- ARGV[3] mode       "ack": done up to ARGV[4]; "release": give the batch back;
+--                    "abandon": give back whatever this token holds, or refuse its fetch to come
+-- ARGV[4] through    ack: the id acknowledged up to (at most the batch's last id)
+-- ARGV[5] tomb_ms    abandon: how long the tombstone lasts
+-- returns: 1 if the batch was still this token's (and is now settled), else 0
+-- @include chat_common
+
+local member, token, mode = ARGV[1], ARGV[2], ARGV[3]
+local claim = redis.call('HGET', CLAIMS, member)
+if not claim or string.match(claim, '^(%S+)') ~= token then
+  if mode == 'abandon' then
+    local now = now_ms()
+    local tomb_ms = tonumber(ARGV[5])
+    redis.call('ZREMRANGEBYSCORE', ABANDONED, '-inf', now)
+    redis.call('ZADD', ABANDONED, now + tomb_ms, token)
+    redis.call('PEXPIRE', ABANDONED, tomb_ms)
+  end
+  return 0
+end
+redis.call('HDEL', CLAIMS, member)
+if mode == 'ack' then
+  local last = tonumber(string.match(claim, ' (%d+)$'))
+  local through = math.min(tonumber(ARGV[4]), last)
+  -- GT: a position never moves back; XX: a member who left is not added again.
+  redis.call('ZADD', MEMBERS, 'XX', 'GT', int(through), member)
+  trim()
+end
+return 1

@@ -1,0 +1,17 @@
+-- Append a message to a recipient's inbox and wake a blocked receiver (Redis in Action §6.5.1).
+-- KEYS[1] messages   LIST envelopes (see _inbox_common.lua for all six keys)
+-- KEYS[2] held       HASH receive token -> envelope
+-- KEYS[3] leases     ZSET receive token -> lease deadline (ms)
+-- KEYS[4] signal     LIST wake-up tokens
+-- KEYS[5] abandoned  ZSET receive token -> tombstone end (ms)
+-- KEYS[6] seq        STRING last message id
+-- ARGV[1] sender_json   the sender's name as a JSON string
+-- ARGV[2] message_json  the message, JSON text
+-- returns: the message's id
+-- @include inbox_common
+
+local id = redis.call('INCR', SEQ)
+redis.call('RPUSH', MESSAGES, '{"id":' .. int(id) .. ',"ts":' .. int(now_ms()) .. ',"sender":'
+  .. ARGV[1] .. ',"message":' .. ARGV[2] .. '}')
+wake(1)
+return id

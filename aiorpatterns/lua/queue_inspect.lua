@@ -1,0 +1,34 @@
+-- Read a queue's state: counts, or a page of dead letters (read-only).
+-- KEYS[1] ready      ZSET task id -> level * 2^44 + sequence
+-- KEYS[2] delayed    ZSET task id -> due time (ms)
+-- KEYS[3] running    ZSET task id -> visibility deadline (ms)
+-- KEYS[4] tasks      HASH task id -> payload
+-- KEYS[5] meta       HASH task id -> cjson record (see _queue_common.lua)
+-- KEYS[6] dead       ZSET task id -> dead-lettered at (us)
+-- KEYS[7] signal     LIST wake-up tokens
+-- KEYS[8] claims     HASH claim token -> task id
+-- KEYS[9] abandoned  ZSET claim token -> tombstone end (ms)
+-- KEYS[10] seq       STRING FIFO sequence counter
+-- ARGV[1] what        "counts" or "dead"
+-- ARGV[2] offset      first dead letter to return (oldest first), for "dead"
+-- ARGV[3] count       how many dead letters, for "dead"
+-- returns: counts: {ready, delayed, running, dead}; dead: {id, payload, record, ...}
+-- @include queue_common
+
+if ARGV[1] == 'counts' then
+  return {redis.call('ZCARD', READY), redis.call('ZCARD', DELAYED),
+          redis.call('ZCARD', RUNNING), redis.call('ZCARD', DEAD)}
+end
+local first = tonumber(ARGV[2])
+local ids = redis.call('ZRANGE', DEAD, first, first + tonumber(ARGV[3]) - 1)
+local reply = {}
+for _, id in ipairs(ids) do
+  local data = redis.call('HGET', TASKS, id)
+  local raw = redis.call('HGET', META, id)
+  if data and raw then
+    reply[#reply + 1] = id
+    reply[#reply + 1] = data
+    reply[#reply + 1] = raw
+  end
+end
+return reply

@@ -1,0 +1,21 @@
+-- Promote due delayed tasks to the ready set in one step (Redis in Action §6.4.2 poll_queue).
+-- KEYS[1] ready      ZSET task id -> level * 2^44 + sequence
+-- KEYS[2] delayed    ZSET task id -> due time (ms)
+-- KEYS[3] running    ZSET task id -> visibility deadline (ms)
+-- KEYS[4] tasks      HASH task id -> payload
+-- KEYS[5] meta       HASH task id -> cjson record (see _queue_common.lua)
+-- KEYS[6] dead       ZSET task id -> dead-lettered at (us)
+-- KEYS[7] signal     LIST wake-up tokens
+-- KEYS[8] claims     HASH claim token -> task id
+-- KEYS[9] abandoned  ZSET claim token -> tombstone end (ms)
+-- KEYS[10] seq       STRING FIFO sequence counter
+-- ARGV[1] limit       most tasks to promote
+-- returns: {now_ms, id, id, ...} the ids promoted
+-- @include queue_common
+
+local now = now_ms()
+local ids = promote(now, tonumber(ARGV[1]))
+wake(#ids)
+local reply = {now}
+for i, id in ipairs(ids) do reply[i + 1] = id end
+return reply

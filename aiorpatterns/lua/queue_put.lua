@@ -1,0 +1,37 @@
+-- Enqueue a task, now or after a delay (Redis in Action §6.4.1, §6.4.2).
+-- KEYS[1] ready      ZSET task id -> level * 2^44 + sequence
+-- KEYS[2] delayed    ZSET task id -> due time (ms)
+-- KEYS[3] running    ZSET task id -> visibility deadline (ms)
+-- KEYS[4] tasks      HASH task id -> payload
+-- KEYS[5] meta       HASH task id -> cjson record (see _queue_common.lua)
+-- KEYS[6] dead       ZSET task id -> dead-lettered at (us)
+-- KEYS[7] signal     LIST wake-up tokens
+-- KEYS[8] claims     HASH claim token -> task id
+-- KEYS[9] abandoned  ZSET claim token -> tombstone end (ms)
+-- KEYS[10] seq       STRING FIFO sequence counter
+-- ARGV[1] id          the task id
+-- ARGV[2] data        the payload
+-- ARGV[3] level       priority level, 0 = highest
+-- ARGV[4] delay_ms    0: ready now; > 0: due that long from now (server clock)
+-- ARGV[5] attempts    deliveries allowed before the task is dead-lettered
+-- ARGV[6] vis_ms      the task's own visibility timeout, or 0 for the consumer's default
+-- returns: 1 if enqueued, 0 if a task with this id is already in the queue (left as it is)
+-- @include queue_common
+
+local id, data, level, delay = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local attempts, vis = tonumber(ARGV[5]), tonumber(ARGV[6])
+-- An id already present is a retried put (after a cancelled or failed call): enqueue once.
+if redis.call('HEXISTS', META, id) == 1 then return 0 end
+local now = now_ms()
+local m = {p = level, a = 0, m = attempts, e = now, d = now + delay}
+if vis > 0 then m.v = vis end
+redis.call('HSET', TASKS, id, data)
+if delay > 0 then
+  save(id, m)
+  schedule(id, now + delay)
+else
+  make_ready(id, m, now, true)
+  save(id, m)
+  wake(1)
+end
+return 1

@@ -1,0 +1,58 @@
+-- Settle a claimed task without acking it: retry later, dead-letter, or give it back.
+-- Redis in Action §6.4 (the book drops failed tasks; here they retry, then dead-letter).
+-- KEYS[1] ready      ZSET task id -> level * 2^44 + sequence
+-- KEYS[2] delayed    ZSET task id -> due time (ms)
+-- KEYS[3] running    ZSET task id -> visibility deadline (ms)
+-- KEYS[4] tasks      HASH task id -> payload
+-- KEYS[5] meta       HASH task id -> cjson record (see _queue_common.lua)
+-- KEYS[6] dead       ZSET task id -> dead-lettered at (us)
+-- KEYS[7] signal     LIST wake-up tokens
+-- KEYS[8] claims     HASH claim token -> task id
+-- KEYS[9] abandoned  ZSET claim token -> tombstone end (ms)
+-- KEYS[10] seq       STRING FIFO sequence counter
+-- ARGV[1] id          the task id ("" with mode abandon)
+-- ARGV[2] token       the claim token it was delivered with
+-- ARGV[3] mode        "retry": due again after delay_ms, or dead if out of attempts;
+--                     "dead": dead-letter now; "release": back to its place in the ready set,
+--                     the delivery not counted; "abandon": release whatever this token
+--                     claimed, or leave a tombstone so a claim still in flight is refused
+-- ARGV[4] reason      why (kept as the task's last error / dead-letter reason)
+-- ARGV[5] delay_ms    the retry delay
+-- returns: 0 not ours (gone, or running elsewhere), 1 released, 2 scheduled for retry, 3 dead
+-- @include queue_common
+
+local id, token, mode, reason, delay = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+-- A tombstone outlives any claim request that can still be on its way to the server.
+local TOMBSTONE_MS = 60000
+local now = now_ms()
+if mode == 'abandon' then
+  id = redis.call('HGET', CLAIMS, token)
+  if not id then
+    redis.call('ZREMRANGEBYSCORE', ABANDONED, '-inf', now)
+    redis.call('ZADD', ABANDONED, now + TOMBSTONE_MS, token)
+    redis.call('PEXPIRE', ABANDONED, TOMBSTONE_MS)
+    return 0
+  end
+  mode = 'release'
+end
+local m = load(id)
+if not m or m.c ~= token or not redis.call('ZSCORE', RUNNING, id) then return 0 end
+redis.call('ZREM', RUNNING, id)
+redis.call('HDEL', CLAIMS, token)
+m.c = nil
+if mode == 'release' then
+  m.a = math.max((m.a or 1) - 1, 0)
+  make_ready(id, m, now, false)
+  save(id, m)
+  wake(1)
+  return 1
+end
+m.r = reason
+if mode == 'retry' and (m.a or 0) < (m.m or 1) then
+  m.d = now + delay
+  save(id, m)
+  schedule(id, now + delay)
+  return 2
+end
+bury(id, m, now, reason)
+return 3

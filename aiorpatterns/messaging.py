@@ -1,0 +1,126 @@
+"""What the messaging patterns share: the message record, its JSON envelope and the call helpers.
+
+Redis in Action §6.5 replaces PUBLISH/SUBSCRIBE, which loses every message a disconnected
+subscriber misses, with messages that wait in Redis until their reader pulls them: a LIST per
+recipient (§6.5.1, :class:`~aiorpatterns.Inbox`) and a ZSET per group chat (§6.5.2,
+:class:`~aiorpatterns.Chats`); §6.6 distributes log files to many readers over the chat
+(:class:`~aiorpatterns.Fanout`, on Redis Streams). This module holds what the first two share.
+
+A message is stored as the book's JSON envelope ``{"id", "ts", "sender", "message"}``. The Lua
+script that assigns the id also writes the envelope, by concatenating the JSON texts it is given,
+so the message itself is never decoded and re-encoded in Lua (cjson would round large numbers to
+14 digits). ``ts`` is the Redis server's clock in milliseconds, so messages from many machines
+compare by one clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import operator
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from redis.exceptions import RedisError
+
+from .leases import _observe
+
+__all__ = ["Message"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message: its id (increasing per chat or inbox), sender, send time and JSON value.
+
+    ``sent_at`` is the Redis server's clock (Unix seconds, millisecond precision).
+    """
+
+    id: int
+    sender: str
+    sent_at: float
+    message: Any
+
+
+def text(value: bytes | str) -> str:
+    """A reply as ``str``, whatever the client's ``decode_responses``."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def encode_json(value: object, what: str = "message") -> str:
+    """Return ``value`` as compact JSON text; TypeError/ValueError if it is not JSON.
+
+    JSON, never pickle (DESIGN "Payloads"); NaN and infinities are refused too, since other JSON
+    readers reject them.
+    """
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except TypeError as exc:
+        raise TypeError(f"{what} is not JSON-serialisable: {exc}") from None
+    except ValueError as exc:  # NaN / infinity, or a circular reference
+        raise ValueError(f"{what} is not valid JSON: {exc}") from None
+
+
+def parse_envelope(raw: bytes | str) -> Message:
+    """Decode an envelope written by a ``chat_*`` or ``inbox_*`` script."""
+    record = json.loads(text(raw))
+    return Message(
+        id=int(record["id"]),
+        sender=str(record["sender"]),
+        sent_at=int(record["ts"]) / 1000,
+        message=record["message"],
+    )
+
+
+def check_count(value: object, what: str, *, minimum: int = 1) -> int:
+    """Validate an integer argument of at least ``minimum``."""
+    if isinstance(value, bool):
+        raise TypeError(f"{what} must be an int, not bool")
+    try:
+        number = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}") from None
+    if number < minimum:
+        raise ValueError(f"{what} must be at least {minimum}, got {number}")
+    return int(number)
+
+
+def check_client(redis: object) -> None:
+    if redis is None:
+        raise TypeError("redis must be a redis.asyncio client, not None")
+
+
+def cancelling() -> tuple[asyncio.Task[Any] | None, int]:
+    """The current task and its pending cancellation count, for :func:`honour_cancel`."""
+    task = asyncio.current_task()
+    return task, task.cancelling() if task is not None else 0
+
+
+def honour_cancel(task: asyncio.Task[Any] | None, before: int) -> None:
+    """Raise CancelledError if the task was cancelled since :func:`cancelling`.
+
+    On Python 3.11 redis-py can swallow a cancellation that lands as a command is written
+    (asyncio.wait_for, CPython gh-86296): honour it here, as 3.12 would.
+    """
+    if task is not None and task.cancelling() > before:
+        raise asyncio.CancelledError
+
+
+async def shielded(step: Awaitable[T]) -> T:
+    """Run ``step`` to completion even if the caller is cancelled meanwhile.
+
+    A cancelled caller gets CancelledError at once; the step still finishes, so a send or an
+    ack that was called happens exactly once instead of maybe.
+    """
+    done = asyncio.ensure_future(step)
+    done.add_done_callback(_observe)  # a cancelled caller never reads the outcome
+    return await asyncio.shield(done)
+
+
+async def best_effort(step: Awaitable[object]) -> None:
+    """Run a clean-up step shielded, swallowing its failure (the caller is already failing)."""
+    with contextlib.suppress(RedisError, OSError, asyncio.CancelledError):
+        await shielded(step)

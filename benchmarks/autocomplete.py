@@ -1,0 +1,363 @@
+"""Count tries and autocompletes over one guild: the book's two and ours (table ``autocomplete``).
+
+Redis in Action §11.3.1 (inventory §2c) counts tries and autocompletes in 10 s for 1, 2, 5 and
+10 clients completing prefixes over one guild ZSET, with the ch06 WATCH version (marker members,
+a retry per WatchError) and the ch11 Lua version (the same markers in one script). The book
+leaves the workload open; here it is fixed and recorded in the JSON's ``params``: a guild of
+1,000 distinct names of 5-10 letters ``a``-``z`` (seeded RNG), and 1,000 prefixes of 1-3 letters
+cut from those names (seeded), which each client walks from its own offset. Rows (every one
+also at 100 clients):
+
+- ``book-original`` / ``book-lua``: the ports in :mod:`benchmarks.baselines`; a try is one pass
+  through the WATCH loop body (counted by the port's ``on_try`` hook), or one EVALSHA;
+- ``aiorpatterns``: :class:`aiorpatterns.autocomplete.Autocomplete`, one read-only
+  ``ZRANGE … BYLEX LIMIT 0 10`` per call, each client on its own connection;
+- ``aiorpatterns-autopipeline``: the same, with all of a process' clients sharing one
+  ``AutoPipeline`` (one connection), so concurrent calls share round trips;
+- ``limit``: ``ZRANGE … BYLEX LIMIT 0 10`` in non-transactional pipelines, per client: 100
+  per pipeline, fewer (1,000 / clients) beyond 10 clients.
+
+An autocomplete is a call that returned its page before the deadline; a try is an attempt
+(the call itself, or one pass of the WATCH loop), and the attempt the deadline cuts off does not
+count, so ``retries`` (tries - autocompletes) are WatchErrors only. After each
+row the table records the server's ``writes`` during the row (its dirty counter, summed over
+primaries; the guilds are seeded before the count starts) and the ``leaked markers``: members
+holding ``{`` left in the guilds (ZSCAN): the markers of every book-original call that the
+deadline stopped between its ZADD and its EXEC, as a client that gives up or dies there leaves
+them. The driver starts no attempt after the deadline (the book's WATCH loop has no timeout of
+its own). The book's rates are its autocompletes in 10 s
+divided by 10. Ratios are to ``book-original`` and ``book-lua`` at the same client count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import string
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from functools import partial
+from typing import Any
+
+from redis.asyncio.cluster import RedisCluster
+
+from .baselines import ch06_autocomplete, ch11_autocomplete
+from .runner import BENCH_PREFIX, ClientPerCoroutine, ClientStats, Job, Op, Table, Variant, connect
+
+__all__ = ["NAMES", "PREFIXES", "TABLE"]
+
+GUILD = "bench"
+GUILD_SIZE = 1000
+NAME_LENGTHS = (5, 10)
+PREFIX_LENGTHS = (1, 3)
+SEED = 611
+#: Completions per page (the book's 10).
+PAGE = 10
+#: Calls per pipeline in the ``limit`` row (fewer beyond ``IN_FLIGHT`` calls over all clients).
+BATCH = 100
+IN_FLIGHT = 1000
+#: Clients on top of ``--clients``, where the autopipeline target is measured.
+MANY = 100
+#: The guild key of the book's code (``members:<guild>``).
+BOOK_KEY = BENCH_PREFIX + "members:" + GUILD
+
+
+def _names() -> list[str]:
+    rng = random.Random(SEED)
+    names: dict[str, None] = {}
+    while len(names) < GUILD_SIZE:
+        length = rng.randint(*NAME_LENGTHS)
+        names["".join(rng.choices(string.ascii_lowercase, k=length))] = None
+    return sorted(names)
+
+
+def _prefixes(names: Sequence[str]) -> list[str]:
+    rng = random.Random(SEED + 1)
+    return [rng.choice(names)[: rng.randint(*PREFIX_LENGTHS)] for _ in range(GUILD_SIZE)]
+
+
+NAMES = _names()
+PREFIXES = _prefixes(NAMES)
+
+
+def _walk(index: int) -> Iterator[str]:
+    """Walk the prefixes endlessly, from client ``index``'s own offset."""
+    start = index * 997
+    n = len(PREFIXES)
+    i = 0
+    while True:
+        yield PREFIXES[(start + i) % n]
+        i += 1
+
+
+def _ours(client: Any) -> Any:
+    from aiorpatterns.autocomplete import Autocomplete
+    from aiorpatterns.keys import Keyspace
+
+    return Autocomplete(client, GUILD, keyspace=Keyspace(BENCH_PREFIX.rstrip(":")))
+
+
+class _PastDeadline(Exception):
+    """Raised by a try hook called after the deadline: the call starts no new attempt."""
+
+
+async def _count(
+    st: ClientStats, deadline: float, call: Callable[[Callable[[], None]], Awaitable[object]]
+) -> None:
+    """Run ``call(on_try)``; count its tries, and its success if it ended before the deadline.
+
+    ``on_try`` refuses to start an attempt after the deadline: the book's WATCH loop has no
+    timeout of its own, and redis-py can lose a cancellation (on Python 3.11 when a command
+    completes at the same moment, bpo-42130), so without it a cancelled client could go on
+    retrying long after its row. The attempt the deadline cuts off (cancelled, or finished
+    late) is not a try, so it does not show as a retry; earlier attempts (WatchErrors) stay
+    counted.
+    """
+    t = time.perf_counter()
+    tries = 0
+
+    def on_try() -> None:
+        nonlocal tries
+        if time.perf_counter() >= deadline:
+            raise _PastDeadline
+        tries += 1
+
+    finished = stopped = False
+    try:
+        await call(on_try)
+        finished = time.perf_counter() < deadline
+    except _PastDeadline:
+        stopped = True
+    finally:
+        st.tries += tries if finished or stopped else max(0, tries - 1)
+        if finished:
+            st.success(t)
+
+
+def _book_original(job: Job) -> ClientPerCoroutine:
+    def make(client: Any, st: ClientStats, index: int) -> Op:
+        prefixes = _walk(index)
+
+        async def op(deadline: float) -> None:
+            prefix = next(prefixes)
+            await _count(
+                st,
+                deadline,
+                lambda on_try: ch06_autocomplete.autocomplete_on_prefix(
+                    client, GUILD, prefix, key_prefix=BENCH_PREFIX, on_try=on_try
+                ),
+            )
+
+        return op
+
+    return ClientPerCoroutine(job, make)
+
+
+def _single_op(complete: Callable[[str], Awaitable[object]], st: ClientStats, index: int) -> Op:
+    """Count one try per call that never retries (one EVALSHA, or one ZRANGE).
+
+    A call the deadline cuts off (cancelled, or finished late) is neither a try nor a success.
+    """
+    prefixes = _walk(index)
+
+    async def op(deadline: float) -> None:
+        t = time.perf_counter()
+        if t >= deadline:
+            return
+        await complete(next(prefixes))
+        if time.perf_counter() < deadline:
+            st.tries += 1
+            st.success(t)
+
+    return op
+
+
+def _book_lua(job: Job) -> ClientPerCoroutine:
+    def make(client: Any, st: ClientStats, index: int) -> Op:
+        complete = partial(
+            ch11_autocomplete.autocomplete_on_prefix, client, GUILD, key_prefix=BENCH_PREFIX
+        )
+        return _single_op(complete, st, index)
+
+    return ClientPerCoroutine(job, make)
+
+
+def _complete_op(autocomplete: Any, st: ClientStats, index: int) -> Op:
+    return _single_op(partial(autocomplete.complete, limit=PAGE), st, index)
+
+
+def _library(job: Job) -> ClientPerCoroutine:
+    return ClientPerCoroutine(job, lambda client, st, i: _complete_op(_ours(client), st, i))
+
+
+class _AutoPipelined:
+    """Share one connection, through one AutoPipeline, among all of a process' clients."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.client: Any = None
+        self.auto: Any = None
+
+    async def open(self, stats: Sequence[ClientStats]) -> list[Op]:
+        from aiorpatterns.autopipeline import AutoPipeline
+
+        self.client = await connect(self.job.target)
+        self.auto = AutoPipeline(self.client)
+        autocomplete = _ours(self.auto)
+        return [_complete_op(autocomplete, st, i) for i, st in enumerate(stats)]
+
+    async def close(self) -> None:
+        if self.auto is not None:
+            await self.auto.aclose()
+        if self.client is not None:
+            await self.client.aclose()
+
+
+def _limit(job: Job) -> ClientPerCoroutine:
+    from aiorpatterns.autocomplete import prefix_range
+
+    # The same number of calls in flight whatever the client count (100 clients x 100 calls
+    # would keep this client busy for longer than a short row).
+    batch = max(1, min(BATCH, IN_FLIGHT // job.total_clients))
+
+    def make(client: Any, st: ClientStats, index: int) -> Op:
+        key = _ours(client).key
+        bounds = [prefix_range(p.encode()) for p in PREFIXES]
+        offset = index * 997
+
+        async def op(deadline: float) -> None:
+            nonlocal offset
+            pipe = client.pipeline(transaction=False)
+            for i in range(batch):
+                low, high = bounds[(offset + i) % len(bounds)]
+                pipe.zrange(key, low, high, bylex=True, offset=0, num=PAGE)
+            offset += batch
+            await pipe.execute()
+            if time.perf_counter() < deadline:
+                st.tries += batch
+                st.ops += batch
+
+        return op
+
+    return ClientPerCoroutine(job, make)
+
+
+async def _dirty(conn: Any) -> int:
+    """Return the server's count of writes since its last save (summed over primaries)."""
+    if isinstance(conn, RedisCluster):
+        infos = await conn.info("persistence", target_nodes=RedisCluster.PRIMARIES)
+        return sum(int(info["rdb_changes_since_last_save"]) for info in infos.values())
+    info = await conn.info("persistence")
+    return int(info["rdb_changes_since_last_save"])
+
+
+async def _leaked(conn: Any, keys: Sequence[str]) -> int:
+    """Count the members holding ``{`` (the book's markers) in ``keys``."""
+    count = 0
+    for key in keys:
+        async for _ in conn.zscan_iter(key, match="*{*", count=1000):
+            count += 1
+    return count
+
+
+@contextlib.asynccontextmanager
+async def _around_row(conn: Any) -> AsyncIterator[dict[str, float | None]]:
+    """Seed both guilds, then measure the row's writes and leaked markers."""
+    ours = _ours(conn)
+    await conn.zadd(BOOK_KEY, dict.fromkeys(NAMES, 0))
+    await ours.join(*NAMES)
+    before = await _dirty(conn)
+    extra: dict[str, float | None] = {}
+    yield extra
+    after = await _dirty(conn)
+    extra["writes"] = after - before if after >= before else None  # None: a save reset it
+    extra["leaked_markers"] = await _leaked(conn, (BOOK_KEY, ours.key))
+
+
+async def _prepare(client: Any) -> None:
+    await ch11_autocomplete.load(client)
+
+
+def _per_second(completes_in_10s: dict[int, int]) -> dict[tuple[str, int], float]:
+    return {("*", n): count / 10 for n, count in completes_in_10s.items()}
+
+
+def _tries_per_complete(variant: str) -> dict[tuple[str, int], float]:
+    return {
+        ("*", n): BOOK_TRIES[variant][n] / BOOK_COMPLETES[variant][n] for n in BOOK_TRIES[variant]
+    }
+
+
+#: The book's table (seed L2030-2039): tries and autocompletes in 10 s, by client count.
+BOOK_TRIES = {
+    "book-original": {1: 26_339, 2: 35_188, 5: 59_544, 10: 57_305},
+    "book-lua": {1: 64_440, 2: 89_140, 5: 125_971, 10: 128_217},
+}
+BOOK_COMPLETES = {
+    "book-original": {1: 26_339, 2: 17_551, 5: 10_989, 10: 6_141},
+    "book-lua": {1: 64_440, 2: 89_140, 5: 125_971, 10: 128_217},
+}
+
+_lengths = Counter(len(p) for p in PREFIXES)
+PARAMS: dict[str, Any] = {
+    "guild_size": len(NAMES),
+    "alphabet": "a-z",
+    "name_lengths": list(NAME_LENGTHS),
+    "seed": SEED,
+    "prefixes": len(PREFIXES),
+    "distinct_prefixes": len(set(PREFIXES)),
+    "prefix_lengths": {str(n): _lengths[n] for n in sorted(_lengths)},
+    "prefix_source": "1-3-letter heads of random guild names",
+    "page": PAGE,
+    "limit_batch": BATCH,
+}
+
+TABLE = Table(
+    name="autocomplete",
+    title="Guild prefix autocomplete (Redis in Action §6.1.2, §11.3.1)",
+    unit="autocompletes",
+    variants=(
+        Variant(
+            "book-original",
+            _book_original,
+            book=_per_second(BOOK_COMPLETES["book-original"]),
+            book_tries=_tries_per_complete("book-original"),
+            also_clients=(MANY,),
+        ),
+        Variant(
+            "book-lua",
+            _book_lua,
+            book=_per_second(BOOK_COMPLETES["book-lua"]),
+            book_tries=_tries_per_complete("book-lua"),
+            also_clients=(MANY,),
+        ),
+        Variant(
+            "aiorpatterns",
+            _library,
+            also_clients=(MANY,),
+            requires="aiorpatterns.autocomplete:Autocomplete",
+        ),
+        Variant(
+            "aiorpatterns-autopipeline",
+            _AutoPipelined,
+            also_clients=(MANY,),
+            requires="aiorpatterns.autopipeline:AutoPipeline",
+        ),
+        Variant(
+            "limit", _limit, also_clients=(MANY,), requires="aiorpatterns.autocomplete:prefix_range"
+        ),
+    ),
+    references=("book-original", "book-lua"),
+    prepare=_prepare,
+    notes=(
+        "book = the book's autocompletes in 10 s / 10 (Redis 2.6, Python 2, clients = processes); "
+        f"guild of {len(NAMES):,} names, {len(PREFIXES):,} prefixes of 1-3 letters; "
+        f"limit = {BATCH} ZRANGE BYLEX per pipeline per client (1,000 / clients beyond 10); "
+        "writes = the server's dirty counter over the row; leaked markers = guild members "
+        "holding '{' after the row."
+    ),
+    params=PARAMS,
+    around_row=_around_row,
+    columns=("retries", "writes", "leaked_markers"),
+)

@@ -1,0 +1,270 @@
+"""Enqueue and process tasks: the book's list queue and ours (table ``queue``).
+
+Redis in Action §6.4 has no benchmark table; this one measures what a queue user sizes: how many
+tasks per second go through, and how long a task waits between ``put`` and its handler. With 1,
+2, 5 and 10 clients, rows:
+
+- ``book-list``: the §6.4.1 queue, ported here (it is three lines): a client ``RPUSH``es a JSON
+  ``[identifier, queue, name, args]`` (``execute_later`` with no delay) and pops with ``BLPOP``,
+  decodes, and calls the callback, as ``worker_watch_queue`` does. No ack: a crash loses the task;
+- ``aiorpatterns-put``: enqueue only, :meth:`TaskQueue.put_call <aiorpatterns.TaskQueue.put_call>`
+  in a loop per client (ops = tasks enqueued);
+- ``aiorpatterns-get``: per client ``put_call`` → ``get`` → ``ack`` (ops = tasks acked), the
+  reliable queue's round trips without a worker around them;
+- ``aiorpatterns-worker``: N :class:`~aiorpatterns.Worker` objects (concurrency 1, own
+  connections) serve one queue while N producers each keep one task in flight: ``put_call``, then
+  wait for the worker's ack (ops = tasks acked);
+- ``limit``: ``RPUSH`` + ``LPOP`` pairs on one list, 100 pairs per pipeline, per client.
+
+Latency is from the start of ``put`` to the start of the handler (to ``get`` returning, for the
+rows without a worker; the put round trip for ``aiorpatterns-put``). Ratios are to ``book-list``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from .runner import (
+    BENCH_PREFIX,
+    ClientPerCoroutine,
+    ClientStats,
+    Job,
+    Op,
+    Table,
+    Variant,
+    connect,
+)
+
+__all__ = ["TABLE"]
+
+BATCH = 100
+#: The book's queue key; the hash tag keeps it in one slot like ours.
+BOOK_QUEUE = BENCH_PREFIX + "queue:{book}"
+SCRIPTS = (
+    "queue_put",
+    "queue_claim",
+    "queue_ack",
+    "queue_settle",
+    "queue_extend",
+    "queue_promote",
+    "queue_dead",
+    "queue_inspect",
+)
+
+
+def _keyspace() -> Any:
+    from aiorpatterns.keys import Keyspace
+
+    return Keyspace(BENCH_PREFIX.rstrip(":"))
+
+
+# -- the book's queue (Redis in Action §6.4.1, ported to redis.asyncio) ------------------------
+
+
+async def book_execute_now(conn: Any, queue: str, name: str, args: list[Any]) -> str:
+    """``execute_later(conn, queue, name, args, delay=0)``: RPUSH the JSON task."""
+    identifier = str(uuid.uuid4())
+    item = json.dumps([identifier, queue, name, args])
+    await conn.rpush(queue, item)
+    return identifier
+
+
+async def book_work_one(conn: Any, queue: str, callbacks: dict[str, Any]) -> bool:
+    """One turn of ``worker_watch_queue``: BLPOP, decode, call (False on timeout or unknown)."""
+    packed = await conn.blpop([queue], 30)
+    if not packed:
+        return False
+    _identifier, _queue, name, args = json.loads(packed[1])
+    if name not in callbacks:
+        return False
+    callbacks[name](*args)
+    return True
+
+
+def _book(job: Job) -> ClientPerCoroutine:
+    def make(client: Any, st: ClientStats, _: int) -> Op:
+        started: list[float] = []
+        callbacks = {"bench": lambda *args: started.append(time.perf_counter())}
+
+        async def op(deadline: float) -> None:
+            t = time.perf_counter()
+            st.tries += 1
+            await book_execute_now(client, BOOK_QUEUE, "bench", [1])
+            if await book_work_one(client, BOOK_QUEUE, callbacks):
+                st.ops += 1
+                st.latencies.append(started.pop() - t)
+
+        return op
+
+    return ClientPerCoroutine(job, make)
+
+
+# -- ours -------------------------------------------------------------------------------------
+
+
+def _put(job: Job) -> ClientPerCoroutine:
+    from aiorpatterns.queues import TaskQueue
+
+    def make(client: Any, st: ClientStats, _: int) -> Op:
+        queue = TaskQueue(client, "put", keyspace=_keyspace())
+
+        async def op(deadline: float) -> None:
+            t = time.perf_counter()
+            st.tries += 1
+            await queue.put_call("bench", [1])
+            st.success(t)
+
+        return op
+
+    return ClientPerCoroutine(job, make)
+
+
+def _get(job: Job) -> ClientPerCoroutine:
+    from aiorpatterns.queues import TaskQueue
+
+    def make(client: Any, st: ClientStats, _: int) -> Op:
+        queue = TaskQueue(client, "get", keyspace=_keyspace())
+
+        async def op(deadline: float) -> None:
+            t = time.perf_counter()
+            st.tries += 1
+            await queue.put_call("bench", [1])
+            task = await queue.get(timeout=max(0.0, deadline - time.perf_counter()))
+            if task is None:
+                return
+            handler_start = time.perf_counter()
+            if await queue.ack(task):
+                st.ops += 1
+                st.latencies.append(handler_start - t)
+
+        return op
+
+    return ClientPerCoroutine(job, make)
+
+
+class WorkerWorkload:
+    """N workers (concurrency 1) and N producers on one queue of this process."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.clients: list[Any] = []
+        self.workers: list[Any] = []
+        self.waiting: dict[str, asyncio.Future[None]] = {}
+        self.started: dict[str, float] = {}
+        # One queue per process: a task must be acked by a worker of the process that waits.
+        self.name = f"worker-{uuid.uuid4().hex[:8]}"
+
+    async def open(self, stats: Sequence[ClientStats]) -> list[Op]:
+        from aiorpatterns.queues import TaskQueue
+        from aiorpatterns.workers import Worker
+
+        waiting, started = self.waiting, self.started
+
+        class NotifyingQueue(TaskQueue):
+            async def ack(self, task: Any) -> bool:
+                acked = await super().ack(task)
+                future = waiting.pop(task.id, None)
+                if acked and future is not None and not future.done():
+                    future.set_result(None)
+                return acked
+
+        async def bench(key: str) -> None:
+            started[key] = time.perf_counter()
+
+        ops = []
+        for st in stats:
+            worker_client = await connect(self.job.target)
+            producer_client = await connect(self.job.target)
+            self.clients += [worker_client, producer_client]
+            worker = Worker(
+                NotifyingQueue(worker_client, self.name, keyspace=_keyspace()), {"bench": bench}
+            )
+            await worker.start()
+            self.workers.append(worker)
+            ops.append(self._op(TaskQueue(producer_client, self.name, keyspace=_keyspace()), st))
+        return ops
+
+    def _op(self, queue: Any, st: ClientStats) -> Op:
+        async def op(deadline: float) -> None:
+            key = uuid.uuid4().hex
+            done = asyncio.get_running_loop().create_future()
+            self.waiting[key] = done
+            t = time.perf_counter()
+            st.tries += 1
+            try:
+                await queue.put_call("bench", [key], task_id=key)
+                await done
+            finally:
+                self.waiting.pop(key, None)
+            st.ops += 1
+            st.latencies.append(self.started.pop(key) - t)
+
+        return op
+
+    async def close(self) -> None:
+        for worker in self.workers:
+            with contextlib.suppress(Exception):
+                await worker.aclose(grace=1.0)
+        for client in self.clients:
+            with contextlib.suppress(Exception):
+                await client.aclose()
+        self.workers.clear()
+        self.clients.clear()
+
+
+def _limit(job: Job) -> ClientPerCoroutine:
+    key = BENCH_PREFIX + "limit:queue"
+
+    def make(client: Any, st: ClientStats, _: int) -> Op:
+        async def op(deadline: float) -> None:
+            pipe = client.pipeline(transaction=False)
+            for _ in range(BATCH):
+                pipe.rpush(key, "1")
+                pipe.lpop(key)
+            await pipe.execute()
+            st.tries += BATCH
+            st.ops += BATCH
+
+        return op
+
+    return ClientPerCoroutine(job, make)
+
+
+async def _prepare(client: Any) -> None:
+    from aiorpatterns.scripts import script
+
+    for name in SCRIPTS:
+        await script(name).load(client)
+
+
+async def _prepare_if_available(client: Any) -> None:
+    with contextlib.suppress(ImportError, AttributeError):  # not there yet: the rows skip
+        await _prepare(client)
+
+
+TABLE = Table(
+    name="queue",
+    title="Task queue: enqueue and process (Redis in Action §6.4)",
+    unit="tasks",
+    variants=(
+        Variant("book-list", _book),
+        Variant("aiorpatterns-put", _put, requires="aiorpatterns.queues:TaskQueue"),
+        Variant("aiorpatterns-get", _get, requires="aiorpatterns.queues:TaskQueue"),
+        Variant("aiorpatterns-worker", WorkerWorkload, requires="aiorpatterns.workers:Worker"),
+        Variant("limit", _limit),
+    ),
+    references=("book-list",),
+    prepare=_prepare_if_available,
+    notes=(
+        "No book numbers (§6.4 has no table). book-list and aiorpatterns-get: each client puts "
+        "one task and takes one; aiorpatterns-worker: N workers, N producers with one task in "
+        "flight each; latency = put start to handler start. "
+        f"limit = {BATCH} RPUSH + LPOP pairs per pipeline, per client."
+    ),
+)

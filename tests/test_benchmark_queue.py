@@ -1,0 +1,89 @@
+"""Test the ``queue`` benchmark table and its port of the book's list queue.
+
+The table (Redis in Action §6.4) runs for 0.2 s a row with 1 and 2 clients against the session's
+real servers, standalone and cluster; speed is never asserted, only the shape of its JSON, that
+every row moved tasks, and that nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from aiorpatterns.pytest_plugin import Endpoint
+from benchmarks import queue as table
+from benchmarks.cli import main
+
+ROW_KEYS = {
+    "variant",
+    "clients",
+    "ops",
+    "tries",
+    "retries",
+    "seconds",
+    "ops_per_s",
+    "latency_ms",
+    "fairness",
+    "book",
+}
+TOP_KEYS = {"table", "topology", "mode", "duration", "engine", "client", "rows"}
+VARIANTS = {"book-list", "aiorpatterns-put", "aiorpatterns-get", "aiorpatterns-worker", "limit"}
+
+
+def _run(tmp_path: Path, *args: str) -> dict[str, Any]:
+    argv = ["queue", *args, "--duration", "0.2", "--clients", "1,2", "--quiet"]
+    argv += ["--json", str(tmp_path / "out.json"), "--plot", str(tmp_path / "out.png")]
+    argv += ["--markdown", str(tmp_path / "out.md")]
+    assert main(argv) == 0
+    data: dict[str, Any] = json.loads((tmp_path / "out.json").read_text())
+    return data
+
+
+@pytest.mark.parametrize("topology", ["standalone", "cluster"])
+def test_queue_table_rows(topology: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    fixture = "redis_cluster_server" if topology == "cluster" else "redis_server"
+    endpoint: Endpoint = request.getfixturevalue(fixture)
+    data = _run(tmp_path, "--url", endpoint.url, "--topology", topology)
+    assert set(data) >= TOP_KEYS
+    assert (data["table"], data["topology"], data["duration"]) == ("queue", topology, 0.2)
+    assert {row["variant"] for row in data["rows"]} == VARIANTS
+    assert sorted((r["variant"], r["clients"]) for r in data["rows"]) == sorted(
+        (v, n) for v in VARIANTS for n in (1, 2)
+    )
+    for row in data["rows"]:
+        assert set(row) >= ROW_KEYS, row
+        assert row["ops"] > 0, row
+        assert row["tries"] >= row["ops"]
+        assert row["book"] is None, "the book has no queue table"
+        p50, p99 = row["latency_ms"]["p50"], row["latency_ms"]["p99"]
+        if row["variant"] == "limit":
+            assert p50 is None
+        else:
+            assert 0 < p50 <= p99
+    assert "### `queue`" in (tmp_path / "out.md").read_text()
+    client: Any = (
+        redis.RedisCluster.from_url(endpoint.url)
+        if topology == "cluster"
+        else redis.Redis.from_url(endpoint.url)
+    )
+    try:
+        assert list(client.scan_iter(match="bench:*")) == [], "the table left keys behind"
+    finally:
+        client.close()
+
+
+async def test_book_port_round_trip(redis_client: Any) -> None:
+    """The §6.4.1 port: RPUSH a JSON task, BLPOP it, call the registered callback."""
+    called: list[tuple[Any, ...]] = []
+    callbacks = {"send": lambda *args: called.append(args)}
+    queue = table.BOOK_QUEUE
+    await table.book_execute_now(redis_client, queue, "send", ["a@b.c", 3])
+    assert await table.book_work_one(redis_client, queue, callbacks) is True
+    assert called == [("a@b.c", 3)]
+    await table.book_execute_now(redis_client, queue, "unknown", [])
+    assert await table.book_work_one(redis_client, queue, callbacks) is False
+    assert await redis_client.llen(queue) == 0
