@@ -78,6 +78,16 @@ def _observe(task: asyncio.Future[Any]) -> None:
         task.exception()
 
 
+def _honour_cancel(task: asyncio.Task[Any] | None, cancels: int) -> None:
+    """Raise CancelledError if ``task`` was cancelled since it had ``cancels`` pending.
+
+    On Python 3.11 redis-py can swallow a cancellation that lands as a command is written
+    (``asyncio.wait_for``, CPython gh-86296); honour it here, as 3.12 would.
+    """
+    if task is not None and task.cancelling() > cancels:
+        raise asyncio.CancelledError
+
+
 def to_ms(seconds: float) -> int:
     """Seconds to whole milliseconds, never below 1 (Redis rejects a zero expiry)."""
     return max(1, math.ceil(seconds * 1000))
@@ -254,6 +264,7 @@ class Lease:
         try:
             reply = int(await self._run(self._acquire, keys, token, lease_ms, alive_ms))
             while reply <= 0 and not try_only:
+                _honour_cancel(task, cancels)  # every turn: a waiter may wait for ever
                 slice_ = self._wait_slice(deadline, -reply / 1000, cap=cap)
                 if slice_ is None:  # out of time: keep a late hand-off, else leave the queue
                     reply = int(await self._run(self._release, keys, token, "settle"))
@@ -266,10 +277,7 @@ class Lease:
                     reply = int(popped[1])
                     break
                 reply = int(await self._run(self._acquire, keys, token, lease_ms, alive_ms))
-            if task is not None and task.cancelling() > cancels:
-                # On Python 3.11 redis-py can swallow a cancellation that lands as a command is
-                # written (asyncio.wait_for, CPython gh-86296): honour it here, as 3.12 would.
-                raise asyncio.CancelledError
+            _honour_cancel(task, cancels)
         except BaseException:
             await self._abandon(token)
             raise
