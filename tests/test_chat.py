@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 import pytest
+from helpers import keys_of, outcome, until
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -22,32 +23,6 @@ from aiorpatterns.autopipeline import AutoPipeline
 from aiorpatterns.chat import ChatBatch, Chats
 from aiorpatterns.messaging import Message
 from aiorpatterns.server import free_port
-
-
-def text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-async def keys_of(redis: Any) -> list[str]:
-    return sorted([text(key) async for key in redis.scan_iter(match="aiorp:*")])
-
-
-async def until(check: Callable[[], Awaitable[bool]], what: str, limit: float = 15.0) -> None:
-    """Wait (bounded) for a state the test cannot be told about directly."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while not await check():
-        assert loop.time() < deadline, f"gave up waiting for {what}"
-        await asyncio.sleep(0.01)
-
-
-async def outcome(task: asyncio.Task[Any]) -> Any:
-    """The task's result, or None if it was cancelled."""
-    try:
-        return await task
-    except asyncio.CancelledError:
-        return None
-
 
 # A consistent snapshot of one chat, read in one step: lowest position, lowest stored id, last
 # id, number of stored messages, and the claims.

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import outcome, until
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
@@ -30,23 +31,6 @@ from aiorpatterns.fanout import Fanout, FanoutConsumer, FanoutEntry, FanoutGroup
 from aiorpatterns.server import free_port
 
 ROOT = str(Path(__file__).resolve().parents[1])
-
-
-async def until(check: Callable[[], Awaitable[bool]], what: str, limit: float = 15.0) -> None:
-    """Wait (bounded) for a state the test cannot be told about directly."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while not await check():
-        assert loop.time() < deadline, f"gave up waiting for {what}"
-        await asyncio.sleep(0.01)
-
-
-async def outcome(task: asyncio.Task[Any]) -> Any:
-    """The task's result, or None if it was cancelled."""
-    try:
-        return await task
-    except asyncio.CancelledError:
-        return None
 
 
 async def drain(

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 import pytest
+from helpers import outcome, until
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -21,23 +22,6 @@ from aiorpatterns.autopipeline import AutoPipeline
 from aiorpatterns.inbox import Inbox, InboxCounts, InboxMessage
 from aiorpatterns.scripts import script
 from aiorpatterns.server import free_port
-
-
-async def until(check: Callable[[], Awaitable[bool]], what: str, limit: float = 15.0) -> None:
-    """Wait (bounded) for a state the test cannot be told about directly."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while not await check():
-        assert loop.time() < deadline, f"gave up waiting for {what}"
-        await asyncio.sleep(0.01)
-
-
-async def outcome(task: asyncio.Task[Any]) -> Any:
-    """The task's result, or None if it was cancelled."""
-    try:
-        return await task
-    except asyncio.CancelledError:
-        return None
 
 
 async def test_send_and_receive_in_order(redis_client_text: Any) -> None:

@@ -28,4 +28,6 @@ def test_every_public_class_and_function_is_exported() -> None:
     assert public <= exported
     for module in aiorpatterns.PUBLIC_MODULES:
         for name in getattr(module, "__all__", ()):
-            assert name in exported, f"{module.__name__}.{name} is missing from aiorpatterns.__all__"
+            assert name in exported, (
+                f"{module.__name__}.{name} is missing from aiorpatterns.__all__"
+            )

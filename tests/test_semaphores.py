@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from helpers import text
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
@@ -34,10 +35,6 @@ SemaphoreClass = type[Semaphore]
 def cls(request: pytest.FixtureRequest) -> SemaphoreClass:
     kind: SemaphoreClass = request.param
     return kind
-
-
-def text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 async def all_keys(redis: Any) -> list[str]:

@@ -1,0 +1,34 @@
+"""Small helpers shared by the test modules (imported as ``from helpers import ...``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+
+def text(value: bytes | str) -> str:
+    """A reply as str, whatever the client's decode_responses."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+async def keys_of(redis: Any) -> list[str]:
+    """Every key under the default prefix, sorted (on every node of a cluster)."""
+    return sorted([text(key) async for key in redis.scan_iter(match="aiorp:*")])
+
+
+async def until(check: Callable[[], Awaitable[bool]], what: str, limit: float = 15.0) -> None:
+    """Wait (bounded) for a state the test cannot be told about directly."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while not await check():
+        assert loop.time() < deadline, f"gave up waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+async def outcome(task: asyncio.Task[Any]) -> Any:
+    """The task's result, or None if it was cancelled."""
+    try:
+        return await task
+    except asyncio.CancelledError:
+        return None
