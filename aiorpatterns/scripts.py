@@ -82,7 +82,10 @@ def _read(name: str) -> str:
 
 
 def _expand(source: str) -> str:
-    return _INCLUDE.sub(lambda m: _read(f"_{m.group(1)}"), source)
+    """Inline ``-- @include`` lines, including those inside included files."""
+    while _INCLUDE.search(source):
+        source = _INCLUDE.sub(lambda m: _read(f"_{m.group(1)}"), source)
+    return source
 
 
 @cache

@@ -11,40 +11,7 @@
 -- returns: the caller's counter value (> 0) if it holds a slot now, else minus the time until
 --          the first holder's lease ends, in ms (< 0);
 --          -1, doing nothing, if the caller already gave up (see release, mode abandon)
-local TIMEOUTS, OWNERS, COUNTER, QUEUE, WAITERS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local now
--- Declared before the wait queue is inlined: its hand_off() calls grant().
-local grant
--- Left in a waiter's wake list by an abandon; never a grant (grants are > 0).
-local TOMBSTONE = '0'
-
--- @include waitqueue
-
-grant = function(token, lease_ms)
-  local n = redis.call('INCR', COUNTER)
-  -- A counter that went missing (deleted, or an old copy restored) must still rank the new
-  -- owner after every current one, or it would outrank them: the book's "steal".
-  local last = redis.call('ZRANGE', OWNERS, -1, -1, 'WITHSCORES')[2]
-  if last and n <= tonumber(last) then
-    n = tonumber(last) + 1
-    redis.call('SET', COUNTER, string.format('%d', n))
-  end
-  redis.call('ZADD', OWNERS, n, token)
-  redis.call('ZADD', TIMEOUTS, now + lease_ms, token)
-  keep_alive(OWNERS, lease_ms)
-  keep_alive(TIMEOUTS, lease_ms)
-  return n
-end
-
--- Drop owners whose lease ended. The book intersects the two ZSETs (ZINTERSTORE) for this;
--- removing the few expired tokens by name costs less and keeps the owners key's expiry.
-local function reclaim()
-  local dead = redis.call('ZRANGEBYSCORE', TIMEOUTS, '-inf', now)
-  for i = 1, #dead, 1000 do
-    redis.call('ZREM', OWNERS, unpack(dead, i, math.min(i + 999, #dead)))
-  end
-  redis.call('ZREMRANGEBYSCORE', TIMEOUTS, '-inf', now)
-end
+-- @include fair_semaphore
 
 local token, lease = ARGV[1], tonumber(ARGV[2])
 local wait, limit = tonumber(ARGV[3]), tonumber(ARGV[4])

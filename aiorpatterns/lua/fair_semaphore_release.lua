@@ -11,37 +11,7 @@
 -- ARGV[3] limit    how many holders the semaphore admits
 -- returns: release/abandon: 1 if the caller held a slot, else 0;
 --          settle: the caller's counter value if it holds a slot, else 0
-local TIMEOUTS, OWNERS, COUNTER, QUEUE, WAITERS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local now
--- Declared before the wait queue is inlined: its hand_off() calls grant().
-local grant
--- Left in a waiter's wake list by an abandon; never a grant (grants are > 0).
-local TOMBSTONE = '0'
-
--- @include waitqueue
-
-grant = function(token, lease_ms)
-  local n = redis.call('INCR', COUNTER)
-  -- A counter that went missing must still rank the new owner after every current one.
-  local last = redis.call('ZRANGE', OWNERS, -1, -1, 'WITHSCORES')[2]
-  if last and n <= tonumber(last) then
-    n = tonumber(last) + 1
-    redis.call('SET', COUNTER, string.format('%d', n))
-  end
-  redis.call('ZADD', OWNERS, n, token)
-  redis.call('ZADD', TIMEOUTS, now + lease_ms, token)
-  keep_alive(OWNERS, lease_ms)
-  keep_alive(TIMEOUTS, lease_ms)
-  return n
-end
-
-local function reclaim()
-  local dead = redis.call('ZRANGEBYSCORE', TIMEOUTS, '-inf', now)
-  for i = 1, #dead, 1000 do
-    redis.call('ZREM', OWNERS, unpack(dead, i, math.min(i + 999, #dead)))
-  end
-  redis.call('ZREMRANGEBYSCORE', TIMEOUTS, '-inf', now)
-end
+-- @include fair_semaphore
 
 local token, mode, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
 now = now_ms()
