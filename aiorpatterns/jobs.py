@@ -209,7 +209,10 @@ class JobLevelIndex(JobIndex):
 
     def level_key(self, skill: str, level: int) -> str:
         """The posting of the jobs that need ``skill`` at ``level`` or below."""
-        return self.keyspace.key(self.kind, self.name, "level", str(level), check_name(skill))
+        skill = check_name(skill, "skill")
+        return self.keyspace.key(
+            self.kind, self.name, "level", str(check_int(level, "level")), skill
+        )
 
     def _check(self, skills: object, what: str) -> dict[str, str]:
         best: dict[str, int] = {}

@@ -35,6 +35,7 @@ import hashlib
 import math
 import operator
 import re
+import sys
 import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping
@@ -237,9 +238,9 @@ def string_to_score_generic(value: str, alphabet: str) -> int:
 
     Redis in Action §7.2.2 (``string_to_score_generic``): with ``k`` symbols (plus one for
     "no more characters"), the first ``floor(52 / log2(k + 1))`` characters fit in a score
-    exactly (e.g. 11 with :data:`LOWER`). ``alphabet`` lists the allowed characters; its order
-    is the order the scores follow. A character outside it raises ``ValueError`` (the book raises
-    ``KeyError``).
+    exactly (e.g. 10 with :data:`LOWER`: ``52 / log2(27)`` is 10.9). ``alphabet`` lists the
+    allowed characters; its order is the order the scores follow. A character outside it raises
+    ``ValueError`` (the book raises ``KeyError``).
     """
     if not isinstance(value, str):
         raise TypeError(f"value must be a str, not {type(value).__name__}")
@@ -311,13 +312,29 @@ def check_int(value: object, what: str, minimum: int = 0) -> int:
 
 
 def check_number(value: object, what: str) -> str:
-    """Return a finite int or float as the text Redis parses back to the same double."""
+    """Return an int or float as the text Redis parses back to the same double, or raise.
+
+    The value must be 0 or a normal double: Redis parses numbers with ``strtod``, and ``SORT``
+    refuses a whole sort when one value is out of range for it (``ERANGE``: a subnormal such as
+    ``5e-324``, or an int beyond ``1.8e308``), where the Lua sort would go on.
+    """
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{what} must be an int or float, not {type(value).__name__}")
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError(f"{what} must be finite, got {value!r}")
+        if value and abs(value) < sys.float_info.min:
+            raise ValueError(
+                f"{what} must be 0 or at least {sys.float_info.min!r} in magnitude "
+                f"(a subnormal double), got {value!r}"
+            )
         return repr(value)
+    try:
+        float(value)
+    except OverflowError:
+        raise ValueError(
+            f"{what} is out of range of a double ({value.bit_length()} bits)"
+        ) from None
     return str(int(value))
 
 
@@ -529,7 +546,14 @@ class SearchIndex:
             raise ValueError(f"field {field!r} is not one of numeric_fields")
         text = check_number(amount, "amount")
         keys = [self.doc_key(docid), self.field_key(field)]
-        reply = await script("search_fields")(self.redis, keys, [docid, "incr", field, text, 1])
+        try:
+            reply = await script("search_fields")(self.redis, keys, [docid, "incr", field, text, 1])
+        except ResponseError as exc:
+            if str(exc).startswith("RANGE"):
+                raise ValueError(
+                    f"adding {text} to {field!r} leaves the range of a double"
+                ) from exc
+            raise
         return float(_text(reply))
 
     async def fields(self, docid: str) -> dict[str, str]:
@@ -613,9 +637,10 @@ class SearchIndex:
         Redis in Action §7.2.1 (``search_and_sort``). Where the server takes it, ``SORT … BY
         …->field … STORE`` sorts (in one MULTI with the query, its PEXPIRE and the first page).
         Redis Cluster refuses ``SORT`` with a ``BY`` pattern, as does an ACL user without
-        ``@dangerous``; there a Lua script reads the field of each match (the documents' HASHes
-        are declared keys, all in the index's tag) and sorts the same way. SORT leaves text ties
-        in no particular order; the script orders them by id.
+        ``@dangerous``; there one Lua script runs the query, reads the field of each match (the
+        documents' HASHes are declared keys, all in the index's tag), sorts the same way and
+        caches the result, atomically. SORT leaves text ties in no particular order; the script
+        orders them by id.
         """
         parsed = self.parse(query)
         if not isinstance(sort, str):
@@ -716,21 +741,29 @@ class SearchIndex:
         start: int,
         num: int,
     ) -> tuple[int, list[str]]:
-        """The Lua sort: fetch the matches, then sort them by their documents' field."""
+        """The Lua sort: query, sort and cache in one script, which must be told the matches.
+
+        Each document's HASH is a declared key, and the matches are known only once the query
+        has run: the script sorts only if the matches are those declared, else it answers with
+        them and the next call declares those (the first call declares none).
+        """
         plan_keys, plan_args = self._plan(parsed)
-        members = await script("search_members")(self.redis, plan_keys, plan_args)
-        ids = [_text(m) for m in members]
-        if not ids:
-            return 0, []
-        keys = [cache_key, *(self.doc_key(i) for i in ids)]
-        args: list[object] = [ttl_ms, start, num, field, int(alpha), int(desc), *ids]
-        try:
-            reply = await script("search_sort")(self.redis, keys, args)
-        except ResponseError as exc:
-            if "NOTNUMBER" in str(exc):
-                raise ValueError(f"a value of numeric field {field!r} is not a number") from exc
-            raise
-        return int(reply[0]), [_text(i) for i in reply[1]]
+        head: list[object] = [ttl_ms, start, num, field, int(alpha), int(desc), len(plan_keys)]
+        ids: list[str] = []
+        for _ in range(_RETRIES):
+            keys = [cache_key, *plan_keys, *(self.doc_key(i) for i in ids)]
+            try:
+                total, page = await script("search_sort")(
+                    self.redis, keys, [*head, *plan_args, *ids]
+                )
+            except ResponseError as exc:
+                if "NOTNUMBER" in str(exc):
+                    raise ValueError(f"a value of numeric field {field!r} is not a number") from exc
+                raise
+            if int(total) >= 0:
+                return int(total), [_text(i) for i in page]
+            ids = [_text(i) for i in page]
+        raise RuntimeError(f"the matches of {parsed} kept changing while they were being sorted")
 
     async def search_zsorted(
         self,

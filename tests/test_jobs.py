@@ -149,12 +149,12 @@ _OPS = st.lists(
     candidates=st.lists(_PAIRS, min_size=1, max_size=4),
 )
 async def test_search_equals_brute_force(
-    redis_client: Any,
+    redis_client_text: Any,
     variant: str,
     ops: list[tuple[str, str, list[tuple[str, float]]]],
     candidates: list[list[tuple[str, float]]],
 ) -> None:
-    index = make_index(redis_client, variant)
+    index = make_index(redis_client_text, variant)
 
     def usable(pairs: list[tuple[str, float]]) -> list[tuple[str, float]]:
         return [(s, int(v)) for s, v in pairs] if variant == "levels" else pairs
@@ -167,11 +167,18 @@ async def test_search_equals_brute_force(
         elif pairs:
             await index.index_job(job, as_argument(variant, usable(pairs)))
             jobs[job] = merged(variant, usable(pairs))
-    assert await index.jobs() == set(jobs)
+    indexed = await index.jobs()
+    assert indexed == set(jobs)
+    assert all(type(j) is str for j in indexed)
+    for job in jobs:
+        for skill, need in (await index.requirements(job)).items():
+            assert type(skill) is type(need) is str
     for pairs in candidates:
         has = merged(variant, usable(pairs))
         expected = sorted(j for j, required in jobs.items() if qualifies(variant, required, has))
-        assert await index.find_jobs(as_argument(variant, usable(pairs))) == expected
+        found = await index.find_jobs(as_argument(variant, usable(pairs)))
+        assert found == expected
+        assert all(type(j) is str for j in found)
         for job in _JOBS:
             assert await index.is_qualified(job, as_argument(variant, usable(pairs))) == (
                 job in expected
@@ -253,12 +260,9 @@ async def test_many_skills(redis_client: Any) -> None:
 # -- bad input -------------------------------------------------------------------------------
 
 
-async def test_bad_arguments_raise_before_touching_redis(redis_client: Any) -> None:
-    skills, levels, years = (
-        JobIndex(redis_client),
-        JobLevelIndex(redis_client),
-        JobYearsIndex(redis_client),
-    )
+async def test_bad_arguments_raise_before_touching_redis() -> None:
+    client = object()  # any Redis call would fail with AttributeError
+    skills, levels, years = JobIndex(client), JobLevelIndex(client), JobYearsIndex(client)
     bad_calls: list[tuple[type[Exception], Any]] = [
         (TypeError, lambda: skills.index_job(1, ["py"])),
         (ValueError, lambda: skills.index_job("", ["py"])),
@@ -287,14 +291,19 @@ async def test_bad_arguments_raise_before_touching_redis(redis_client: Any) -> N
     for error, call in bad_calls:
         with pytest.raises(error):
             await call()
-    keys = [text(k) async for k in redis_client.scan_iter(match="*", count=1000)]
-    assert keys == []
+    for bad_skill, error in (("", ValueError), ("a}", ValueError), (None, TypeError)):
+        with pytest.raises(error, match=r"^skill"):
+            levels.level_key(bad_skill, 1)  # type: ignore[arg-type]
+        with pytest.raises(error, match=r"^skill"):
+            skills.skill_key(bad_skill)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^level"):
+        levels.level_key("py", -1)
     with pytest.raises(TypeError):
         JobIndex(None)
     with pytest.raises(ValueError, match="max_level"):
-        JobLevelIndex(redis_client, max_level=-1)
+        JobLevelIndex(object(), max_level=-1)
     with pytest.raises(ValueError, match="max_level"):
-        JobLevelIndex(redis_client, max_level=10**6)
+        JobLevelIndex(object(), max_level=10**6)
 
 
 async def test_empty_candidates_find_nothing(redis_client: Any) -> None:
