@@ -8,7 +8,10 @@ the book's own test scenarios (inventory §3), on both topologies.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ from aiorpatterns.pytest_plugin import Endpoint
 from benchmarks import autocomplete as table
 from benchmarks.baselines import ch06_autocomplete, ch11_autocomplete
 from benchmarks.cli import main
+from benchmarks.runner import ClientStats, Job, Target
 
 ROW_KEYS = {
     "variant",
@@ -68,7 +72,9 @@ def _check(data: dict[str, Any], topology: str) -> None:
         assert set(row) == ROW_KEYS, row
         assert row["tries"] >= row["ops"] >= 0
         assert row["retries"] == row["tries"] - row["ops"]
-        assert row["leaked_markers"] >= 0
+        # Calls in flight at the deadline run to their end: the book's calls leak no marker
+        # unless a client dies mid-call.
+        assert row["leaked_markers"] == 0, row
         if row["variant"] in OURS:
             assert row["leaked_markers"] == 0, row
             assert row["writes"] == 0, row
@@ -99,6 +105,71 @@ def test_table_on_a_standalone_server(redis_server: Endpoint, tmp_path: Path) ->
 
 def test_table_on_a_cluster(redis_cluster_server: Endpoint, tmp_path: Path) -> None:
     _check(_run(tmp_path, "--url", redis_cluster_server.url, "--topology", "cluster"), "cluster")
+
+
+async def test_only_non_empty_pages_in_time_count(redis_standalone_client: Any) -> None:
+    """Inventory §2c: an autocomplete is a call that returned results, before the deadline."""
+    far = time.perf_counter() + 60
+
+    async def page(items: list[str], on_try: Any) -> list[str]:
+        on_try()
+        return items
+
+    st = ClientStats()
+    await table._count(st, far, partial(page, []))
+    assert (st.tries, st.ops) == (1, 0)
+    await table._count(st, far, partial(page, ["ab"]))
+    assert (st.tries, st.ops) == (2, 1)
+    await table._count(st, time.perf_counter(), partial(page, ["ab"]))  # ended late
+    assert (st.tries, st.ops) == (2, 1)
+
+    async def complete(prefix: str) -> list[str]:
+        return []
+
+    op = table._single_op(complete, st, 0)
+    await op(far)
+    assert (st.tries, st.ops) == (3, 1)
+
+
+async def test_a_call_cut_off_at_the_deadline_cleans_up(redis_standalone_client: Any) -> None:
+    """The runner cancels a client at the deadline: its book-original call still ends cleanly."""
+    r = redis_standalone_client
+    await r.zadd(table.BOOK_KEY, dict.fromkeys(table.NAMES, 0))
+    stats = [ClientStats() for _ in range(20)]
+    clients = [r] * len(stats)  # one connection pool: the WATCH loops contend
+    ops = [
+        table._book_original(_job(len(stats))).make_op(c, st, i)
+        for i, (c, st) in enumerate(zip(clients, stats, strict=True))
+    ]
+    deadline = time.perf_counter() + 0.05
+    tasks = [asyncio.create_task(_drive(op, deadline)) for op in ops]
+    await asyncio.sleep(0.05)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert await table._leaked(r, [table.BOOK_KEY]) == 0
+    assert await r.zcard(table.BOOK_KEY) == len(table.NAMES)
+
+
+async def _drive(op: Any, deadline: float) -> None:
+    while time.perf_counter() < deadline:
+        await op(deadline)
+
+
+def _job(clients: int) -> Job:
+    target = Target("redis://unused")
+    return Job("autocomplete", "limit", clients, clients, 1.0, target)
+
+
+async def test_the_limit_row_keeps_100_calls_per_pipeline(redis_standalone_client: Any) -> None:
+    """At 100 clients too: the limit row is a ceiling for every row, the autopipeline's too."""
+    r = redis_standalone_client
+    await table._ours(r).join(*table.NAMES)
+    for clients in (1, table.MANY):
+        st = ClientStats()
+        op = table._limit(_job(clients)).make_op(r, st, 0)
+        await op(time.perf_counter() + 60)
+        assert st.tries == st.ops == table.BATCH == 100
 
 
 def test_the_workload_is_fixed() -> None:
