@@ -43,18 +43,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .cancellation import best_effort, cancelling, honour_cancel, shielded
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from .leases import check_seconds, to_ms
 from .messaging import (
     Message,
-    best_effort,
-    cancelling,
     check_client,
     check_count,
     encode_json,
-    honour_cancel,
     parse_envelope,
-    shielded,
     text,
 )
 from .scripts import script

@@ -50,15 +50,13 @@ from typing import Any, Self
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from .cancellation import cancelling, honour_cancel, shielded
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from .leases import MAX_WAIT_SLICE, _blocking_cap, check_seconds, to_ms
 from .messaging import (
-    cancelling,
     check_client,
     check_count,
     encode_json,
-    honour_cancel,
-    shielded,
     text,
 )
 from .scripts import script

@@ -39,17 +39,14 @@ from typing import Any
 
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from .cancellation import best_effort, cancelling, honour_cancel, shielded
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from .leases import MAX_WAIT_SLICE, _blocking_cap, check_seconds, to_ms
 from .messaging import (
     Message,
-    best_effort,
-    cancelling,
     check_client,
     encode_json,
-    honour_cancel,
     parse_envelope,
-    shielded,
 )
 from .scripts import script
 

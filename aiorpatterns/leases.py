@@ -29,6 +29,7 @@ from typing import Any, ClassVar, Self
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from .cancellation import best_effort, honour_cancel, shielded
 from .errors import AcquireTimeoutError, LeaseLostError, NotOwnedError
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from .scripts import script
@@ -70,22 +71,6 @@ def _blocking_cap(redis: Any) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
         return max(float(value) / 2, 0.001)
     return None
-
-
-def _observe(task: asyncio.Future[Any]) -> None:
-    """Mark a shielded task's outcome as seen, so asyncio logs nothing when nobody awaits it."""
-    if not task.cancelled():
-        task.exception()
-
-
-def _honour_cancel(task: asyncio.Task[Any] | None, cancels: int) -> None:
-    """Raise CancelledError if ``task`` was cancelled since it had ``cancels`` pending.
-
-    On Python 3.11 redis-py can swallow a cancellation that lands as a command is written
-    (``asyncio.wait_for``, CPython gh-86296); honour it here, as 3.12 would.
-    """
-    if task is not None and task.cancelling() > cancels:
-        raise asyncio.CancelledError
 
 
 def to_ms(seconds: float) -> int:
@@ -208,9 +193,7 @@ class Lease:
         token = self._token
         if token is None:
             raise NotOwnedError(f"{self.kind} {self.name!r} is not held by this object")
-        finish = asyncio.ensure_future(self._finish(token))
-        finish.add_done_callback(_observe)  # a cancelled caller never reads the outcome
-        await asyncio.shield(finish)
+        await shielded(self._finish(token))
 
     async def extend(self, seconds: float, *, replace: bool = False) -> float:
         """Add ``seconds`` to the remaining lease (or set it to ``seconds`` with ``replace``).
@@ -264,7 +247,7 @@ class Lease:
         try:
             reply = int(await self._run(self._acquire, keys, token, lease_ms, alive_ms))
             while reply <= 0 and not try_only:
-                _honour_cancel(task, cancels)  # every turn: a waiter may wait for ever
+                honour_cancel(task, cancels)  # every turn: a waiter may wait for ever
                 slice_ = self._wait_slice(deadline, -reply / 1000, cap=cap)
                 if slice_ is None:  # out of time: keep a late hand-off, else leave the queue
                     reply = int(await self._run(self._release, keys, token, "settle"))
@@ -277,7 +260,7 @@ class Lease:
                     reply = int(popped[1])
                     break
                 reply = int(await self._run(self._acquire, keys, token, lease_ms, alive_ms))
-            _honour_cancel(task, cancels)
+            honour_cancel(task, cancels)
         except BaseException:
             await self._abandon(token)
             raise
@@ -305,10 +288,7 @@ class Lease:
 
     async def _abandon(self, token: str) -> None:
         """Leave the queue and give back a hand-off we will not use (shielded, best effort)."""
-        cleanup = asyncio.ensure_future(self._run(self._release, self._keys(), token, "abandon"))
-        cleanup.add_done_callback(_observe)
-        with contextlib.suppress(RedisError, asyncio.CancelledError, OSError):
-            await asyncio.shield(cleanup)
+        await best_effort(self._run(self._release, self._keys(), token, "abandon"))
 
     async def _finish(self, token: str) -> None:
         try:

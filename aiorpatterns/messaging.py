@@ -15,17 +15,10 @@ compare by one clock.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import operator
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, TypeVar
-
-from redis.exceptions import RedisError
-
-from .leases import _observe
 
 __all__ = ["Message"]
 
@@ -91,36 +84,3 @@ def check_count(value: object, what: str, *, minimum: int = 1) -> int:
 def check_client(redis: object) -> None:
     if redis is None:
         raise TypeError("redis must be a redis.asyncio client, not None")
-
-
-def cancelling() -> tuple[asyncio.Task[Any] | None, int]:
-    """The current task and its pending cancellation count, for :func:`honour_cancel`."""
-    task = asyncio.current_task()
-    return task, task.cancelling() if task is not None else 0
-
-
-def honour_cancel(task: asyncio.Task[Any] | None, before: int) -> None:
-    """Raise CancelledError if the task was cancelled since :func:`cancelling`.
-
-    On Python 3.11 redis-py can swallow a cancellation that lands as a command is written
-    (asyncio.wait_for, CPython gh-86296): honour it here, as 3.12 would.
-    """
-    if task is not None and task.cancelling() > before:
-        raise asyncio.CancelledError
-
-
-async def shielded(step: Awaitable[T]) -> T:
-    """Run ``step`` to completion even if the caller is cancelled meanwhile.
-
-    A cancelled caller gets CancelledError at once; the step still finishes, so a send or an
-    ack that was called happens exactly once instead of maybe.
-    """
-    done = asyncio.ensure_future(step)
-    done.add_done_callback(_observe)  # a cancelled caller never reads the outcome
-    return await asyncio.shield(done)
-
-
-async def best_effort(step: Awaitable[object]) -> None:
-    """Run a clean-up step shielded, swallowing its failure (the caller is already failing)."""
-    with contextlib.suppress(RedisError, OSError, asyncio.CancelledError):
-        await shielded(step)

@@ -55,12 +55,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from .cancellation import best_effort, cancelling, honour_cancel, shielded
 from .errors import ScriptError
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
-from .leases import MAX_WAIT_SLICE, _blocking_cap, _observe, check_seconds, to_ms
+from .leases import MAX_WAIT_SLICE, _blocking_cap, check_seconds, to_ms
 from .scripts import script
 
 __all__ = ["DeadLetter", "QueueCounts", "Task", "TaskQueue"]
@@ -135,18 +135,6 @@ def encode_payload(payload: object) -> str:
         raise TypeError(f"payload is not JSON-serialisable: {exc}") from None
     except ValueError as exc:  # NaN / infinity, or a circular reference
         raise ValueError(f"payload is not valid JSON: {exc}") from None
-
-
-def _cancelling() -> tuple[asyncio.Task[Any] | None, int]:
-    task = asyncio.current_task()
-    return task, task.cancelling() if task is not None else 0
-
-
-def _honour_cancel(task: asyncio.Task[Any] | None, before: int) -> None:
-    # On Python 3.11 redis-py can swallow a cancellation that lands as a command is written
-    # (asyncio.wait_for, CPython gh-86296): honour it here, as 3.12 would.
-    if task is not None and task.cancelling() > before:
-        raise asyncio.CancelledError
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,11 +349,11 @@ class TaskQueue:
             else _check_count(max_attempts, "max_attempts")
         )
         delay_ms = math.ceil(wait * 1000) if wait > 0 else 0
-        task, cancels = _cancelling()
+        task, cancels = cancelling()
         await self._run(
             "queue_put", task_id, data, level, delay_ms, attempts, to_ms(vis) if vis else 0
         )
-        _honour_cancel(task, cancels)
+        honour_cancel(task, cancels)
         return task_id
 
     def _level(self, priority: str | None) -> int:
@@ -411,7 +399,7 @@ class TaskQueue:
         token = uuid.uuid4().hex
         vis_ms = to_ms(self.visibility_timeout)
         cap = _blocking_cap(self.redis)
-        current, cancels = _cancelling()
+        current, cancels = cancelling()
         claiming = False
         got: Task | None = None
         try:
@@ -424,7 +412,7 @@ class TaskQueue:
                 claiming = False
                 # Checked on every turn, not only at the end: with no timeout and no task, a
                 # swallowed cancellation would otherwise keep this loop waiting for ever.
-                _honour_cancel(current, cancels)
+                honour_cancel(current, cancels)
                 hint = int(reply[0])
                 if hint == -2:
                     raise ScriptError(f"queue {self.name!r}: a live claim token was refused")
@@ -432,8 +420,8 @@ class TaskQueue:
                 if pause is None:
                     break
                 await self._wait(pause, exact=exact)
-                _honour_cancel(current, cancels)
-            _honour_cancel(current, cancels)
+                honour_cancel(current, cancels)
+            honour_cancel(current, cancels)
         except BaseException:
             if claiming or got is not None:
                 await self._abandon(token)
@@ -482,10 +470,7 @@ class TaskQueue:
 
     async def _abandon(self, token: str) -> None:
         """Give back whatever ``token`` claimed, or refuse its claim to come (shielded)."""
-        cleanup = asyncio.ensure_future(self._run("queue_settle", "", token, "abandon", "", 0))
-        cleanup.add_done_callback(_observe)
-        with contextlib.suppress(RedisError, asyncio.CancelledError, OSError):
-            await asyncio.shield(cleanup)
+        await best_effort(self._run("queue_settle", "", token, "abandon", "", 0))
 
     async def ack(self, task: Task) -> bool:
         """Delete a task that was handled; True if it was still ours to delete.
@@ -626,9 +611,7 @@ class TaskQueue:
 
     async def _settle(self, name: str, *args: object) -> Any:
         """Run a settling script to completion even if the caller is cancelled."""
-        done = asyncio.ensure_future(self._run(name, *args))
-        done.add_done_callback(_observe)  # a cancelled caller never reads the outcome
-        return await asyncio.shield(done)
+        return await shielded(self._run(name, *args))
 
     def _check_task(self, task: object) -> None:
         if not isinstance(task, Task):
