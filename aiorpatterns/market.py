@@ -33,6 +33,8 @@ __all__ = ["Listing", "Market", "Purchase"]
 
 #: The largest price or amount: every whole number up to it is exact in a double.
 MAX_AMOUNT = 2**53
+#: How many users' keys a Market remembers (built once each, not on every call).
+_KEY_CACHE = 10_000
 
 
 class Purchase(Enum):
@@ -100,14 +102,28 @@ class Market:
         self.name = check_name(name)
         self.keyspace = keyspace
         self.market_key = keyspace.key(self.kind, name, "items")
+        self._keys: dict[tuple[str, object], str] = {}
 
     def user_key(self, user: str) -> str:
         """The HASH of ``user`` (its ``funds``)."""
-        return self.keyspace.key(self.kind, self.name, "user", check_name(user, "user"))
+        return self._key("user", user)
 
     def inventory_key(self, user: str) -> str:
         """The SET of the items ``user`` owns and has not listed."""
-        return self.keyspace.key(self.kind, self.name, "inventory", check_name(user, "user"))
+        return self._key("inventory", user)
+
+    def _key(self, part: str, user: object) -> str:
+        """A user's key, built (and checked) once per user: a hot path of every call."""
+        if type(user) is not str:
+            check_name(user, "user")  # raises TypeError
+        key = self._keys.get((part, user))
+        if key is None:
+            if len(self._keys) >= _KEY_CACHE:
+                self._keys.clear()
+            key = self._keys[part, user] = self.keyspace.key(
+                self.kind, self.name, part, check_name(user, "user")
+            )
+        return key
 
     async def deposit(self, user: str, amount: int) -> int:
         """Add ``amount`` (> 0) to ``user``'s funds and return the new funds."""

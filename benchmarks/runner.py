@@ -24,7 +24,7 @@ import multiprocessing
 import platform
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -76,6 +76,13 @@ class ClientStats:
     ops: int = 0
     tries: int = 0
     latencies: list[float] = field(default_factory=list)
+    #: Other numbers a table's clients count (the market's listings, misses); summed per row
+    #: into the row's JSON.
+    counts: dict[str, float] = field(default_factory=dict)
+
+    def count(self, name: str, amount: float = 1) -> None:
+        """Add ``amount`` to the counter ``name``."""
+        self.counts[name] = self.counts.get(name, 0) + amount
 
     def try_(self) -> None:
         """Count one attempt (passed as the ``on_try`` hook of the book ports)."""
@@ -149,7 +156,11 @@ class Table:
     #: the dict it yields with numbers measured after the row (e.g. leaked keys), which become
     #: keys of the row's JSON.
     around_row: Callable[[Any], AbstractAsyncContextManager[dict[str, float | None]]] | None = None
-    #: Extra printed columns, by key of a row's JSON (``retries``, or a key ``around_row`` sets).
+    #: Numbers computed from a measured row (e.g. an average over its counts), merged into
+    #: the row's JSON after its counts.
+    derive: Callable[[Row], Mapping[str, float | None]] | None = None
+    #: Extra printed columns, by key of a row's JSON (``retries``, or a key ``around_row``,
+    #: a client's counts or ``derive`` sets).
     columns: tuple[str, ...] = ()
 
     def variant(self, name: str) -> Variant:
@@ -179,6 +190,7 @@ class ShareResult:
     tries: list[int]
     latencies: list[float]
     seconds: float
+    counts: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -410,7 +422,16 @@ async def run_share(
         tries=[st.tries for st in stats],
         latencies=latencies,
         seconds=stopped - t0,
+        counts=_sum_counts(st.counts for st in stats),
     )
+
+
+def _sum_counts(counts: Iterable[Mapping[str, float]]) -> dict[str, float]:
+    total: dict[str, float] = {}
+    for one in counts:
+        for name, value in one.items():
+            total[name] = total.get(name, 0) + value
+    return total
 
 
 # -- worker processes ------------------------------------------------------------------------
@@ -692,6 +713,9 @@ async def run_tables(
             reporter.advance()
             continue
         row = _row(table, variant, target, clients, shares)
+        row.extra.update(_sum_counts(s.counts for s in shares))
+        if table.derive is not None:
+            row.extra.update(table.derive(row))
         row.extra.update(extra)
         result.rows.append(row)
         reporter.advance()

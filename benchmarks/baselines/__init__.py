@@ -10,6 +10,22 @@ comparisons of decoded text. Redis in Action §4.5, §6.2, §6.3 and §11.2.
 
 from __future__ import annotations
 
-from . import ch04_sessions, ch06_locks, ch06_semaphores, ch11_locks
+from . import (
+    ch04_market,
+    ch04_sessions,
+    ch06_locks,
+    ch06_market,
+    ch06_semaphores,
+    ch11_locks,
+    ch11_market,
+)
 
-__all__ = ["ch04_sessions", "ch06_locks", "ch06_semaphores", "ch11_locks"]
+__all__ = [
+    "ch04_market",
+    "ch04_sessions",
+    "ch06_locks",
+    "ch06_market",
+    "ch06_semaphores",
+    "ch11_locks",
+    "ch11_market",
+]
