@@ -8,7 +8,7 @@ book's gaps closed: the buyer names the price it agreed to (§4.4.3's ``lprice``
 §11.3.2 drop), every check runs before the first write, a missing funds field counts as 0
 (§4.4.3 raises ``TypeError``), a buyer cannot buy from itself, and a listing names its item and
 seller unambiguously (the book's ``"<item>.<seller>"`` cannot tell ``a.b`` + ``c`` from ``a`` +
-``b.c``).
+``b.c``; here they are joined by the ASCII unit separator, which an item may not contain).
 
 Keys (``name`` is the market's name): ``<prefix>:market:{<name>}:items`` (ZSET listing → price),
 ``…:user:<user>`` (HASH with ``funds``) and ``…:inventory:<user>`` (SET of items). One market
@@ -19,7 +19,6 @@ Prices and funds are whole numbers (cents, say) up to 2**53, exact in a sorted-s
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -33,6 +32,8 @@ __all__ = ["Listing", "Market", "Purchase"]
 
 #: The largest price or amount: every whole number up to it is exact in a double.
 MAX_AMOUNT = 2**53
+#: Joins item and seller in a market member (ASCII unit separator; an item may not hold it).
+SEPARATOR = "\x1f"
 #: How many users' keys a Market remembers (built once each, not on every call).
 _KEY_CACHE = 10_000
 
@@ -74,12 +75,14 @@ def _item(value: object) -> str:
         raise TypeError(f"item must be a str, not {type(value).__name__}")
     if not value:
         raise ValueError("item must not be empty")
+    if SEPARATOR in value:
+        raise ValueError(f"item must not contain {SEPARATOR!r} (it separates item and seller)")
     return value
 
 
 def _listing(item: str, seller: str) -> str:
-    """The market member of ``seller``'s ``item``: a JSON pair, never ambiguous."""
-    return json.dumps([item, seller], ensure_ascii=False, separators=(",", ":"))
+    """The market member of ``seller``'s ``item``: split at the first separator, never ambiguous."""
+    return item + SEPARATOR + seller
 
 
 class Market:
@@ -201,7 +204,7 @@ class Market:
         pairs = await self.redis.zrange(self.market_key, offset, last, withscores=True)
         listings = []
         for member, score in pairs:
-            item, seller = json.loads(text(member))
+            item, _, seller = text(member).partition(SEPARATOR)
             listings.append(Listing(item, seller, int(score)))
         return listings
 

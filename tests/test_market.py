@@ -167,6 +167,7 @@ async def test_a_cancelled_purchase_is_all_or_nothing(redis_client: Any) -> None
     [
         (lambda m: m.list_item("", "s", 1), ValueError),
         (lambda m: m.list_item(3, "s", 1), TypeError),
+        (lambda m: m.list_item("a\x1fb", "s", 1), ValueError),
         (lambda m: m.list_item("i", "", 1), ValueError),
         (lambda m: m.list_item("i", "s}", 1), ValueError),
         (lambda m: m.list_item("i", "s", 0), ValueError),
