@@ -7,29 +7,16 @@ for the book section behind each one.
 
 from __future__ import annotations
 
-from . import (
-    ads,
-    autocomplete,
-    autopipeline,
-    chat,
-    errors,
-    fanout,
-    inbox,
-    jobs,
-    keys,
-    locks,
-    messaging,
-    queues,
-    search,
-    semaphores,
-    sessions,
-    workers,
-)
 from .ads import (
     AdIndex,
     Targeting,
     cpa_to_ecpm,
     cpc_to_ecpm,
+)
+from .articles import (
+    Article,
+    Articles,
+    Vote,
 )
 from .autocomplete import (
     Autocomplete,
@@ -43,6 +30,15 @@ from .autopipeline import (
 from .chat import (
     ChatBatch,
     Chats,
+)
+from .counters import (
+    PRECISIONS,
+    AccessTimer,
+    Counters,
+    Sample,
+    Statistics,
+    Stats,
+    slowest,
 )
 from .errors import (
     AcquireTimeoutError,
@@ -73,6 +69,18 @@ from .keys import (
 from .locks import (
     Lock,
 )
+from .logs import (
+    SEVERITIES,
+    CommonLog,
+    CommonMessages,
+    LogEntry,
+    RecentLog,
+)
+from .market import (
+    Listing,
+    Market,
+    Purchase,
+)
 from .messaging import (
     Message,
 )
@@ -81,6 +89,10 @@ from .queues import (
     QueueCounts,
     Task,
     TaskQueue,
+)
+from .scripts import (
+    Script,
+    script,
 )
 from .search import (
     ParsedQuery,
@@ -96,8 +108,20 @@ from .semaphores import (
     FairSemaphore,
     Semaphore,
 )
+from .server import (
+    ClusterServer,
+    RedisServer,
+    ServerNotFoundError,
+    find_server_binary,
+    server_version,
+)
 from .sessions import (
     Sessions,
+)
+from .sharding import (
+    ShardedHash,
+    ShardedList,
+    shard_of,
 )
 from .workers import (
     Worker,
@@ -105,14 +129,23 @@ from .workers import (
 )
 
 __all__ = [
+    "PRECISIONS",
+    "SEVERITIES",
+    "AccessTimer",
     "AcquireTimeoutError",
     "AdIndex",
     "AiorpatternsError",
+    "Article",
+    "Articles",
     "AutoPipeline",
     "AutoPipelineStats",
     "Autocomplete",
     "ChatBatch",
     "Chats",
+    "ClusterServer",
+    "CommonLog",
+    "CommonMessages",
+    "Counters",
     "DeadLetter",
     "FairSemaphore",
     "Fanout",
@@ -127,48 +160,47 @@ __all__ = [
     "JobYearsIndex",
     "Keyspace",
     "LeaseLostError",
+    "Listing",
     "Lock",
+    "LogEntry",
+    "Market",
     "Message",
     "NotOwnedError",
     "ParsedQuery",
+    "Purchase",
     "QueueCounts",
     "RecentContacts",
+    "RecentLog",
+    "RedisServer",
+    "Sample",
+    "Script",
     "ScriptError",
     "SearchIndex",
     "SearchResult",
     "Semaphore",
+    "ServerNotFoundError",
     "Sessions",
+    "ShardedHash",
+    "ShardedList",
+    "Statistics",
+    "Stats",
     "Targeting",
     "Task",
     "TaskQueue",
+    "Vote",
     "Worker",
     "WorkerStats",
     "cpa_to_ecpm",
     "cpc_to_ecpm",
+    "find_server_binary",
     "parse_query",
     "prefix_range",
+    "script",
+    "server_version",
+    "shard_of",
+    "slowest",
     "string_to_score",
     "string_to_score_generic",
     "tokenize",
     "zadd_string",
 ]
-
-#: Modules whose ``__all__`` must be re-exported here (a test keeps this true).
-PUBLIC_MODULES = (
-    ads,
-    autocomplete,
-    autopipeline,
-    chat,
-    errors,
-    fanout,
-    inbox,
-    jobs,
-    keys,
-    locks,
-    messaging,
-    queues,
-    search,
-    semaphores,
-    sessions,
-    workers,
-)

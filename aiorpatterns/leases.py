@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import math
-import uuid
+import os
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, ClassVar, Self
@@ -34,7 +34,7 @@ from .errors import AcquireTimeoutError, LeaseLostError, NotOwnedError
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from .scripts import script
 
-__all__ = ["MAX_WAIT_SLICE", "Lease"]
+__all__ = ["MAX_SECONDS", "MAX_WAIT_SLICE", "Lease"]
 
 log = logging.getLogger(__name__)
 
@@ -42,18 +42,33 @@ log = logging.getLogger(__name__)
 MAX_WAIT_SLICE = 1.0
 #: A waiter that has not re-checked for this long past its slice is presumed dead and skipped.
 _WAITER_GRACE = 2.0
+#: Longest duration accepted (about 31.7 years). In milliseconds and added to the server's clock
+#: it stays well below 10**14, so Lua still reads and prints it as an exact integer.
+MAX_SECONDS = 10**9
 _UNSET: Any = object()
 
 
 def check_seconds(value: object, what: str, *, allow_none: bool = False) -> float | None:
-    """Validate a duration in seconds: a positive finite number (or None when allowed)."""
+    """Validate a duration in seconds: a positive finite number up to :data:`MAX_SECONDS`.
+
+    ``None`` passes when ``allow_none`` (meaning "for ever" to the caller).
+    """
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{what} must be a number of seconds, not {type(value).__name__}")
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{what} must be a positive number of seconds, got {value!r}")
+    if value > MAX_SECONDS:
+        raise ValueError(f"{what} must be at most {MAX_SECONDS} seconds, got {value!r}")
     return float(value)
+
+
+def check_flag(value: object, what: str) -> bool:
+    """Validate a bool option (a truthy string or number is a mistake, not a yes)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{what} must be a bool, not {type(value).__name__}")
+    return value
 
 
 def _blocking_cap(redis: Any) -> float | None:
@@ -107,11 +122,13 @@ class Lease:
             raise TypeError("redis must be a redis.asyncio client, not None")
         if not isinstance(keyspace, Keyspace):
             raise TypeError(f"keyspace must be a Keyspace, not {type(keyspace).__name__}")
+        if on_lost is not None and not callable(on_lost):
+            raise TypeError(f"on_lost must be callable or None, not {type(on_lost).__name__}")
         self.redis = redis
         self.name = name
         self.timeout = check_seconds(timeout, "timeout")
         self.acquire_timeout = check_seconds(acquire_timeout, "acquire_timeout", allow_none=True)
-        self.auto_renew = bool(auto_renew)
+        self.auto_renew = check_flag(auto_renew, "auto_renew")
         self.on_lost = on_lost
         self.keyspace = keyspace
         self._queue = keyspace.key(self.kind, name, "queue")
@@ -119,6 +136,7 @@ class Lease:
         self._grant: int | None = None
         self._lost = False
         self._gate = asyncio.Lock()
+        self._gate_waiters = 0
         self._renewer: asyncio.Task[None] | None = None
 
     # -- what subclasses provide -------------------------------------------------------------
@@ -128,6 +146,11 @@ class Lease:
         raise NotImplementedError
 
     def _extend_keys(self) -> Sequence[str]:
+        """KEYS of the extend script (also what :meth:`_owns` reads)."""
+        raise NotImplementedError
+
+    async def _owns(self, token: str) -> bool:
+        """Ask Redis whether ``token`` holds the lease right now."""
         raise NotImplementedError
 
     # -- public API ------------------------------------------------------------------------
@@ -147,6 +170,11 @@ class Lease:
         """The random token identifying this holder in Redis, while held."""
         return self._token
 
+    async def owned(self) -> bool:
+        """True if this object holds the lease right now (asks Redis; :attr:`held` does not)."""
+        token = self._token
+        return token is not None and await self._owns(token)
+
     async def acquire(
         self, *, blocking: bool = True, acquire_timeout: float | None = _UNSET
     ) -> bool:
@@ -155,19 +183,17 @@ class Lease:
         With ``blocking=False`` make one attempt and never wait. ``acquire_timeout=None`` waits
         forever. Tasks sharing this object queue locally first, then in Redis.
         """
+        check_flag(blocking, "blocking")
         wait = self.acquire_timeout if acquire_timeout is _UNSET else acquire_timeout
         wait = check_seconds(wait, "acquire_timeout", allow_none=True)
-        loop = asyncio.get_running_loop()
-        deadline = None if wait is None else loop.time() + wait
-        # A non-blocking attempt gets a deadline of "now": the gate may be unlocked yet promised
-        # to a task that was woken but has not run, and queueing behind it could block for ever.
-        try:
-            async with asyncio.timeout_at(deadline if blocking else loop.time()):
-                await self._gate.acquire()
-        except TimeoutError:
+        now = asyncio.get_running_loop().time()
+        deadline: float | None = now  # a non-blocking attempt: make one try, at once
+        if blocking:
+            deadline = None if wait is None else now + wait
+        if not await self._enter_gate(deadline):
             return False
         try:
-            grant = await self._acquire_remote(deadline if blocking else loop.time())
+            grant = await self._acquire_remote(deadline)
         except BaseException:
             self._gate.release()
             raise
@@ -178,6 +204,7 @@ class Lease:
         self._lost = False
         if self.auto_renew:
             self._renewer = asyncio.create_task(self._renew_forever(self._token or ""))
+            self._renewer.add_done_callback(self._renewer_done)
         return True
 
     async def try_acquire(self) -> bool:
@@ -193,6 +220,7 @@ class Lease:
         token = self._token
         if token is None:
             raise NotOwnedError(f"{self.kind} {self.name!r} is not held by this object")
+        self._token = None  # ours to give up: a concurrent release() finds nothing held
         await shielded(self._finish(token))
 
     async def extend(self, seconds: float, *, replace: bool = False) -> float:
@@ -234,9 +262,29 @@ class Lease:
     async def _run(self, name: str, keys: Sequence[str], *args: object) -> Any:
         return await script(name)(self.redis, keys, args)
 
+    async def _enter_gate(self, deadline: float | None) -> bool:
+        """Take this object's local gate (tasks sharing it take turns); False at the deadline.
+
+        A free gate nobody queues for is taken at once, without timeout machinery. Otherwise the
+        wait is bounded even for a non-blocking attempt: the gate may be unlocked yet promised
+        to a task that was woken but has not run, and queueing behind it could block for ever.
+        """
+        if not self._gate.locked() and not self._gate_waiters:
+            await self._gate.acquire()  # no waiter: asyncio.Lock returns without suspending
+            return True
+        self._gate_waiters += 1
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self._gate.acquire()
+        except TimeoutError:
+            return False
+        finally:
+            self._gate_waiters -= 1
+        return True
+
     async def _acquire_remote(self, deadline: float | None) -> int:
         """Run the acquire script and wait for a hand-off; return the grant, or 0."""
-        token = uuid.uuid4().hex
+        token = os.urandom(16).hex()
         keys = self._keys()
         lease_ms = to_ms(self.timeout or 0.0)
         try_only = deadline is not None and deadline <= asyncio.get_running_loop().time()
@@ -291,26 +339,37 @@ class Lease:
         await best_effort(self._run(self._release, self._keys(), token, "abandon"))
 
     async def _finish(self, token: str) -> None:
+        """Stop renewing and run the release script for ``token``, already taken from the object.
+
+        A release that finds the lease gone (expired, or taken over) marks the object
+        :attr:`lost` and raises :class:`NotOwnedError`. Redis in Action §6.2.3 (``release_lock``).
+        """
         try:
             await self._stop_renewer()
             released = int(await self._run(self._release, self._keys(), token, "release"))
+            if not released:
+                self._lost = True
         finally:
-            if self._token == token:
-                self._token = None
-                self._grant = None
-                self._gate.release()
+            self._grant = None
+            self._gate.release()
         if not released:
-            self._lost = True
             raise NotOwnedError(f"{self.kind} {self.name!r}: the lease expired or was taken over")
 
     async def _stop_renewer(self) -> None:
+        """Stop the renewer and wait for it; a renewer that crashed never breaks a release."""
         renewer, self._renewer = self._renewer, None
         if renewer is not None and renewer is not asyncio.current_task():
             renewer.cancel()
             # The renewer also stops by itself once it is no longer self._renewer, so this
-            # wait ends even if redis-py swallowed the cancellation (see _acquire_remote).
-            with contextlib.suppress(asyncio.CancelledError):
+            # wait ends even if redis-py swallowed the cancellation (see _acquire_remote). Its
+            # crash, if any, was logged by _renewer_done.
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 await renewer
+
+    def _renewer_done(self, renewer: asyncio.Task[None]) -> None:
+        """Log a renewer that crashed (the lease then lives only until its timeout)."""
+        if not renewer.cancelled() and (exc := renewer.exception()) is not None:
+            log.error("%s %r: auto-renewal crashed", self.kind, self.name, exc_info=exc)
 
     async def _renew_forever(self, token: str) -> None:
         """Reset the lease to ``timeout`` every third of it, until released, stopped or lost."""
@@ -324,7 +383,7 @@ class Lease:
                 left = int(
                     await self._run(self._extend, self._extend_keys(), token, to_ms(period * 3), 1)
                 )
-            except RedisError as exc:  # the lease may still be valid: try again soon
+            except (RedisError, OSError) as exc:  # the lease may still be valid: retry soon
                 log.warning("%s %r: renewal failed: %s", self.kind, self.name, exc)
                 continue
             if left <= 0 and self._token == token and self._renewer is me:

@@ -70,15 +70,9 @@ class Lock(Lease):
         """True if anyone holds the lock right now."""
         return bool(await self.redis.exists(self.key))
 
-    async def owned(self) -> bool:
-        """True if this object holds the lock right now (asks Redis)."""
-        token = self._token
-        if token is None:
-            return False
+    async def _owns(self, token: str) -> bool:
         value = await self.redis.get(self.key)
-        return (
-            value is not None and (value.decode() if isinstance(value, bytes) else value) == token
-        )
+        return (value.decode() if isinstance(value, bytes) else value) == token
 
     def __repr__(self) -> str:
         state = f"held, fence={self._grant}" if self._token else "not held"

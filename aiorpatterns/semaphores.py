@@ -100,6 +100,10 @@ class Semaphore(Lease):
             args = (*args, self.limit)
         return await super()._run(name, keys, *args)
 
+    async def _owns(self, token: str) -> bool:
+        # The keys the extend script checks: a lease that ended is not owned, even unreclaimed.
+        return bool(await script("semaphore_owned")(self.redis, self._extend_keys(), (token,)))
+
     async def refresh(self) -> None:
         """Reset the lease of the held slot to ``timeout`` seconds.
 

@@ -235,13 +235,20 @@ class RedisServer:
         return args
 
     def _spawn(self) -> None:
-        self.process = _popen(
-            self._command(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,  # Ctrl-C reaches us, and we stop the server in order
-        )
+        # stdout/stderr go to a file, never an unread pipe (a full pipe would block the server);
+        # they hold what the log file cannot, such as a config error before logging starts.
+        with self._output_path().open("ab") as output:
+            self.process = _popen(
+                self._command(),
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches us, and we stop the server in order
+            )
+
+    def _output_path(self) -> Path:
+        assert self.directory is not None
+        return self.directory / f"server-{self.port}.out"
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
@@ -261,12 +268,16 @@ class RedisServer:
                 if pid is not None:
                     raise RuntimeError(f"port {self.port} is taken by another server (pid {pid})")
             time.sleep(0.02)
-        raise TimeoutError(f"server did not answer within {self.startup_timeout} s")
+        raise TimeoutError(
+            f"server did not answer within {self.startup_timeout} s: {self._log_tail()}"
+        )
 
-    def _log_tail(self) -> str:
+    def _log_tail(self, limit: int = 2000) -> str:
+        """The end of the server's output and of its log file, for error messages."""
         assert self.directory is not None
-        log = self.directory / f"server-{self.port}.log"
-        return log.read_text(errors="replace")[-2000:] if log.exists() else ""
+        files = (self._output_path(), self.directory / f"server-{self.port}.log")
+        tails = [f.read_text(errors="replace")[-limit:].strip() for f in files if f.exists()]
+        return "\n".join(t for t in tails if t) or "(no output)"
 
     def client(self, **kwargs: object) -> redis.Redis:
         """A synchronous client for set-up work (the patterns themselves are async)."""
@@ -303,8 +314,6 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
 
     def stop(self) -> None:
         """Stop the process and remove its directory."""

@@ -1,4 +1,4 @@
-"""Keep login tokens and each user's recently viewed items, updated in one round trip.
+"""Keep login tokens, recently viewed items, shopping carts and item popularity in Redis.
 
 Redis in Action §2.1 keeps web sessions in Redis: a HASH from login token to user, a ZSET of
 tokens by last activity, a per-token ZSET of the last 25 items viewed, and a ZSET counting views
@@ -8,10 +8,18 @@ the same work in one Lua script: one round trip like the pipeline, but atomic, t
 server's clock rather than each web server's, and safe on Redis Cluster because every key of one
 session store shares one hash tag.
 
+§2.1-§2.2 trim the oldest sessions above a limit (``clean_sessions``, ``clean_full_sessions``):
+the book reads the oldest tokens and deletes them in separate commands, so a user active in
+between is logged out. :meth:`Sessions.clean_sessions` deletes a token only if it was not seen
+again since it was read (checked per token in Lua), with its history and its cart. The cart
+(§2.2 ``add_to_cart``) removes an item at a count of 0 or less (the book calls ``hrem``, which
+does not exist), and is only written for a live session, so it never outlives it. §2.5 ranks
+items by views and rescales the counts (``rescale_viewed``) in one step.
+
 Keys (``name`` is the store's name, default ``"sessions"``): ``<prefix>:session:{<name>}:login``,
-``…:recent``, ``…:viewed`` and one history per token, ``…:viewed:<token>``. The login HASH and the
-recent ZSET are single keys in the book as well, so a store lives on one cluster node either way;
-use several stores (names) to spread many users over a cluster.
+``…:recent``, ``…:viewed`` and, per token, ``…:viewed:<token>`` and ``…:cart:<token>``. The login
+HASH and the recent ZSET are single keys in the book as well, so a store lives on one cluster
+node either way; use several stores (names) to spread many users over a cluster.
 """
 
 from __future__ import annotations
@@ -19,12 +27,17 @@ from __future__ import annotations
 from typing import Any
 
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
+from .messaging import check_count
 from .scripts import script
 
 __all__ = ["Sessions"]
 
 #: How many recently viewed items each token keeps (the book's 25).
 HISTORY = 25
+#: How many tokens one clean-up step removes at most (the book's 100).
+CLEAN_BATCH = 100
+#: How many items :meth:`Sessions.rescale_viewed` keeps (the book's 20,000).
+KEEP_VIEWED = 20_000
 
 
 def _text(value: Any) -> str:
@@ -70,6 +83,10 @@ class Sessions:
         """The key of ``token``'s recently viewed items (in the store's hash tag)."""
         return self.keyspace.key(self.kind, self.name, "viewed", check_name(token, "token"))
 
+    def cart_key(self, token: str) -> str:
+        """The key of ``token``'s shopping cart (in the store's hash tag)."""
+        return self.keyspace.key(self.kind, self.name, "cart", check_name(token, "token"))
+
     async def check_token(self, token: str) -> str | None:
         """Return the user logged in with ``token``, or None.
 
@@ -110,6 +127,83 @@ class Sessions:
         check_name(token, "token")
         score = await self.redis.zscore(self.recent_key, token)
         return None if score is None else float(score)
+
+    async def clean_sessions(self, *, limit: int, batch: int = CLEAN_BATCH) -> int:
+        """Remove the oldest tokens until at most ``limit`` remain; return how many went.
+
+        Each removed token loses its login, its history and its cart. A token seen again
+        (``update_token``) between the read of the oldest tokens and their removal is kept: the
+        check and the delete are one Lua step per batch. Returns once the store is within the
+        limit, or when a whole batch was refreshed meanwhile (call again later). Redis in Action
+        §2.1 (``clean_sessions``) and §2.2 (``clean_full_sessions``), one pass of their loops.
+        """
+        limit = check_count(limit, "limit", minimum=0)
+        batch = check_count(batch, "batch")
+        removed = 0
+        while True:
+            size = int(await self.redis.zcard(self.recent_key))
+            if size <= limit:
+                return removed
+            oldest = await self.redis.zrange(
+                self.recent_key, 0, min(size - limit, batch) - 1, withscores=True
+            )
+            keys = [self.login_key, self.recent_key]
+            args: list[object] = [limit]
+            for member, seen in oldest:
+                token = _text(member)
+                keys += [self.history_key(token), self.cart_key(token)]
+                args += [token, repr(float(seen))]
+            if not oldest:
+                return removed
+            gone = int(await script("session_clean")(self.redis, keys, args))
+            removed += gone
+            if gone == 0:
+                return removed
+
+    async def add_to_cart(self, token: str, item: str, *, count: int) -> bool:
+        """Set how many of ``item`` ``token``'s cart holds; ``count`` <= 0 removes the item.
+
+        False (and nothing written) if the token has no session: a cart never outlives its
+        session. Redis in Action §2.2 (``add_to_cart``; its ``hrem`` is HDEL here).
+        """
+        keys = [self.recent_key, self.cart_key(token)]
+        if not isinstance(item, str):
+            raise TypeError(f"item must be a str, not {type(item).__name__}")
+        if not item:
+            raise ValueError("item must not be empty")
+        if isinstance(count, bool) or not isinstance(count, int):
+            raise TypeError(f"count must be an int, not {type(count).__name__}")
+        return bool(await script("cart_update")(self.redis, keys, [token, item, count]))
+
+    async def cart(self, token: str) -> dict[str, int]:
+        """Return ``token``'s cart: item -> count (empty if none)."""
+        key = self.cart_key(token)
+        items = await self.redis.hgetall(key)
+        return {_text(item): int(count) for item, count in items.items()}
+
+    async def rank(self, item: str) -> int | None:
+        """Return ``item``'s popularity rank (0 = most viewed), or None if it is not ranked.
+
+        Redis in Action §2.5 (the ZRANK in ``can_cache``).
+        """
+        if not isinstance(item, str):
+            raise TypeError(f"item must be a str, not {type(item).__name__}")
+        rank = await self.redis.zrank(self.viewed_key, item)
+        return None if rank is None else int(rank)
+
+    async def rescale_viewed(self, *, keep: int = KEEP_VIEWED, factor: float = 0.5) -> int:
+        """Keep the ``keep`` most viewed items and multiply their counts by ``factor``.
+
+        One atomic step; returns how many items remain. Run it periodically (the book: every
+        5 minutes) so old popularity fades. Redis in Action §2.5 (``rescale_viewed``).
+        """
+        keep = check_count(keep, "keep")
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)):
+            raise TypeError(f"factor must be a number, not {type(factor).__name__}")
+        if not 0 < factor <= 1:
+            raise ValueError(f"factor must be in (0, 1], got {factor!r}")
+        args = [keep, repr(float(factor))]
+        return int(await script("session_rescale")(self.redis, [self.viewed_key], args))
 
     def __repr__(self) -> str:
         return f"<Sessions {self.keyspace.tag(self.kind, self.name)!r}>"

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
+
+import redis
 
 
 def text(value: bytes | str) -> str:
@@ -32,3 +36,25 @@ async def outcome(task: asyncio.Task[Any]) -> Any:
         return await task
     except asyncio.CancelledError:
         return None
+
+
+def run_table(tmp_path: Path, table: str, *args: str) -> dict[str, Any]:
+    """Run ``python -m benchmarks <table> ARGS`` quietly, writing every output; return its JSON."""
+    from benchmarks.cli import main
+
+    argv = [table, *args, "--quiet", "--json", str(tmp_path / "out.json")]
+    argv += ["--plot", str(tmp_path / "out.png"), "--markdown", str(tmp_path / "out.md")]
+    assert main(argv) == 0
+    data: dict[str, Any] = json.loads((tmp_path / "out.json").read_text())
+    return data
+
+
+def bench_keys_left(url: str, topology: str) -> list[bytes]:
+    """The keys a benchmark run left under ``bench:`` (on every node of a cluster)."""
+    client: Any = (
+        redis.RedisCluster.from_url(url) if topology == "cluster" else redis.Redis.from_url(url)
+    )
+    try:
+        return list(client.scan_iter(match="bench:*"))
+    finally:
+        client.close()

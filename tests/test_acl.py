@@ -16,7 +16,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import NoPermissionError
 
-from aiorpatterns import Keyspace, Lock
+from aiorpatterns import FairSemaphore, Keyspace, Lock, Semaphore
 from aiorpatterns.keys import DEFAULT_KEYSPACE
 from aiorpatterns.pytest_plugin import Endpoint
 
@@ -64,9 +64,7 @@ async def _eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0
 
 
 # -- the patterns, each driven end to end through the restricted client ---------------------
-# One entry per pattern. SEMAPHORES: add `exercise_semaphore` / `exercise_fair_semaphore`
-# (and their out-of-prefix twins in OUTSIDE below) here when they land; both tests pick them
-# up through EXERCISES / OUTSIDE.
+# One entry per pattern in EXERCISES, and its out-of-prefix twin in OUTSIDE.
 
 
 async def exercise_lock(client: Redis, admin: Redis) -> None:
@@ -98,16 +96,83 @@ async def exercise_lock(client: Redis, admin: Redis) -> None:
         assert await renewing.owned()
 
 
+async def _exercise_slots(kind: type[Semaphore], client: Redis, admin: Redis) -> None:
+    """Fill a 2-slot semaphore, queue a third holder, hand a slot over, refresh, release."""
+    await admin.script_flush()  # the user must be able to load the scripts itself
+    first, second = (kind(client, "acl", limit=2, timeout=30) for _ in range(2))
+    waiter = kind(client, "acl", limit=2, timeout=30, acquire_timeout=10)
+    assert await first.acquire()
+    assert await second.acquire()
+    assert await first.holders() == 2
+    await first.refresh()
+    assert await first.owned()
+    task = asyncio.create_task(waiter.acquire())
+
+    async def queued() -> bool:
+        return int(await admin.zcard(DEFAULT_KEYSPACE.key(kind.kind, "acl", "queue"))) == 1
+
+    await _eventually(queued)
+    await first.release()  # hands the slot to the waiter inside the script
+    assert await task is True
+    assert await waiter.owned()
+    assert not await first.try_acquire()
+    await second.release()
+    await waiter.release()
+    assert await first.holders() == 0
+    renewing = kind(client, "acl-renewed", limit=1, timeout=0.3, auto_renew=True)
+    async with renewing:
+        await asyncio.sleep(0.5)
+        assert await renewing.owned()
+
+
+async def exercise_semaphore(client: Redis, admin: Redis) -> None:
+    """The counting semaphore, end to end."""
+    await _exercise_slots(Semaphore, client, admin)
+
+
+async def exercise_fair_semaphore(client: Redis, admin: Redis) -> None:
+    """The fair semaphore, end to end, with strictly increasing fencing tokens."""
+    await _exercise_slots(FairSemaphore, client, admin)
+    fenced = FairSemaphore(client, "acl", limit=2, timeout=30)
+    async with fenced:
+        assert fenced.fence is not None
+        assert fenced.fence > 3  # three grants before this one
+
+
+def _elsewhere() -> Keyspace:
+    return Keyspace("elsewhere")
+
+
 async def outside_lock(client: Redis) -> None:
     """A lock under another prefix: every key it needs is out of bounds."""
-    await Lock(client, "acl", keyspace=Keyspace("elsewhere")).acquire()
+    await Lock(client, "acl", keyspace=_elsewhere()).acquire()
+
+
+async def outside_semaphore(client: Redis) -> None:
+    """A semaphore under another prefix."""
+    await Semaphore(client, "acl", limit=2, keyspace=_elsewhere()).acquire()
+
+
+async def outside_fair_semaphore(client: Redis) -> None:
+    """A fair semaphore under another prefix."""
+    await FairSemaphore(client, "acl", limit=2, keyspace=_elsewhere()).acquire()
+
+
+async def outside_semaphore_count(client: Redis) -> None:
+    """Counting the holders of a semaphore under another prefix (a read-only script)."""
+    await Semaphore(client, "acl", limit=2, keyspace=_elsewhere()).holders()
 
 
 EXERCISES: dict[str, Callable[[Redis, Redis], Awaitable[None]]] = {
+    "fair_semaphore": exercise_fair_semaphore,
     "lock": exercise_lock,
+    "semaphore": exercise_semaphore,
 }
 OUTSIDE: dict[str, Callable[[Redis], Awaitable[None]]] = {
+    "fair_semaphore": outside_fair_semaphore,
     "lock": outside_lock,
+    "semaphore": outside_semaphore,
+    "semaphore_count": outside_semaphore_count,
 }
 
 

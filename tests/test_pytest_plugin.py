@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import redis
 from redis.asyncio.cluster import RedisCluster
 
 from aiorpatterns.pytest_plugin import Endpoint
+from aiorpatterns.server import RedisServer
 
 pytest_plugins = ["pytester"]
 
@@ -54,6 +56,58 @@ def test_redis_url_points_the_fixtures_at_an_external_server(
         mp.setenv("REDIS_URL", redis_server.url)
         result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_async_fixtures_work_in_strict_mode(
+    pytester: pytest.Pytester, redis_server: Endpoint
+) -> None:
+    """A user suite running pytest-asyncio in strict mode can use the client fixtures."""
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.asyncio
+        async def test_strict(redis_standalone_client):
+            assert await redis_standalone_client.ping()
+        """
+    )
+    pytester.makeini("[pytest]\nasyncio_mode = strict\n")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("REDIS_URL", redis_server.url)
+        result = pytester.runpytest_subprocess("-p", "asyncio", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
+FOREIGN = ["foreign:{a}", "foreign:{b}", "foreign:{c}", "aiorpx:{d}"]
+STALE = ["aiorp:stale:{a}", "aiorp:stale:{b}", "aiorp:stale:{c}"]
+
+
+def test_external_servers_lose_only_the_test_prefix(
+    pytester: pytest.Pytester, redis_cluster_server: Endpoint
+) -> None:
+    """On REDIS_URL / REDIS_CLUSTER_URL servers only ``aiorp:*`` keys are deleted, not FLUSHALL."""
+    pytester.makepyfile(
+        f"""
+        async def test_prefix_only(redis_client):
+            for key in {STALE!r}:
+                assert not await redis_client.exists(key), key
+            for key in {FOREIGN!r}:
+                assert await redis_client.exists(key), key
+        """
+    )
+    pytester.makeini("[pytest]\nasyncio_mode = auto\n")
+    cluster = redis.RedisCluster.from_url(redis_cluster_server.url)
+    with RedisServer() as server, server.client() as standalone, cluster:
+        for client in (standalone, cluster):
+            for key in FOREIGN + STALE:
+                client.set(key, "1")
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("REDIS_URL", server.url)
+            mp.setenv("REDIS_CLUSTER_URL", redis_cluster_server.url)
+            result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+        result.assert_outcomes(passed=2)
+        for client in (standalone, cluster):
+            assert all(client.exists(key) for key in FOREIGN)
 
 
 def test_docker_fixture_skips_with_a_reason_without_an_engine(pytester: pytest.Pytester) -> None:

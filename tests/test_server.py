@@ -250,3 +250,12 @@ def test_server_dies_when_its_parent_is_sigkilled() -> None:
         if child.stdout is not None:
             child.stdout.close()
     shutil.rmtree(directory, ignore_errors=True)  # its atexit clean-up never ran
+
+
+def test_a_failed_start_says_why() -> None:
+    """The error names what the server printed: here, the option it refused."""
+    server = RedisServer(extra_args=("no-such-option", "1"))
+    with pytest.raises(RuntimeError, match="no-such-option") as failure:
+        server.start()
+    assert "could not start" in str(failure.value)
+    server.stop()

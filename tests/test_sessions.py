@@ -189,3 +189,114 @@ async def test_check_token_validates_the_token() -> None:
         await sessions.check_token(None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="token"):
         await sessions.check_token("")
+
+
+async def test_book_login_cookies_clean_sessions(redis_client_text: Any) -> None:
+    sessions = Sessions(redis_client_text)
+    await sessions.update_token("t", "username", "itemX")
+    assert await sessions.add_to_cart("t", "itemY", count=3)
+    assert await sessions.check_token("t") == "username"
+    assert await sessions.clean_sessions(limit=0) == 1
+    assert await redis_client_text.hlen(sessions.login_key) == 0
+    assert await sessions.cart("t") == {}  # clean_full_sessions: the cart goes too
+    assert await sessions.viewed("t") == []
+
+
+async def test_clean_sessions_keeps_the_newest_above_the_limit(redis_client: Any) -> None:
+    sessions = Sessions(redis_client)
+    for i in range(10):
+        await sessions.update_token(f"t{i}", f"u{i}", "x")
+    assert await sessions.clean_sessions(limit=4, batch=3) == 6
+    assert await sessions.clean_sessions(limit=4) == 0
+    assert [await sessions.check_token(f"t{i}") for i in range(10)] == [None] * 6 + [
+        f"u{i}" for i in range(6, 10)
+    ]
+
+
+async def test_clean_sessions_racing_updates_stays_consistent(redis_client: Any) -> None:
+    sessions = Sessions(redis_client)
+    for i in range(200):
+        await sessions.update_token(f"t{i}", f"u{i}")
+    await sessions.add_to_cart("t0", "item", count=1)
+    active = [f"t{i}" for i in range(0, 200, 10)]  # among the oldest, but refreshed meanwhile
+
+    async def refresh() -> None:
+        for _ in range(5):
+            for token in active:
+                await sessions.update_token(token, "active")
+
+    await asyncio.gather(refresh(), sessions.clean_sessions(limit=0, batch=7))
+    # Whatever interleaving happened, login and recent agree token by token, and no cart
+    # outlives its session.
+    logins = {
+        k.decode() if isinstance(k, bytes) else k
+        for k in await redis_client.hkeys(sessions.login_key)
+    }
+    recent = await redis_client.zrange(sessions.recent_key, 0, -1)
+    assert logins == {k.decode() if isinstance(k, bytes) else k for k in recent}
+    if await redis_client.exists(sessions.cart_key("t0")):
+        assert "t0" in logins
+
+
+async def test_an_active_token_read_as_old_survives(redis_client: Any) -> None:
+    # The book's race, step by step: the oldest token is read, then refreshed, then cleaned.
+    sessions = Sessions(redis_client)
+    await sessions.update_token("old", "alice")
+    await sessions.add_to_cart("old", "item", count=2)
+    await sessions.update_token("new", "bob")
+    seen = await sessions.last_seen("old")
+    await sessions.update_token("old", "alice")  # refreshed after the cleaner read it
+    from aiorpatterns.scripts import script
+
+    keys = [sessions.login_key, sessions.recent_key]
+    keys += [sessions.history_key("old"), sessions.cart_key("old")]
+    removed = await script("session_clean")(redis_client, keys, [0, "old", repr(seen)])
+    assert removed == 0
+    assert await sessions.check_token("old") == "alice"
+    assert await sessions.cart("old") == {"item": 2}
+
+
+async def test_cart_sets_counts_and_removes_at_zero(redis_client_text: Any) -> None:
+    sessions = Sessions(redis_client_text)
+    assert not await sessions.add_to_cart("t", "x", count=1)  # no session: no orphan cart
+    assert not await redis_client_text.exists(sessions.cart_key("t"))
+    await sessions.update_token("t", "alice")
+    assert await sessions.add_to_cart("t", "x", count=3)
+    assert await sessions.add_to_cart("t", "y", count=1)
+    assert await sessions.add_to_cart("t", "x", count=5)
+    assert await sessions.cart("t") == {"x": 5, "y": 1}
+    assert await sessions.add_to_cart("t", "y", count=0)  # the book's hrem: HDEL here
+    assert await sessions.add_to_cart("t", "z", count=-1)
+    assert await sessions.cart("t") == {"x": 5}
+
+
+async def test_rank_and_rescale_viewed(redis_client_text: Any) -> None:
+    sessions = Sessions(redis_client_text)
+    for item, views in (("a", 4), ("b", 2), ("c", 1)):
+        for _ in range(views):
+            await sessions.update_token("t", "u", item)
+    assert [await sessions.rank(i) for i in "abcd"] == [0, 1, 2, None]
+    assert await sessions.rescale_viewed(keep=2) == 2
+    scores = await redis_client_text.zrange(sessions.viewed_key, 0, -1, withscores=True)
+    assert [s for _, s in scores] == [-2.0, -1.0]
+    assert await sessions.rank("c") is None
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda s: s.clean_sessions(limit=-1), ValueError),
+        (lambda s: s.clean_sessions(limit="1"), TypeError),
+        (lambda s: s.clean_sessions(limit=1, batch=0), ValueError),
+        (lambda s: s.add_to_cart("t", "x", count="1"), TypeError),
+        (lambda s: s.add_to_cart("t", "", count=1), ValueError),
+        (lambda s: s.add_to_cart("", "x", count=1), ValueError),
+        (lambda s: s.cart(None), TypeError),
+        (lambda s: s.rank(1), TypeError),
+        (lambda s: s.rescale_viewed(keep=0), ValueError),
+        (lambda s: s.rescale_viewed(factor=2), ValueError),
+    ],
+)
+async def test_new_calls_reject_bad_input_before_redis(call: Any, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        await call(Sessions(object()))

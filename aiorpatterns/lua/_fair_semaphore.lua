@@ -5,8 +5,6 @@ local TIMEOUTS, OWNERS, COUNTER, QUEUE, WAITERS = KEYS[1], KEYS[2], KEYS[3], KEY
 local now
 -- Declared before the wait queue is inlined: its hand_off() calls grant().
 local grant
--- Left in a waiter's wake list by an abandon; never a grant (grants are > 0).
-local TOMBSTONE = '0'
 
 -- @include waitqueue
 

@@ -6,6 +6,8 @@
 -- in the same slot as every declared key (Redis Cluster allows same-slot keys in a script).
 
 local GRACE_MS = 5000
+-- Left in a waiter's wake list by abandon(); never a grant (grants are > 0).
+local TOMBSTONE = '0'
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -24,6 +26,27 @@ end
 local function dequeue(token)
   redis.call('ZREM', QUEUE, token)
   redis.call('HDEL', WAITERS, token)
+end
+
+-- Leave the queue and drop anything pushed to the waiter meanwhile.
+local function leave(token)
+  dequeue(token)
+  redis.call('DEL', wake_key(token))
+end
+
+-- Leave the queue for good (a cancelled or failed acquire). The caller gave up with a request
+-- possibly still in flight on another connection (the one that was cancelled), which Redis may
+-- run after this: a short-lived tombstone makes acquire refuse it (see abandoned()) instead of
+-- granting, or queueing, a token nobody listens for.
+local function abandon(token)
+  leave(token)
+  redis.call('RPUSH', wake_key(token), TOMBSTONE)
+  redis.call('PEXPIRE', wake_key(token), GRACE_MS)
+end
+
+-- True if this token's clean-up already ran: its late request must do nothing.
+local function abandoned(token)
+  return redis.call('LINDEX', wake_key(token), 0) == TOMBSTONE
 end
 
 local function keep_alive(key, ttl_ms)

@@ -16,17 +16,14 @@
 local token, lease = ARGV[1], tonumber(ARGV[2])
 local wait, limit = tonumber(ARGV[3]), tonumber(ARGV[4])
 now = now_ms()
--- The caller's clean-up (a cancelled or failed acquire) left a tombstone: this is its own
--- request, sent before the clean-up on another connection but run after it. Refuse it, or the
--- slot (or a place in the queue) would go to a token nobody listens for.
-if redis.call('LINDEX', wake_key(token), 0) == TOMBSTONE then return -1 end
+-- The caller's clean-up (a cancelled or failed acquire) already ran: this is its own request,
+-- sent before the clean-up on another connection but run after it. Refuse it.
+if abandoned(token) then return -1 end
 reclaim()
 
 local mine = redis.call('ZSCORE', OWNERS, token)
 if mine and redis.call('ZSCORE', TIMEOUTS, token) then
-  -- Handed to us while we were not listening.
-  redis.call('DEL', wake_key(token))
-  dequeue(token)
+  leave(token)  -- handed to us while we were not listening
   return tonumber(mine)
 end
 

@@ -20,17 +20,7 @@ local mine = redis.call('ZSCORE', OWNERS, token)
 -- Both records, or it is not ours (the book's release trusts the timeouts ZSET alone).
 local held = mine and redis.call('ZSCORE', TIMEOUTS, token) and true or false
 
-if mode ~= 'release' then
-  dequeue(token)
-  redis.call('DEL', wake_key(token))
-end
-if mode == 'abandon' then
-  -- The caller gave up with a request possibly still in flight on another connection (the one
-  -- that was cancelled); Redis may run it after this. A short-lived tombstone makes acquire
-  -- refuse it instead of granting or queueing a token nobody listens for.
-  redis.call('RPUSH', wake_key(token), TOMBSTONE)
-  redis.call('PEXPIRE', wake_key(token), GRACE_MS)
-end
+if mode == 'abandon' then abandon(token) elseif mode == 'settle' then leave(token) end
 if mode ~= 'settle' then
   redis.call('ZREM', OWNERS, token)
   redis.call('ZREM', TIMEOUTS, token)

@@ -7,7 +7,8 @@
 -- ARGV[2] lease_ms the lease to hold the lock for
 -- ARGV[3] wait_ms  0: try once; > 0: join (or stay in) the queue, alive for wait_ms
 -- returns: the fencing token (> 0) if the caller holds the lock now, else minus the
---          holder's remaining lease in ms (< 0)
+--          holder's remaining lease in ms (< 0);
+--          -1, doing nothing, if the caller already gave up (see release, mode abandon)
 local LOCK, FENCE, QUEUE, WAITERS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 
 local function grant(token, lease_ms)
@@ -18,12 +19,14 @@ end
 -- @include waitqueue
 
 local token, lease, wait = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+-- The caller's clean-up (a cancelled or failed acquire) already ran: this is its own request,
+-- sent before the clean-up on another connection but run after it. Refuse it, or the lock
+-- would go to a token nobody will release.
+if abandoned(token) then return -1 end
 local holder = redis.call('GET', LOCK)
 
 if holder == token then
-  -- Handed to us while we were not listening: the newest fence is ours.
-  redis.call('DEL', wake_key(token))
-  dequeue(token)
+  leave(token)  -- handed to us while we were not listening: the newest fence is ours
   return tonumber(redis.call('GET', FENCE))
 end
 

@@ -4,7 +4,8 @@
 -- KEYS[3] queue    ZSET waiter token -> arrival time (us)
 -- KEYS[4] waiters  HASH waiter token -> "<lease_ms> <deadline_ms>"
 -- ARGV[1] token    the caller's token
--- ARGV[2] mode     "release": give it up; "abandon": also leave the queue (cancelled waiter);
+-- ARGV[2] mode     "release": give it up; "abandon": also leave the queue and refuse this
+--                  token's late requests (a cancelled or failed acquire);
 --                  "settle": keep the lock if it was handed to us, else leave the queue
 -- returns: release/abandon: 1 if the caller held the lock, else 0;
 --          settle: the fence if the caller holds the lock, else 0
@@ -20,10 +21,7 @@ end
 local token, mode = ARGV[1], ARGV[2]
 local held = redis.call('GET', LOCK) == token
 
-if mode ~= 'release' then
-  dequeue(token)
-  redis.call('DEL', wake_key(token))
-end
+if mode == 'abandon' then abandon(token) elseif mode == 'settle' then leave(token) end
 if mode == 'settle' then
   if held then return tonumber(redis.call('GET', FENCE)) end
   return 0

@@ -13,8 +13,6 @@ local HOLDERS, QUEUE, WAITERS = KEYS[1], KEYS[2], KEYS[3]
 local now
 -- Declared before the wait queue is inlined: its hand_off() calls grant().
 local grant
--- Left in a waiter's wake list by an abandon; never a grant (grants are > 0).
-local TOMBSTONE = '0'
 
 -- @include waitqueue
 
@@ -27,18 +25,15 @@ end
 local token, lease = ARGV[1], tonumber(ARGV[2])
 local wait, limit = tonumber(ARGV[3]), tonumber(ARGV[4])
 now = now_ms()
--- The caller's clean-up (a cancelled or failed acquire) left a tombstone: this is its own
--- request, sent before the clean-up on another connection but run after it. Refuse it, or the
--- slot (or a place in the queue) would go to a token nobody listens for.
-if redis.call('LINDEX', wake_key(token), 0) == TOMBSTONE then return -1 end
+-- The caller's clean-up (a cancelled or failed acquire) already ran: this is its own request,
+-- sent before the clean-up on another connection but run after it. Refuse it.
+if abandoned(token) then return -1 end
 -- Scores are the server's clock, so a holder whose lease ran out is gone for everyone at once
 -- (the book scores by each client's clock, and a slow clock over-admits).
 redis.call('ZREMRANGEBYSCORE', HOLDERS, '-inf', now)
 
 if redis.call('ZSCORE', HOLDERS, token) then
-  -- Handed to us while we were not listening.
-  redis.call('DEL', wake_key(token))
-  dequeue(token)
+  leave(token)  -- handed to us while we were not listening
   return 1
 end
 

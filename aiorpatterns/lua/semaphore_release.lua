@@ -13,8 +13,6 @@ local HOLDERS, QUEUE, WAITERS = KEYS[1], KEYS[2], KEYS[3]
 local now
 -- Declared before the wait queue is inlined: its hand_off() calls grant().
 local grant
--- Left in a waiter's wake list by an abandon; never a grant (grants are > 0).
-local TOMBSTONE = '0'
 
 -- @include waitqueue
 
@@ -29,17 +27,7 @@ now = now_ms()
 redis.call('ZREMRANGEBYSCORE', HOLDERS, '-inf', now)
 local held = redis.call('ZSCORE', HOLDERS, token) ~= false
 
-if mode ~= 'release' then
-  dequeue(token)
-  redis.call('DEL', wake_key(token))
-end
-if mode == 'abandon' then
-  -- The caller gave up with a request possibly still in flight on another connection (the one
-  -- that was cancelled); Redis may run it after this. A short-lived tombstone makes acquire
-  -- refuse it instead of granting or queueing a token nobody listens for.
-  redis.call('RPUSH', wake_key(token), TOMBSTONE)
-  redis.call('PEXPIRE', wake_key(token), GRACE_MS)
-end
+if mode == 'abandon' then abandon(token) elseif mode == 'settle' then leave(token) end
 if held and mode ~= 'settle' then redis.call('ZREM', HOLDERS, token) end
 
 -- Hand on every free slot, not only ours: leases that ran out were reclaimed above too.

@@ -1,0 +1,40 @@
+-- Count a message in the current period's common log, rotating the previous period out first,
+-- and add it to the recent log (Redis in Action §5.1.2 log_common). The book WATCHes the start
+-- key and uses each client's clock; here the period comes from the server's TIME and the check,
+-- the rotation and the count are one atomic step, so exactly one caller rotates, no count lands
+-- in the wrong period, and a missing ZSET (nothing logged, or evicted) rotates as empty instead
+-- of failing inside EXEC as RENAME of a missing key does.
+-- KEYS[1] common   ZSET message -> count in the current period
+-- KEYS[2] start    STRING start of the current period (Unix seconds)
+-- KEYS[3] last     ZSET message -> count in the previous period
+-- KEYS[4] pstart   STRING start of the previous period (Unix seconds)
+-- KEYS[5] recent   LIST the recent log of the same name and severity
+-- ARGV[1] message
+-- ARGV[2] keep     how many entries the recent log keeps
+-- ARGV[3] period   length of a period in whole seconds (3600: the book's hour)
+-- returns: {count of the message in the current period, entry timestamp as text}
+local t = redis.call('TIME')
+local seconds = tonumber(t[1])
+local period = tonumber(ARGV[3])
+local current = string.format('%d', seconds - seconds % period)
+
+local stored = redis.call('GET', KEYS[2])
+local start = stored and tonumber(stored)
+if not start then
+  redis.call('SET', KEYS[2], current)
+elseif start < tonumber(current) then
+  if redis.call('EXISTS', KEYS[1]) == 1 then
+    redis.call('RENAME', KEYS[1], KEYS[3])
+  else
+    redis.call('DEL', KEYS[3])
+  end
+  redis.call('SET', KEYS[4], stored)
+  redis.call('SET', KEYS[2], current)
+end
+-- A start after the current period means the server clock went back: keep counting there.
+
+local count = redis.call('ZINCRBY', KEYS[1], 1, ARGV[1])
+local now = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
+redis.call('LPUSH', KEYS[5], now .. ' ' .. ARGV[1])
+redis.call('LTRIM', KEYS[5], 0, tonumber(ARGV[2]) - 1)
+return {count, now}

@@ -1,0 +1,38 @@
+-- Add a value to the current period's aggregate statistics, rotating the previous period out
+-- first (Redis in Action §5.2.3 update_stats). The book WATCHes the start key and folds the value
+-- into min and max with ZUNIONSTORE over unprefixed temporary keys (cross-slot on a cluster);
+-- ZADD LT / GT do the same on the one key, and the period comes from the server's clock.
+-- KEYS[1] stats    ZSET min, max, count, sum, sumsq of the current period
+-- KEYS[2] start    STRING start of the current period (Unix seconds)
+-- KEYS[3] last     ZSET the same for the previous period
+-- KEYS[4] pstart   STRING start of the previous period
+-- ARGV[1] value
+-- ARGV[2] square   the value squared (computed by the caller, in full double precision)
+-- ARGV[3] period   length of a period in whole seconds (3600: the book's hour)
+-- returns: {period start as text, {member, score, ...}} after the update
+local seconds = tonumber(redis.call('TIME')[1])
+local period = tonumber(ARGV[3])
+local current = string.format('%d', seconds - seconds % period)
+
+local stored = redis.call('GET', KEYS[2])
+local start = stored and tonumber(stored)
+if not start then
+  redis.call('SET', KEYS[2], current)
+  stored = current
+elseif start < tonumber(current) then
+  if redis.call('EXISTS', KEYS[1]) == 1 then
+    redis.call('RENAME', KEYS[1], KEYS[3])
+  else
+    redis.call('DEL', KEYS[3])
+  end
+  redis.call('SET', KEYS[4], stored)
+  redis.call('SET', KEYS[2], current)
+  stored = current
+end
+
+redis.call('ZADD', KEYS[1], 'LT', ARGV[1], 'min')
+redis.call('ZADD', KEYS[1], 'GT', ARGV[1], 'max')
+redis.call('ZINCRBY', KEYS[1], 1, 'count')
+redis.call('ZINCRBY', KEYS[1], ARGV[1], 'sum')
+redis.call('ZINCRBY', KEYS[1], ARGV[2], 'sumsq')
+return {stored, redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')}

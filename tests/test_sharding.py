@@ -1,0 +1,67 @@
+"""Test the sharded HASH (Redis in Action §9.2.1) and sharded LIST (§11.4) on both topologies."""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections import deque
+from typing import Any
+
+import pytest
+
+from aiorpatterns.sharding import ShardedHash, ShardedList, shard_of
+
+
+def test_shard_of_is_stable_crc32() -> None:
+    assert shard_of("hello", shards=7) == zlib.crc32(b"hello") % 7
+    assert shard_of(1, shards=3) == shard_of("1", shards=3)
+
+
+async def test_sharded_hash_round_trip(redis_client_text: Any) -> None:
+    h = ShardedHash(redis_client_text, "test", total_elements=50, shard_size=10)
+    for i in range(50):
+        await h.set(f"k{i}", i)
+        await h.set(i, str(i))
+    for i in range(50):
+        assert await h.get(f"k{i}") == str(i)
+        assert await h.get(i) == str(i)
+    assert await h.get("missing") is None
+
+
+async def test_sharded_list_matches_a_deque(redis_client_text: Any) -> None:
+    lst = ShardedList(redis_client_text, "lst", chunk_size=4)
+    model: deque[str] = deque()
+    await lst.lpush(*range(10))
+    model.extendleft(str(i) for i in range(10))
+    await lst.rpush(*range(-1, -11, -1))
+    model.extend(str(i) for i in range(-1, -11, -1))
+    assert await lst.llen() == len(model) == 20
+    for k in range(25):
+        got = await (lst.lpop() if k % 2 else lst.rpop())
+        want = (model.popleft() if k % 2 else model.pop()) if model else None
+        assert got == want
+    assert await lst.llen() == 0
+
+
+async def test_concurrent_pushers_and_blocking_poppers(redis_client: Any) -> None:
+    lst = ShardedList(redis_client, "conc", chunk_size=5)
+    got: list[str] = []
+
+    async def popper() -> None:
+        while (item := await lst.blpop(timeout=0.5)) is not None:
+            got.append(item)
+
+    tasks = [asyncio.create_task(popper()) for _ in range(4)]
+    await asyncio.gather(*(lst.rpush(*(f"{p}:{i}" for i in range(20))) for p in range(5)))
+    await asyncio.gather(*tasks)
+    assert sorted(got) == sorted(f"{p}:{i}" for p in range(5) for i in range(20))
+
+
+async def test_bad_input_before_redis() -> None:
+    lst = ShardedList(object(), "x")
+    with pytest.raises(ValueError, match="items"):
+        await lst.lpush()
+    with pytest.raises(TypeError):
+        await lst.rpush(object())  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        await ShardedHash(object(), "h", total_elements=10).get(None)  # type: ignore[arg-type]
