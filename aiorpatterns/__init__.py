@@ -27,6 +27,11 @@ from .autopipeline import (
     AutoPipeline,
     AutoPipelineStats,
 )
+from .caching import (
+    PageCache,
+    RowCache,
+    RowCacheWorker,
+)
 from .chat import (
     ChatBatch,
     Chats,
@@ -166,12 +171,15 @@ __all__ = [
     "Market",
     "Message",
     "NotOwnedError",
+    "PageCache",
     "ParsedQuery",
     "Purchase",
     "QueueCounts",
     "RecentContacts",
     "RecentLog",
     "RedisServer",
+    "RowCache",
+    "RowCacheWorker",
     "Sample",
     "Script",
     "ScriptError",
