@@ -30,18 +30,23 @@ is shielded: once called it completes, so a cancelled send is sent exactly once.
 
 Keys: ``<prefix>:chat:{<chat>}:members`` (ZSET member -> position), ``…:claims`` (HASH
 member -> the batch out), ``…:msgs`` (ZSET JSON envelope -> id), ``…:seq`` (STRING last id),
-``…:abandoned`` (short-lived tombstones); per member ``<prefix>:chats:{<member>}`` (SET of chat
-ids, the index); ``<prefix>:chatid:{seq}`` (the counter of generated chat ids). On a cluster a
-chat lives on one node and each member's index on its own.
+``…:abandoned`` (short-lived tombstones), ``…:signal`` (STREAM of one entry whose id is the
+newest message's: a fetch with nothing pending waits on it with ``XREAD BLOCK``); per member
+``<prefix>:chats:{<member>}`` (SET of chat ids, the index); ``<prefix>:chatid:{seq}`` (the
+counter of generated chat ids). On a cluster a chat lives on one node and each member's index on
+its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .cancellation import best_effort, cancelling, honour_cancel, shielded
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
@@ -55,11 +60,12 @@ from .messaging import (
     text,
 )
 from .scripts import script
+from .waiting import block_ms, blocking_cap, check_wait
 
 __all__ = ["ChatBatch", "Chats"]
 
 #: The order of KEYS in every chat script.
-_PARTS = ("members", "claims", "msgs", "seq", "abandoned")
+_PARTS = ("members", "claims", "msgs", "seq", "abandoned", "signal")
 #: How long a tombstone refuses the fetch of a caller that gave up (ms).
 _TOMB_MS = 60_000
 
@@ -179,6 +185,7 @@ class Chats:
                 )
             )
             if first:
+                await self._sync_index(cid, members, [True] * len(members))
                 return cid
             # Only the entries this call added: the existing chat's members keep theirs.
             fresh = [m for m, new in zip(members, added, strict=True) if new]
@@ -222,6 +229,7 @@ class Chats:
             if added:
                 await self._index("remove", chat_id, [member])
             raise LookupError(f"chat {chat_id!r} does not exist")
+        await self._sync_index(chat_id, [member], [True])
         return joined == 1
 
     async def leave(self, chat_id: str, member: str) -> bool:
@@ -238,8 +246,28 @@ class Chats:
     async def _leave(self, chat_id: str, member: str, keys: Sequence[str]) -> bool:
         left = int(await script("chat_leave")(self.redis, keys, [member]))
         # After the chat's own step: a crash in between leaves a stale index entry, harmless.
-        await self._index("remove", chat_id, [member])
+        await self._sync_index(chat_id, [member], [False])
         return left > 0
+
+    async def _sync_index(self, chat_id: str, members: Sequence[str], inside: list[bool]) -> None:
+        """Write each member's index entry as ``inside`` says (their membership as this call's
+        chat step left it), then re-read the chat's members and repeat for any that changed.
+
+        The index lives on other keys (other nodes) than the chat, so a join and a leave of one
+        member running at once could each write it after the other's chat step and leave it
+        wrong for good. Every call writes *after* its chat step and stops only once a read that
+        follows its last write agrees, so the last write of all matches the chat.
+        """
+        key = self.keys(chat_id)[0]
+        while members:
+            adds = [m for m, i in zip(members, inside, strict=True) if i]
+            drops = [m for m, i in zip(members, inside, strict=True) if not i]
+            await asyncio.gather(
+                self._index("add", chat_id, adds), self._index("remove", chat_id, drops)
+            )
+            now = [score is not None for score in await self.redis.zmscore(key, members)]
+            changed = [(m, n) for m, i, n in zip(members, inside, now, strict=True) if i != n]
+            members, inside = [m for m, _ in changed], [n for _, n in changed]
 
     async def _index(self, how: str, chat_id: str, members: Sequence[str]) -> list[bool]:
         """Add ``chat_id`` to (or remove it from) each member's index; which ones changed."""
@@ -252,26 +280,52 @@ class Chats:
 
     # -- fetching ----------------------------------------------------------------------------
 
-    async def fetch(self, chat_id: str, member: str, *, count: int = 100) -> ChatBatch:
+    async def fetch(
+        self,
+        chat_id: str,
+        member: str,
+        *,
+        count: int = 100,
+        timeout: float | None = 0,  # noqa: ASYNC109
+    ) -> ChatBatch:
         """Claim the next ``count`` messages after ``member``'s position; ack them when done.
 
         The position does not move until :meth:`ack`: a reader that dies first leaves the
-        batch to be handed out again after ``claim_timeout``. The batch is empty if nothing is
-        pending or if another fetch of this member holds a batch (``busy``). Raises
-        ``LookupError`` if ``member`` is not in the chat. Redis in Action §6.5.2
-        ``fetch_pending_messages``, for one chat.
+        batch to be handed out again after ``claim_timeout``. With nothing pending, the fetch
+        waits up to ``timeout`` seconds for a message (``0``, the default: not at all; ``None``:
+        until one arrives), woken by the send itself, not by polling. The batch is empty if
+        nothing arrived in time, and empty but ``busy`` at once if another fetch of this member
+        holds a batch. Raises ``LookupError`` if ``member`` is not in the chat. Redis in Action
+        §6.5.2 ``fetch_pending_messages``, for one chat.
         """
-        batch = await self._fetch(self.keys(chat_id), chat_id, check_name(member, "member"), count)
-        if batch is None:
-            raise LookupError(f"{member!r} is not a member of chat {chat_id!r}")
-        return batch
+        keys = self.keys(chat_id)
+        check_name(member, "member")
+        count = check_count(count, "count")
+        wait = None if timeout is None else check_wait(timeout)
+        deadline = None if wait is None else asyncio.get_running_loop().time() + wait
+        cap = blocking_cap(self.redis)
+        current, cancels = cancelling()
+        while True:
+            honour_cancel(current, cancels)  # every turn: a swallowed cancel would loop on
+            batch = await self._fetch(keys, chat_id, member, count)
+            if batch is None:
+                raise LookupError(f"{member!r} is not a member of chat {chat_id!r}")
+            block = block_ms(deadline, cap)
+            if batch.messages or batch.busy or block is None:
+                return batch
+            # Sent after this fetch: the signal's entry id is above our position. A wait cut
+            # short (socket_timeout) or a chat deleted meanwhile is caught by the next fetch.
+            with contextlib.suppress(RedisTimeoutError):
+                await self.redis.xread({keys[5]: f"{batch.after}-0"}, count=1, block=block)
 
     async def fetch_pending(self, member: str, *, count: int = 100) -> list[ChatBatch]:
         """Claim the pending messages of ``member`` in every chat they belong to.
 
-        Returns the non-empty batches, ordered by chat id; ack each one. The chats are fetched
-        concurrently, one atomic step each (on a cluster each on its own node). If this call is
-        cancelled or fails, every batch it had claimed is given back. Redis in Action §6.5.2
+        Returns the non-empty batches, and an empty ``busy`` batch for each chat where another
+        fetch of this member holds a batch, ordered by chat id; ack each non-empty one. The
+        chats are fetched concurrently, one atomic step each (on a cluster each on its own
+        node). If this call is cancelled or fails, every batch it had claimed is given back.
+        Redis in Action §6.5.2
         ``fetch_pending_messages``.
         """
         index = self.index_key(member)
@@ -285,7 +339,7 @@ class Chats:
             raise
         # A chat in the index but not in the chat: a join or leave in progress, or one that
         # crashed half-way (see _create); the index is only a hint.
-        return [b for b in batches if b is not None and b.messages]
+        return [b for b in batches if b is not None and (b.messages or b.busy)]
 
     async def _give_back(self, steps: Sequence[asyncio.Future[ChatBatch | None]]) -> None:
         if not steps:

@@ -40,6 +40,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import socket
 import uuid
 from collections.abc import Iterable, Sequence
@@ -52,7 +53,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .cancellation import cancelling, honour_cancel, shielded
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
-from .leases import MAX_WAIT_SLICE, _blocking_cap, check_seconds, to_ms
+from .leases import check_seconds, to_ms
 from .messaging import (
     check_client,
     check_count,
@@ -60,6 +61,7 @@ from .messaging import (
     text,
 )
 from .scripts import script
+from .waiting import block_ms, blocking_cap, check_wait
 
 __all__ = ["Fanout", "FanoutConsumer", "FanoutEntry", "FanoutGroup"]
 
@@ -188,8 +190,7 @@ class Fanout:
         published from now on; an entry id starts after that entry. Creates the stream if needed.
         """
         check_name(group, "group")
-        if not isinstance(start, str) or not start:
-            raise TypeError("start must be '0', '$' or an entry id (a str)")
+        _check_start(start)
         try:
             await self.redis.xgroup_create(self.key, group, id=start, mkstream=True)
         except ResponseError as exc:
@@ -311,14 +312,15 @@ class FanoutConsumer:
         wait; an empty list means nothing arrived in time.
         """
         n = self.count if count is None else check_count(count, "count")
-        wait = None if timeout is None else _check_wait(timeout)
+        wait = None if timeout is None else check_wait(timeout)
         loop = asyncio.get_running_loop()
         deadline = None if wait is None else loop.time() + wait
-        cap = _blocking_cap(self.redis)
+        cap = blocking_cap(self.redis)
         current, cancels = cancelling()
         got: list[FanoutEntry] = []
         try:
             while True:
+                honour_cancel(current, cancels)  # every turn: a swallowed cancel would loop on
                 if self._recheck:
                     got = await self._own(n)
                     if got:
@@ -326,7 +328,7 @@ class FanoutConsumer:
                 got = await self._reclaim(n)
                 if got:
                     break
-                block = _block_ms(deadline, cap)
+                block = block_ms(deadline, cap)
                 # Out of time: one look at new entries without blocking, then give up.
                 got = await self._new(n, block)
                 if got or block is None:
@@ -442,7 +444,7 @@ class FanoutConsumer:
             reply = await self.redis.xreadgroup(
                 self.group, self.name, {self.key: ">"}, count=n, block=block_ms
             )
-        except RedisTimeoutError:  # socket_timeout cut the wait short (see _blocking_cap)
+        except RedisTimeoutError:  # socket_timeout cut the wait short (see blocking_cap)
             return []
         return await self._entries(_entries(reply), ack_deleted=False)
 
@@ -487,24 +489,16 @@ def _entries(reply: Any) -> list[Any]:
     return list(reply[0][1] or [])
 
 
-def _check_wait(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"timeout must be a number of seconds, not {type(value).__name__}")
-    if not value >= 0 or value == float("inf"):
-        raise ValueError(f"timeout must be a finite number of seconds >= 0, got {value!r}")
-    return float(value)
+#: What ``XGROUP CREATE`` takes as a start: ``$``, or an entry id ``ms`` or ``ms-seq``.
+_START = re.compile(r"\$|(0|[1-9][0-9]{0,19})(-(0|[1-9][0-9]{0,19}))?")
 
 
-def _block_ms(deadline: float | None, cap: float | None) -> int | None:
-    """How long the next ``XREADGROUP`` may block (ms, at least 1); None once out of time.
-
-    Bounded by :data:`MAX_WAIT_SLICE`, so entries of a dead consumer are reclaimed soon after
-    ``min_idle`` even while no new entry arrives.
-    """
-    pause = MAX_WAIT_SLICE if cap is None else min(MAX_WAIT_SLICE, cap)
-    if deadline is not None:
-        left = deadline - asyncio.get_running_loop().time()
-        if left <= 0:
-            return None
-        pause = min(pause, left)
-    return max(1, int(pause * 1000))
+def _check_start(start: object) -> None:
+    if not isinstance(start, str):
+        raise TypeError(
+            f"start must be '0', '$' or an entry id (a str), not {type(start).__name__}"
+        )
+    if not _START.fullmatch(start) or any(int(n) >= 2**64 for n in re.findall("[0-9]+", start)):
+        raise ValueError(
+            f"start must be '0', '$' or an entry id like '1700000000000-0', got {start!r}"
+        )

@@ -11,7 +11,7 @@ processing step of inventory §4 (``LMOVE`` and a processing list), in Lua:
 - a message whose lease runs out (its receiver crashed or hung) goes back to the head of the
   mailbox, taken back by the next receive step, so it is the next one delivered;
 - a receive with nothing to do blocks on a wake-up list that every send pushes to, for at most
-  :data:`~aiorpatterns.leases.MAX_WAIT_SLICE` seconds or until the next lease ends, then
+  :data:`~aiorpatterns.waiting.MAX_WAIT_SLICE` seconds or until the next lease ends, then
   re-checks: no polling, and a lost wake-up costs latency, never a message.
 
 Delivery contract: **at least once, in send order**. A message is deleted only by an ``ack``; a
@@ -41,7 +41,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .cancellation import best_effort, cancelling, honour_cancel, shielded
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
-from .leases import MAX_WAIT_SLICE, _blocking_cap, check_seconds, to_ms
+from .leases import check_seconds, to_ms
 from .messaging import (
     Message,
     check_client,
@@ -49,6 +49,7 @@ from .messaging import (
     parse_envelope,
 )
 from .scripts import script
+from .waiting import MAX_WAIT_SLICE, blocking_cap, check_wait
 
 __all__ = ["Inbox", "InboxCounts", "InboxMessage"]
 
@@ -130,16 +131,17 @@ class Inbox:
         stays held under a lease until :meth:`ack`; unacknowledged, it is delivered again once
         the lease ends.
         """
-        wait = None if timeout is None else _check_wait(timeout)
+        wait = None if timeout is None else check_wait(timeout)
         loop = asyncio.get_running_loop()
         deadline = None if wait is None else loop.time() + wait
         token = uuid.uuid4().hex
         lease_ms = to_ms(self.visibility_timeout)
-        cap = _blocking_cap(self.redis)
+        cap = blocking_cap(self.redis)
         current, cancels = cancelling()
         got: InboxMessage | None = None
         try:
             while True:
+                honour_cancel(current, cancels)  # every turn: a swallowed cancel would loop on
                 reply = await self._run("inbox_claim", token, lease_ms, _BATCH)
                 if int(reply[0]) == 1:
                     got = self._message(reply, token)
@@ -151,7 +153,7 @@ class Inbox:
                 if pause is None:
                     break
                 if pause >= 0.001:  # BLPOP with timeout 0 would block for ever
-                    # socket_timeout may cut the wait short (see _blocking_cap): re-check then.
+                    # socket_timeout may cut the wait short (see blocking_cap): re-check then.
                     with contextlib.suppress(RedisTimeoutError):
                         await self.redis.blpop([self.keys[3]], timeout=pause)
             honour_cancel(current, cancels)
@@ -213,14 +215,6 @@ class Inbox:
             deadline=int(reply[1]) / 1000,
             claim=token,
         )
-
-
-def _check_wait(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"timeout must be a number of seconds, not {type(value).__name__}")
-    if not value >= 0 or value == float("inf"):
-        raise ValueError(f"timeout must be a finite number of seconds >= 0, got {value!r}")
-    return float(value)
 
 
 def _pause(deadline: float | None, hint_ms: int, cap: float | None) -> float | None:

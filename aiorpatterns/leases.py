@@ -33,13 +33,12 @@ from .cancellation import best_effort, honour_cancel, shielded
 from .errors import AcquireTimeoutError, LeaseLostError, NotOwnedError
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from .scripts import script
+from .waiting import MAX_WAIT_SLICE, blocking_cap
 
-__all__ = ["MAX_SECONDS", "MAX_WAIT_SLICE", "Lease"]
+__all__ = ["MAX_SECONDS", "Lease"]
 
 log = logging.getLogger(__name__)
 
-#: Longest a waiter blocks before it re-checks (and refreshes its place in the queue).
-MAX_WAIT_SLICE = 1.0
 #: A waiter that has not re-checked for this long past its slice is presumed dead and skipped.
 _WAITER_GRACE = 2.0
 #: Longest duration accepted (about 31.7 years). In milliseconds and added to the server's clock
@@ -69,23 +68,6 @@ def check_flag(value: object, what: str) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{what} must be a bool, not {type(value).__name__}")
     return value
-
-
-def _blocking_cap(redis: Any) -> float | None:
-    """Longest BLPOP the client can wait for: half its ``socket_timeout``, if it has one.
-
-    redis-py applies ``socket_timeout`` to blocking commands too, so a longer BLPOP would fail
-    with ``TimeoutError`` instead of returning empty. The server may answer a BLPOP up to
-    ``1/hz`` (100 ms) late, so a short socket timeout can still fire; the waiter then re-checks.
-    """
-    getter = getattr(redis, "get_connection_kwargs", None)
-    try:
-        value = getter().get("socket_timeout") if callable(getter) else None
-    except Exception:  # a wrapper without connection kwargs: no cap known
-        return None
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-        return max(float(value) / 2, 0.001)
-    return None
 
 
 def to_ms(seconds: float) -> int:
@@ -289,7 +271,7 @@ class Lease:
         lease_ms = to_ms(self.timeout or 0.0)
         try_only = deadline is not None and deadline <= asyncio.get_running_loop().time()
         alive_ms = 0 if try_only else to_ms(MAX_WAIT_SLICE + _WAITER_GRACE)
-        cap = _blocking_cap(self.redis)
+        cap = blocking_cap(self.redis)
         task = asyncio.current_task()
         cancels = task.cancelling() if task is not None else 0
         try:
@@ -303,7 +285,7 @@ class Lease:
                 try:
                     popped = await self.redis.blpop([f"{self._queue}:{token}"], timeout=slice_)
                 except RedisTimeoutError:  # socket_timeout cut the wait short (see
-                    popped = None  # _blocking_cap); a hand-off it lost is found by the re-check
+                    popped = None  # blocking_cap); a hand-off it lost is found by the re-check
                 if popped is not None:
                     reply = int(popped[1])
                     break
@@ -322,7 +304,7 @@ class Lease:
     ) -> float | None:
         """How long to block before re-checking; None when the deadline has passed.
 
-        ``cap`` bounds the slice further (see :func:`_blocking_cap`).
+        ``cap`` bounds the slice further (see :func:`~aiorpatterns.waiting.blocking_cap`).
         """
         slice_ = min(MAX_WAIT_SLICE, hint + 0.005)
         if cap is not None:

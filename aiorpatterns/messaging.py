@@ -11,16 +11,58 @@ script that assigns the id also writes the envelope, by concatenating the JSON t
 so the message itself is never decoded and re-encoded in Lua (cjson would round large numbers to
 14 digits). ``ts`` is the Redis server's clock in milliseconds, so messages from many machines
 compare by one clock.
+
+The classes themselves live in :mod:`~aiorpatterns.chat`, :mod:`~aiorpatterns.inbox` and
+:mod:`~aiorpatterns.fanout`; ``from aiorpatterns.messaging import Chats, Inbox, Fanout`` works too
+(they are loaded on first use, since those modules import this one).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import operator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-__all__ = ["Message"]
+if TYPE_CHECKING:
+    from .chat import ChatBatch, Chats
+    from .fanout import Fanout, FanoutConsumer, FanoutEntry, FanoutGroup
+    from .inbox import Inbox, InboxCounts, InboxMessage
+
+__all__ = [
+    "ChatBatch",
+    "Chats",
+    "Fanout",
+    "FanoutConsumer",
+    "FanoutEntry",
+    "FanoutGroup",
+    "Inbox",
+    "InboxCounts",
+    "InboxMessage",
+    "Message",
+]
+
+#: Where each messaging class lives (those modules import this one, so they load lazily).
+_HOMES = {
+    "ChatBatch": "chat",
+    "Chats": "chat",
+    "Fanout": "fanout",
+    "FanoutConsumer": "fanout",
+    "FanoutEntry": "fanout",
+    "FanoutGroup": "fanout",
+    "Inbox": "inbox",
+    "InboxCounts": "inbox",
+    "InboxMessage": "inbox",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{home}", __package__), name)
+
 
 T = TypeVar("T")
 

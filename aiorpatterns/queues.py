@@ -18,7 +18,7 @@ its ZREM and its RPUSH (inventory rows 24-26). Here:
 - priorities are levels of one ready set (highest first, FIFO within a level): one ``ZPOPMIN``
   serves them all, as the book's one ``BLPOP`` over several lists did;
 - a consumer with nothing to do blocks on a wake-up list that every ``put`` pushes to, for at
-  most :data:`~aiorpatterns.leases.MAX_WAIT_SLICE` seconds or until the next delayed task is
+  most :data:`~aiorpatterns.waiting.MAX_WAIT_SLICE` seconds or until the next delayed task is
   due or a visibility deadline ends (told by the same step, in server time), then re-checks:
   no polling, and a lost wake-up costs latency, never a task.
 
@@ -60,8 +60,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from .cancellation import best_effort, cancelling, honour_cancel, shielded
 from .errors import ScriptError
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
-from .leases import MAX_WAIT_SLICE, _blocking_cap, check_seconds, to_ms
+from .leases import check_seconds, to_ms
 from .scripts import script
+from .waiting import MAX_WAIT_SLICE, blocking_cap
 
 __all__ = ["DeadLetter", "QueueCounts", "Task", "TaskQueue"]
 
@@ -398,7 +399,7 @@ class TaskQueue:
         deadline = None if wait is None else loop.time() + wait
         token = uuid.uuid4().hex
         vis_ms = to_ms(self.visibility_timeout)
-        cap = _blocking_cap(self.redis)
+        cap = blocking_cap(self.redis)
         current, cancels = cancelling()
         claiming = False
         got: Task | None = None
@@ -464,7 +465,7 @@ class TaskQueue:
             await asyncio.sleep(pause)
             return
         block = pause - _SERVER_TICK if exact else pause
-        # socket_timeout may cut the wait short (see _blocking_cap): re-check then.
+        # socket_timeout may cut the wait short (see blocking_cap): re-check then.
         with contextlib.suppress(RedisTimeoutError):
             await self.redis.blpop([self.keys[_SIGNAL]], timeout=max(block, 0.001))
 

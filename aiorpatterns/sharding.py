@@ -18,9 +18,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .cancellation import best_effort, cancelling, honour_cancel, shielded
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
-from .leases import MAX_WAIT_SLICE, _blocking_cap
 from .messaging import check_client, check_count, text
 from .scripts import script
+from .waiting import MAX_WAIT_SLICE, blocking_cap
 
 __all__ = ["ShardedHash", "ShardedList", "shard_of"]
 
@@ -216,7 +216,7 @@ class ShardedList:
             raise ValueError(f"timeout must be None or seconds >= 0, got {timeout!r}")
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
-        cap = _blocking_cap(self.redis)
+        cap = blocking_cap(self.redis)
         current, cancels = cancelling()
         while True:
             item = await self._pop(side)

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
+from .cancellation import cancelling
 from .keys import check_name
 from .queues import Task, TaskQueue, _check_count, _check_delay
 
@@ -243,7 +244,7 @@ class Worker:
                 continue
             if self._active >= self.concurrency:
                 # Another queue's fetch loop took the last slot while this one waited in get().
-                await queue.release(task)
+                await self._give_back(queue, task)
                 continue
             self._active += 1
             handling = asyncio.create_task(self._handle(queue, task))
@@ -277,15 +278,22 @@ class Worker:
         if handler is None:
             await self._fail(queue, task, f"unknown task name {name!r}", retry=False)
             return
+        current, cancels = cancelling()
         try:
             result = handler(*args, **kwargs)
             if inspect.isawaitable(result):
                 await result
         except asyncio.CancelledError:
-            # Shutting down past the grace period: the task goes back, uncounted.
-            if await queue.release(task):
-                self.stats.released += 1
-            raise
+            if current is not None and current.cancelling() > cancels:
+                # Shutting down past the grace period: the task goes back, uncounted.
+                if await queue.release(task):
+                    self.stats.released += 1
+                raise
+            # Nobody cancelled this worker: the handler raised it (a cancelled future it
+            # awaited, say). That is the handler failing, not a reason to stop serving.
+            log.info("task %s (%s) failed: CancelledError raised by the handler", task.id, name)
+            await self._fail(queue, task, "CancelledError raised by the handler", retry=True)
+            return
         except Exception as exc:
             log.info("task %s (%s) failed: %r", task.id, name, exc)
             await self._fail(queue, task, f"{type(exc).__name__}: {exc}", retry=True)
@@ -295,6 +303,14 @@ class Worker:
         else:
             self.stats.lost += 1
             log.warning("task %s (%s) was taken over before its ack", task.id, name)
+
+    async def _give_back(self, queue: TaskQueue, task: Task) -> None:
+        """Release a claimed task the worker has no room for; if Redis fails, its visibility
+        timeout gives it back instead, and the fetch loop keeps serving."""
+        try:
+            await queue.release(task)
+        except Exception as exc:
+            log.warning("task %s: release failed: %r; it returns after its timeout", task.id, exc)
 
     async def _fail(self, queue: TaskQueue, task: Task, reason: str, *, retry: bool) -> None:
         outcome = await queue.fail(task, reason, retry=retry)

@@ -7,16 +7,14 @@ every row moved tasks, and that nothing is left behind.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
+from helpers import bench_keys_left, run_table
 
 from aiorpatterns.pytest_plugin import Endpoint
 from benchmarks import queue as table
-from benchmarks.cli import main
 
 ROW_KEYS = {
     "variant",
@@ -31,23 +29,15 @@ ROW_KEYS = {
     "book",
 }
 TOP_KEYS = {"table", "topology", "mode", "duration", "engine", "client", "rows"}
-VARIANTS = {"book-list", "aiorpatterns-put", "aiorpatterns-get", "aiorpatterns-worker", "limit"}
-
-
-def _run(tmp_path: Path, *args: str) -> dict[str, Any]:
-    argv = ["queue", *args, "--duration", "0.2", "--clients", "1,2", "--quiet"]
-    argv += ["--json", str(tmp_path / "out.json"), "--plot", str(tmp_path / "out.png")]
-    argv += ["--markdown", str(tmp_path / "out.md")]
-    assert main(argv) == 0
-    data: dict[str, Any] = json.loads((tmp_path / "out.json").read_text())
-    return data
+VARIANTS = {"book-list", "aiorpatterns-get", "aiorpatterns-worker", "limit"}
 
 
 @pytest.mark.parametrize("topology", ["standalone", "cluster"])
 def test_queue_table_rows(topology: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     fixture = "redis_cluster_server" if topology == "cluster" else "redis_server"
     endpoint: Endpoint = request.getfixturevalue(fixture)
-    data = _run(tmp_path, "--url", endpoint.url, "--topology", topology)
+    args = ["--url", endpoint.url, "--topology", topology, "--duration", "0.2", "--clients", "1,2"]
+    data = run_table(tmp_path, "queue", *args)
     assert set(data) >= TOP_KEYS
     assert (data["table"], data["topology"], data["duration"]) == ("queue", topology, 0.2)
     assert {row["variant"] for row in data["rows"]} == VARIANTS
@@ -65,15 +55,7 @@ def test_queue_table_rows(topology: str, request: pytest.FixtureRequest, tmp_pat
         else:
             assert 0 < p50 <= p99
     assert "### `queue`" in (tmp_path / "out.md").read_text()
-    client: Any = (
-        redis.RedisCluster.from_url(endpoint.url)
-        if topology == "cluster"
-        else redis.Redis.from_url(endpoint.url)
-    )
-    try:
-        assert list(client.scan_iter(match="bench:*")) == [], "the table left keys behind"
-    finally:
-        client.close()
+    assert bench_keys_left(endpoint.url, topology) == [], "the table left keys behind"
 
 
 async def test_book_port_round_trip(redis_client: Any) -> None:

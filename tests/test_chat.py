@@ -118,10 +118,13 @@ async def test_many_senders_every_member_gets_everything_once_in_order(redis_cli
             if n % 10 == 0:
                 await asyncio.sleep(0)
 
+    busy: collections.Counter[str] = collections.Counter()
+
     async def read_all(member: str) -> None:
         got = received[member]
         while len(got) < total:
             batch = await chats.fetch(chat_id, member, count=rng.randint(1, 60))
+            busy[member] += batch.busy
             got.extend(batch)  # before any await: batches are handed out one at a time
             if batch:
                 assert await chats.ack(batch), f"{member} lost a claim"
@@ -148,6 +151,7 @@ async def test_many_senders_every_member_gets_everything_once_in_order(redis_cli
         assert by_sender["s5"] == list(range(50))
     assert set((await chats.members(chat_id)).values()) == {total}
     assert await check_trimmed_exactly(redis_client, chats, chat_id) == 0
+    assert busy[twin] > 0, "the twin's two readers never fetched at the same time"
     assert await redis_client.zcard(chats.keys(chat_id)[2]) == 0
 
 
@@ -264,8 +268,87 @@ async def test_fetch_pending_across_chats(redis_client: Any) -> None:
     await asyncio.gather(*(chats.ack(b) for b in batches))
     batches = await chats.fetch_pending("me")
     assert [payloads(b) for b in batches] == [["alpha 2"], ["beta 2"], ["gamma 2"]]
+    assert all(await asyncio.gather(*(chats.ack(b) for b in batches)))
     assert await chats.leave("stale", "me") is False
     assert await chats.chats_of("me") == ["alpha", "beta", "delta", "gamma"]
+    await chats.send("beta", "boss", "beta 3")
+    held = await chats.fetch("beta", "me")
+    batches = await chats.fetch_pending("me")  # beta's batch is out: reported busy, not skipped
+    assert [(b.chat, b.busy, payloads(b)) for b in batches] == [("beta", True, [])]
+    assert await chats.ack(batches[0])  # an empty batch acks trivially
+    assert await chats.ack(held)
+
+
+async def test_racing_joins_and_leaves_keep_the_index_true(redis_client: Any) -> None:
+    """A join and a leave of one member at once: the member's index (on another node of a
+    cluster) ends agreeing with the chat, whichever chat step ran last."""
+    chats = Chats(redis_client)
+    chat_id = await chats.create("host", ["guest"], "hi")
+    rng = random.Random(11)
+    for _ in range(150):
+        steps = [chats.join(chat_id, "guest"), chats.leave(chat_id, "guest")]
+        rng.shuffle(steps)
+        await asyncio.gather(*steps)
+        inside = "guest" in await chats.members(chat_id)
+        assert (chat_id in await chats.chats_of("guest")) == inside
+
+
+# -- waiting for messages ----------------------------------------------------------------------
+
+
+async def test_a_fetch_waits_until_a_message_is_sent(redis_client: Any) -> None:
+    """With nothing pending, fetch(timeout=...) waits for the send instead of returning empty."""
+    chats = Chats(redis_client)
+    chat_id = await chats.create("host", ["guest"], "hi")
+    assert await chats.ack(await chats.fetch(chat_id, "guest"))
+    waiting = asyncio.create_task(chats.fetch(chat_id, "guest", timeout=30))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+    await chats.send(chat_id, "host", "are you there?")
+    batch = await asyncio.wait_for(waiting, 10)
+    assert payloads(batch) == ["are you there?"]
+    assert await chats.ack(batch)
+    forever = asyncio.create_task(chats.fetch(chat_id, "guest", timeout=None))
+    await asyncio.sleep(0.2)
+    await chats.send(chat_id, "host", "still?")
+    assert payloads(await asyncio.wait_for(forever, 10)) == ["still?"]
+
+
+async def test_a_waiting_fetch_times_out_empty_and_busy_returns_at_once(
+    redis_client: Any, new_client: Callable[..., Awaitable[Any]]
+) -> None:
+    chats = Chats(await new_client(socket_timeout=0.05))  # waits longer than the socket timeout
+    chat_id = await chats.create("host", ["guest"], "hi")
+    held = await chats.fetch(chat_id, "guest")
+    busy = await asyncio.wait_for(chats.fetch(chat_id, "guest", timeout=None), 10)
+    assert busy.busy
+    assert busy.messages == ()
+    assert await chats.ack(held)
+    empty = await chats.fetch(chat_id, "guest", timeout=0.3)
+    assert (empty.messages, empty.busy, empty.after) == ((), False, 1)
+    with pytest.raises(LookupError):
+        await chats.fetch(chat_id, "stranger", timeout=1)
+
+
+async def test_cancel_a_waiting_fetch_never_hangs(
+    redis_client: Any, new_client: Callable[..., Awaitable[Any]]
+) -> None:
+    """Cancelled anywhere in its wait loop (short XREAD slices), a fetch ends promptly and
+    leaves no claim: the next fetch gets the message sent afterwards."""
+    chats = Chats(await new_client(socket_timeout=0.02))
+    chat_id = await chats.create("host", ["guest"], "hi")
+    assert await chats.ack(await chats.fetch(chat_id, "guest"))
+    for steps in range(120):
+        fetching = asyncio.create_task(chats.fetch(chat_id, "guest", timeout=None))
+        await asyncio.sleep((steps % 30) * 0.001)
+        fetching.cancel()
+        done, _ = await asyncio.wait([fetching], timeout=5)
+        assert done, f"fetch() still running 5 s after a cancel at {steps % 30} ms"
+        assert fetching.cancelled()  # nothing was sent: every fetch was waiting
+    await chats.send(chat_id, "host", "after")
+    batch = await chats.fetch(chat_id, "guest", timeout=5)
+    assert payloads(batch) == ["after"]
+    assert not batch.busy
 
 
 # -- crashes: claims that run out --------------------------------------------------------------
@@ -494,6 +577,9 @@ async def test_bad_input_is_refused_before_redis(unreachable: Redis) -> None:
         (ValueError, lambda: chats.fetch("c", "b", count=-1)),
         (TypeError, lambda: chats.fetch("c", "b", count=True)),
         (TypeError, lambda: chats.fetch("c", "b", count=1.5)),  # type: ignore[arg-type]
+        (ValueError, lambda: chats.fetch("c", "b", timeout=-1)),
+        (ValueError, lambda: chats.fetch("c", "b", timeout=math.inf)),
+        (TypeError, lambda: chats.fetch("c", "b", timeout="1")),  # type: ignore[arg-type]
         (ValueError, lambda: chats.fetch_pending("b", count=0)),
         (ValueError, lambda: chats.fetch_pending("")),
         (ValueError, lambda: chats.join("c", "")),

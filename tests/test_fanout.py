@@ -353,6 +353,18 @@ async def test_results_are_plain_python(redis_client_text: Any) -> None:
     assert await reader.ack([first, foreign]) == 2
 
 
+async def test_a_group_can_start_after_an_entry_id(redis_client: Any) -> None:
+    fanout = Fanout(redis_client, "startid")
+    first, second, third = await fanout.publish_many(["a", "b", "c"])
+    assert await fanout.create_group("after-first", start=first)
+    assert await fanout.create_group("after-ms", start=second.split("-")[0] + "-0")
+    after_first = await fanout.consumer("after-first").read(timeout=0)
+    assert [e.id for e in after_first] == [second, third]
+    after_ms = await fanout.consumer("after-ms").read(timeout=0)
+    assert [e.id for e in after_ms][-1] == third
+    assert first not in [e.id for e in after_ms]
+
+
 # -- cancellation ------------------------------------------------------------------------------
 
 
@@ -383,6 +395,26 @@ async def test_cancel_read_at_each_step(redis_client: Any) -> None:
     assert cancelled >= 3
     await drain(consumer, seen, 200)
     assert seen == collections.Counter(ids)
+
+
+async def test_cancel_a_waiting_read_never_hangs(
+    redis_client: Any, new_client: Callable[..., Awaitable[Any]]
+) -> None:
+    """A client with a short socket_timeout waits in short XREADGROUP blocks; a cancel landing
+    anywhere in that loop (even one redis-py swallows mid-command) ends the read promptly."""
+    impatient = await new_client(socket_timeout=0.02)
+    fanout = Fanout(impatient, "chang")
+    await fanout.create_group("g")
+    consumer = fanout.consumer("g", "c", min_idle=60)
+    for steps in range(120):
+        reading = asyncio.create_task(consumer.read())
+        await asyncio.sleep((steps % 30) * 0.001)
+        reading.cancel()
+        done, _ = await asyncio.wait([reading], timeout=5)
+        assert done, f"read() still running 5 s after a cancel at {steps % 30} ms"
+        assert reading.cancelled()  # nothing was published: every read was waiting
+    entry = await fanout.publish("after")
+    assert [e.id for e in await consumer.read(timeout=5)] == [entry]
 
 
 @pytest.mark.parametrize("op", ["publish", "publish_many", "ack"])
@@ -440,6 +472,10 @@ async def test_bad_input_is_refused_before_redis(unreachable: Redis) -> None:
         (TypeError, lambda: fanout.publish_many([1, {2}])),
         (ValueError, lambda: fanout.create_group("")),
         (TypeError, lambda: fanout.create_group("g", start=0)),  # type: ignore[arg-type]
+        *[
+            (ValueError, lambda start=start: fanout.create_group("g", start=start))
+            for start in ("", "now", "-1", "1-", "1-2-3", "01", " 0", "$$", str(2**64))
+        ],
         (ValueError, lambda: consumer.read(count=0)),
         (ValueError, lambda: consumer.read(count=-1)),
         (ValueError, lambda: consumer.read(timeout=-1)),

@@ -206,6 +206,25 @@ async def test_cancel_receive_at_each_step(redis_client: Any) -> None:
     assert received == list(range(sent))
 
 
+async def test_cancel_a_waiting_receive_never_hangs(
+    redis_client: Any, new_client: Callable[..., Awaitable[Any]]
+) -> None:
+    """A client with a short socket_timeout waits in short BLPOPs; a cancel landing anywhere in
+    that loop (even one redis-py swallows mid-command) ends the receive promptly."""
+    impatient = await new_client(socket_timeout=0.02)
+    inbox = Inbox(impatient, "chang")
+    cancelled = 0
+    for steps in range(120):
+        receiving = asyncio.create_task(inbox.receive())
+        await asyncio.sleep((steps % 30) * 0.001)
+        receiving.cancel()
+        done, _ = await asyncio.wait([receiving], timeout=5)
+        assert done, f"receive() still running 5 s after a cancel at {steps % 30} ms"
+        cancelled += receiving.cancelled()
+    assert cancelled == 120  # nothing was sent: every receive was waiting when cancelled
+    assert await Inbox(redis_client, "chang").counts() == InboxCounts(waiting=0, held=0)
+
+
 async def test_cancel_a_blocked_receive(redis_client: Any) -> None:
     inbox = Inbox(redis_client, "cblock")
     receiving = asyncio.create_task(inbox.receive(timeout=30))

@@ -35,3 +35,13 @@ def test_check_count() -> None:
     for bad, kind in [(0, ValueError), (-1, ValueError), (True, TypeError), (1.0, TypeError)]:
         with pytest.raises(kind, match="count"):
             check_count(bad, "count")
+
+
+def test_the_messaging_classes_are_importable_from_messaging() -> None:
+    import aiorpatterns
+    from aiorpatterns import messaging
+
+    for name in ("Chats", "ChatBatch", "Inbox", "InboxMessage", "Fanout", "FanoutConsumer"):
+        assert getattr(messaging, name) is getattr(aiorpatterns, name)
+    with pytest.raises(AttributeError, match="Nope"):
+        _ = messaging.Nope  # type: ignore[attr-defined]

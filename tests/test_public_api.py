@@ -21,6 +21,7 @@ INTERNAL = {
     "cancellation": "helpers the patterns share for cancel-safety, not an API",
     "leases": "the shared base of Lock and Semaphore; users hold those",
     "pytest_plugin": "loaded by pytest as an entry point; importing it needs pytest",
+    "waiting": "how the patterns wait in Redis (slices, socket timeouts), not an API",
 }
 
 

@@ -191,19 +191,22 @@ async def test_a_thousand_delayed_tasks_four_promoters(redis_client: Any) -> Non
 
     await asyncio.gather(*(put_some(ids[i::10]) for i in range(10)))
     promoted: list[str] = []
+    by_promoter = [0] * 4
 
-    async def promoter() -> None:
+    async def promoter(n: int) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 30
         while len(promoted) < len(ids):
             assert loop.time() < deadline, "promotion stalled"
             moved = await q.promote(limit=25)
             promoted.extend(moved)
+            by_promoter[n] += len(moved)
             if not moved:
                 await asyncio.sleep(0.005)
 
-    await asyncio.gather(*(promoter() for _ in range(4)))
+    await asyncio.gather(*(promoter(n) for n in range(4)))
     assert collections.Counter(promoted) == collections.Counter(ids)
+    assert sum(1 for n in by_promoter if n) >= 2, f"the promoters never overlapped: {by_promoter}"
     assert await q.counts() == counts(ready=1000)
     delivered = collections.Counter()
     while (task := await q.get(timeout=0)) is not None:

@@ -143,6 +143,34 @@ async def test_failing_handler_is_retried_with_backoff_then_dead_lettered(
     assert (worker.stats.retried, worker.stats.dead, worker.stats.acked) == (2, 1, 0)
 
 
+async def test_a_handler_raising_cancelled_error_fails_and_the_worker_serves_on(
+    redis_client: Any,
+) -> None:
+    """CancelledError from the handler itself (nobody cancelled the worker) is a failure: the
+    task is retried, then dead-lettered, and the next task still runs."""
+    q = TaskQueue(redis_client, "selfcancel", max_attempts=2, retry_backoff=0.02)
+    done: list[str] = []
+
+    async def doomed() -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.cancel()
+        await future  # raises CancelledError inside the handler
+
+    async def fine() -> None:
+        done.append("fine")
+
+    await q.put_call("doomed")
+    async with Worker(q, {"doomed": doomed, "fine": fine}) as worker:
+        await until(counts_are(q, QueueCounts(0, 0, 0, 1)), "the dead letter")
+        await q.put_call("fine")
+        await until(lambda: done == ["fine"], "the next task")
+        await until(counts_are(q, QueueCounts(0, 0, 0, 1)), "the next task acked")
+    [dead] = await q.dead_letters()
+    assert (dead.reason, dead.attempts) == ("CancelledError raised by the handler", 2)
+    assert (worker.stats.retried, worker.stats.dead, worker.stats.acked) == (1, 1, 1)
+    assert worker.stats.released == 0
+
+
 async def test_shutdown_lets_running_handlers_finish_within_grace(redis_client: Any) -> None:
     q = TaskQueue(redis_client, "grace")
     started = 0

@@ -1,10 +1,11 @@
 -- Create a chat with its members and its first message, in one step (Redis in Action §6.5.2
 -- create_chat, which creates the chat and sends the first message as separate steps).
--- KEYS[1] members    ZSET member -> position (see _chat_common.lua for all five keys)
+-- KEYS[1] members    ZSET member -> position (see _chat_common.lua for all six keys)
 -- KEYS[2] claims     HASH member -> fetched batch
 -- KEYS[3] msgs       ZSET envelope -> id
 -- KEYS[4] seq        STRING last message id
 -- KEYS[5] abandoned  ZSET fetch token -> tombstone end
+-- KEYS[6] signal     STREAM, one entry <message id>-0 per message: wakes waiting fetches
 -- ARGV[1] sender_json   the sender's name as a JSON string
 -- ARGV[2] message_json  the first message, JSON text
 -- ARGV[3..] the members (the sender among them), each once

@@ -1,10 +1,11 @@
 -- Hand a member the next batch of messages after its position, without moving the position
 -- (Redis in Action §6.5.2 fetch_pending_messages, for one chat, made two-phase).
--- KEYS[1] members    ZSET member -> position (see _chat_common.lua for all five keys)
+-- KEYS[1] members    ZSET member -> position (see _chat_common.lua for all six keys)
 -- KEYS[2] claims     HASH member -> "<token> <deadline ms> <last id>"
 -- KEYS[3] msgs       ZSET envelope -> id
 -- KEYS[4] seq        STRING last message id
 -- KEYS[5] abandoned  ZSET fetch token -> tombstone end
+-- KEYS[6] signal     STREAM, one entry <message id>-0 per message: wakes waiting fetches
 -- ARGV[1] member     who fetches
 -- ARGV[2] token      this fetch's random token (one per fetch() call)
 -- ARGV[3] count      most messages in the batch

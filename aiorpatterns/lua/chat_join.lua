@@ -1,10 +1,11 @@
 -- Add a member to a chat, positioned after every message sent so far (Redis in Action §6.5.2
 -- join_chat, which fails on a chat without messages).
--- KEYS[1] members    ZSET member -> position (see _chat_common.lua for all five keys)
+-- KEYS[1] members    ZSET member -> position (see _chat_common.lua for all six keys)
 -- KEYS[2] claims     HASH member -> fetched batch
 -- KEYS[3] msgs       ZSET envelope -> id
 -- KEYS[4] seq        STRING last message id
 -- KEYS[5] abandoned  ZSET fetch token -> tombstone end
+-- KEYS[6] signal     STREAM, one entry <message id>-0 per message: wakes waiting fetches
 -- ARGV[1] member     who joins
 -- returns: 1 if joined now, 0 if already a member, -1 if the chat does not exist
 -- @include chat_common

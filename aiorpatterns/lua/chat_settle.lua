@@ -1,10 +1,11 @@
 -- Settle a fetched batch: acknowledge it (move the member's position, trim what everyone has
 -- acknowledged), give it back, or give up a fetch whose reply never arrived.
--- KEYS[1] members    ZSET member -> position (see _chat_common.lua for all five keys)
+-- KEYS[1] members    ZSET member -> position (see _chat_common.lua for all six keys)
 -- KEYS[2] claims     HASH member -> "<token> <deadline ms> <last id>"
 -- KEYS[3] msgs       ZSET envelope -> id
 -- KEYS[4] seq        STRING last message id
 -- KEYS[5] abandoned  ZSET fetch token -> tombstone end
+-- KEYS[6] signal     STREAM, one entry <message id>-0 per message: wakes waiting fetches
 -- ARGV[1] member     whose batch
 -- ARGV[2] token      the fetch's token
 -- ARGV[3] mode       "ack": done up to ARGV[4]; "release": give the batch back;
