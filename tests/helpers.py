@@ -9,6 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+
+from aiorpatterns.pytest_plugin import Endpoint
+from aiorpatterns.server import ClusterServer, RedisServer
 
 
 def text(value: bytes | str) -> str:
@@ -58,3 +65,36 @@ def bench_keys_left(url: str, topology: str) -> list[bytes]:
         return list(client.scan_iter(match="bench:*"))
     finally:
         client.close()
+
+
+def retrying_client(url: str, topology: str) -> Any:
+    """A client that reconnects through a restart (``from_url`` clients do not retry by default)."""
+    retry = Retry(ExponentialBackoff(cap=0.5, base=0.05), 30)
+    if topology == "cluster":
+        return RedisCluster.from_url(url, retry=retry)
+    return Redis.from_url(url, retry=retry)
+
+
+async def restart_owner(endpoint: Endpoint, client: Any, key: str) -> None:
+    """Restart the server (or cluster node) holding ``key``, empty, and wait until it serves."""
+    server = endpoint.server
+    if isinstance(server, RedisServer):
+        await asyncio.to_thread(server.restart)
+        return
+    assert isinstance(server, ClusterServer)
+    port = client.get_node_from_key(key).port
+    node = next(n for n in server.nodes if n.port == port)
+    await asyncio.to_thread(node.restart)
+
+    async def cluster_ok() -> bool:
+        def views() -> list[bool]:
+            states = []
+            for n in server.nodes:
+                with n.client() as c:
+                    info = text(c.execute_command("CLUSTER", "INFO"))
+                    states.append("cluster_state:ok" in info)
+            return states
+
+        return all(await asyncio.to_thread(views))
+
+    await until(cluster_ok, "the cluster to serve again", limit=30)

@@ -14,11 +14,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from helpers import text
+from helpers import restart_owner, retrying_client, text
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from aiorpatterns.errors import AcquireTimeoutError, LeaseLostError, NotOwnedError
@@ -578,50 +578,6 @@ def quick_client(url: str, topology: str) -> Any:
     if topology == "cluster":
         return RedisCluster.from_url(url, retry=Retry(NoBackoff(), 0))
     return Redis.from_url(url, retry=Retry(NoBackoff(), 0))
-
-
-def retrying_client(url: str, topology: str) -> Any:
-    """A client that reconnects through a restart (``from_url`` clients do not retry by default)."""
-    retry = Retry(ExponentialBackoff(cap=0.5, base=0.05), 30)
-    if topology == "cluster":
-        return RedisCluster.from_url(url, retry=retry)
-    return Redis.from_url(url, retry=retry)
-
-
-async def restart_owner(endpoint: Endpoint, client: Any, key: str) -> None:
-    """Restart the server (or cluster node) holding ``key``, empty, and wait until it serves."""
-    server = endpoint.server
-    if isinstance(server, RedisServer):
-        await asyncio.to_thread(server.restart)
-        return
-    assert isinstance(server, ClusterServer)
-    port = client.get_node_from_key(key).port
-    node = next(n for n in server.nodes if n.port == port)
-    await asyncio.to_thread(node.restart)
-
-    async def cluster_ok() -> bool:
-        def views() -> list[bool]:
-            states = []
-            for n in server.nodes:
-                with n.client() as c:
-                    info = text(c.execute_command("CLUSTER", "INFO"))
-                    states.append("cluster_state:ok" in info)
-            return states
-
-        return all(await asyncio.to_thread(views))
-
-    await until(cluster_ok, "the cluster to serve again", limit=30)
-
-
-@pytest.fixture(params=["standalone", "cluster"])
-def endpoint(request: pytest.FixtureRequest) -> tuple[Endpoint, str]:
-    topology = request.param
-    found: Endpoint = request.getfixturevalue(
-        "redis_server" if topology == "standalone" else "redis_cluster_server"
-    )
-    if found.server is None:
-        pytest.skip("the server is external (REDIS_URL / REDIS_CLUSTER_URL): cannot restart it")
-    return found, topology
 
 
 @pytest.mark.timeout(60)
