@@ -36,6 +36,10 @@ from .chat import (
     ChatBatch,
     Chats,
 )
+from .config import (
+    Config,
+    redis_from_config,
+)
 from .counters import (
     PRECISIONS,
     AccessTimer,
@@ -57,6 +61,11 @@ from .fanout import (
     FanoutConsumer,
     FanoutEntry,
     FanoutGroup,
+)
+from .geoip import (
+    City,
+    IpLocations,
+    IpRange,
 )
 from .inbox import (
     Inbox,
@@ -128,6 +137,28 @@ from .sharding import (
     ShardedList,
     shard_of,
 )
+from .shards import (
+    ScatterResult,
+    ShardedClients,
+    ShardsUnavailableError,
+    sharded_zrangebyscore,
+    syndicate,
+    zrangebyscore_merged,
+)
+from .shardsearch import (
+    ShardedSearch,
+    ShardedSearchResult,
+    to_numeric_key,
+    to_string_key,
+)
+from .social import (
+    Social,
+    SocialUser,
+    UserList,
+)
+from .timelines import (
+    StatusMessage,
+)
 from .workers import (
     Worker,
     WorkerStats,
@@ -147,9 +178,11 @@ __all__ = [
     "Autocomplete",
     "ChatBatch",
     "Chats",
+    "City",
     "ClusterServer",
     "CommonLog",
     "CommonMessages",
+    "Config",
     "Counters",
     "DeadLetter",
     "FairSemaphore",
@@ -160,6 +193,8 @@ __all__ = [
     "Inbox",
     "InboxCounts",
     "InboxMessage",
+    "IpLocations",
+    "IpRange",
     "JobIndex",
     "JobLevelIndex",
     "JobYearsIndex",
@@ -181,6 +216,7 @@ __all__ = [
     "RowCache",
     "RowCacheWorker",
     "Sample",
+    "ScatterResult",
     "Script",
     "ScriptError",
     "SearchIndex",
@@ -188,13 +224,21 @@ __all__ = [
     "Semaphore",
     "ServerNotFoundError",
     "Sessions",
+    "ShardedClients",
     "ShardedHash",
     "ShardedList",
+    "ShardedSearch",
+    "ShardedSearchResult",
+    "ShardsUnavailableError",
+    "Social",
+    "SocialUser",
     "Statistics",
     "Stats",
+    "StatusMessage",
     "Targeting",
     "Task",
     "TaskQueue",
+    "UserList",
     "Vote",
     "Worker",
     "WorkerStats",
@@ -203,12 +247,18 @@ __all__ = [
     "find_server_binary",
     "parse_query",
     "prefix_range",
+    "redis_from_config",
     "script",
     "server_version",
     "shard_of",
+    "sharded_zrangebyscore",
     "slowest",
     "string_to_score",
     "string_to_score_generic",
+    "syndicate",
+    "to_numeric_key",
+    "to_string_key",
     "tokenize",
     "zadd_string",
+    "zrangebyscore_merged",
 ]

@@ -1,0 +1,29 @@
+-- Post a status: its record, the author's profile and own home timeline, and the author's post
+-- counter in one step (Redis in Action §8.1.2 create_status and §8.4 post_status, which take
+-- three separate steps, and the ch11 Lua create_status, which writes an undeclared key). The
+-- status id is '<uid>:<n>' with n from the author's own counter: globally unique, and it names
+-- the author, so the status lives under the author's hash tag.
+-- KEYS[1] user      HASH of the author (login, posts, status_seq)
+-- KEYS[2] statuses  HASH status id -> JSON record
+-- KEYS[3] profile   ZSET status id -> posted
+-- KEYS[4] home      ZSET status id -> posted (the author's own home timeline)
+-- ARGV[1] uid       ARGV[2] JSON object text {"message":..., "data":...}
+-- ARGV[3] home_size how many entries a home timeline keeps
+-- returns: {status id, posted (server clock, text)}, or false if there is no such user
+local login = redis.call('HGET', KEYS[1], 'login')
+if not login then
+  return false
+end
+local n = redis.call('HINCRBY', KEYS[1], 'status_seq', 1)
+local t = redis.call('TIME')
+-- Built as text: a Lua number would round a microsecond timestamp to 14 digits.
+local now = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
+local sid = ARGV[1] .. ':' .. n
+local record = '{"posted":' .. now .. ',"login":' .. cjson.encode(login) .. ','
+  .. string.sub(ARGV[2], 2)
+redis.call('HSET', KEYS[2], sid, record)
+redis.call('ZADD', KEYS[3], now, sid)
+redis.call('ZADD', KEYS[4], now, sid)
+redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -tonumber(ARGV[3]) - 1)
+redis.call('HINCRBY', KEYS[1], 'posts', 1)
+return {sid, now}

@@ -1,0 +1,12 @@
+-- Claim a login for a new user and take its id, in one step (Redis in Action §8.1.1
+-- create_user, which needs a lock around HGET, INCR and HSET; HSETNX-style here, no lock).
+-- KEYS[1] logins  HASH folded login -> user id
+-- KEYS[2] seq     STRING the last user id handed out
+-- ARGV[1] login   the login, case-folded
+-- returns: the new user id, or 0 if the login is taken (no id is consumed then)
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+  return 0
+end
+local uid = redis.call('INCR', KEYS[2])
+redis.call('HSET', KEYS[1], ARGV[1], uid)
+return uid
