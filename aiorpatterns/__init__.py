@@ -54,7 +54,12 @@ from .errors import (
     AiorpatternsError,
     LeaseLostError,
     NotOwnedError,
+    ProgressConflictError,
+    ReplicaNotAttachedError,
+    ReplicationError,
     ScriptError,
+    ShardsUnavailableError,
+    SyncTimeoutError,
 )
 from .fanout import (
     Fanout,
@@ -80,8 +85,20 @@ from .jobs import (
 from .keys import (
     Keyspace,
 )
+from .locations import (
+    DEFAULT_COUNTRIES,
+    DEFAULT_STATES,
+    Location,
+    LocationCounts,
+    Locations,
+)
 from .locks import (
     Lock,
+)
+from .logfiles import (
+    LogProcessor,
+    LogProgress,
+    process_logs,
 )
 from .logs import (
     SEVERITIES,
@@ -103,6 +120,13 @@ from .queues import (
     QueueCounts,
     Task,
     TaskQueue,
+)
+from .replication import (
+    AofAcks,
+    supports_waitaof,
+    wait_for_aof,
+    wait_for_replicas,
+    wait_for_sync,
 )
 from .scripts import (
     Script,
@@ -140,7 +164,6 @@ from .sharding import (
 from .shards import (
     ScatterResult,
     ShardedClients,
-    ShardsUnavailableError,
     sharded_zrangebyscore,
     syndicate,
     zrangebyscore_merged,
@@ -159,18 +182,28 @@ from .social import (
 from .timelines import (
     StatusMessage,
 )
+from .visitors import (
+    HLL_STANDARD_ERROR,
+    UniqueVisitors,
+    expected_size,
+    visitor_id,
+)
 from .workers import (
     Worker,
     WorkerStats,
 )
 
 __all__ = [
+    "DEFAULT_COUNTRIES",
+    "DEFAULT_STATES",
+    "HLL_STANDARD_ERROR",
     "PRECISIONS",
     "SEVERITIES",
     "AccessTimer",
     "AcquireTimeoutError",
     "AdIndex",
     "AiorpatternsError",
+    "AofAcks",
     "Article",
     "Articles",
     "AutoPipeline",
@@ -201,18 +234,26 @@ __all__ = [
     "Keyspace",
     "LeaseLostError",
     "Listing",
+    "Location",
+    "LocationCounts",
+    "Locations",
     "Lock",
     "LogEntry",
+    "LogProcessor",
+    "LogProgress",
     "Market",
     "Message",
     "NotOwnedError",
     "PageCache",
     "ParsedQuery",
+    "ProgressConflictError",
     "Purchase",
     "QueueCounts",
     "RecentContacts",
     "RecentLog",
     "RedisServer",
+    "ReplicaNotAttachedError",
+    "ReplicationError",
     "RowCache",
     "RowCacheWorker",
     "Sample",
@@ -235,18 +276,22 @@ __all__ = [
     "Statistics",
     "Stats",
     "StatusMessage",
+    "SyncTimeoutError",
     "Targeting",
     "Task",
     "TaskQueue",
+    "UniqueVisitors",
     "UserList",
     "Vote",
     "Worker",
     "WorkerStats",
     "cpa_to_ecpm",
     "cpc_to_ecpm",
+    "expected_size",
     "find_server_binary",
     "parse_query",
     "prefix_range",
+    "process_logs",
     "redis_from_config",
     "script",
     "server_version",
@@ -255,10 +300,15 @@ __all__ = [
     "slowest",
     "string_to_score",
     "string_to_score_generic",
+    "supports_waitaof",
     "syndicate",
     "to_numeric_key",
     "to_string_key",
     "tokenize",
+    "visitor_id",
+    "wait_for_aof",
+    "wait_for_replicas",
+    "wait_for_sync",
     "zadd_string",
     "zrangebyscore_merged",
 ]

@@ -6,7 +6,12 @@
     ├── AcquireTimeoutError (also TimeoutError)   a lock or slot was not acquired in time
     ├── NotOwnedError                              release/extend/refresh of a lease not held
     │   └── LeaseLostError                         the lease of an ``async with`` block was lost
-    └── ScriptError                                a Lua script returned something it never should
+    ├── ProgressConflictError                      another log processor moved the progress
+    ├── ReplicationError                           a replication wait could not be carried out
+    │   ├── ReplicaNotAttachedError                not a replica of this master, or link down
+    │   └── SyncTimeoutError (also TimeoutError)   the replica did not catch up in time
+    ├── ScriptError                                a Lua script returned something it never should
+    └── ShardsUnavailableError                     shards that failed to answer a scatter-gather
 
 Bad arguments raise the built-in ``ValueError`` / ``TypeError`` before anything reaches Redis.
 A Redis that is down surfaces as redis-py's own ``redis.exceptions.ConnectionError``.
@@ -19,7 +24,12 @@ __all__ = [
     "AiorpatternsError",
     "LeaseLostError",
     "NotOwnedError",
+    "ProgressConflictError",
+    "ReplicaNotAttachedError",
+    "ReplicationError",
     "ScriptError",
+    "ShardsUnavailableError",
+    "SyncTimeoutError",
 ]
 
 
@@ -45,3 +55,32 @@ class LeaseLostError(NotOwnedError):
 
 class ScriptError(AiorpatternsError):
     """A Lua script answered with a value outside its documented contract."""
+
+
+class ShardsUnavailableError(AiorpatternsError):
+    """Some shards failed to answer (down, or slower than the per-shard timeout).
+
+    ``missing`` holds their numbers (positions in the shard list), ``errors`` what each raised.
+    """
+
+    def __init__(self, errors: dict[int, BaseException]) -> None:
+        self.errors = dict(sorted(errors.items()))
+        self.missing: tuple[int, ...] = tuple(self.errors)
+        detail = "; ".join(f"shard {i}: {type(e).__name__}: {e}" for i, e in self.errors.items())
+        super().__init__(f"{len(self.missing)} shard(s) did not answer: {detail}")
+
+
+class ProgressConflictError(AiorpatternsError):
+    """The recorded progress moved under this processor: another one runs with the same name."""
+
+
+class ReplicationError(AiorpatternsError):
+    """A replication wait could not be carried out (unsupported command, misconfiguration)."""
+
+
+class ReplicaNotAttachedError(ReplicationError):
+    """The replica is not a replica, its link is down, or it follows another master."""
+
+
+class SyncTimeoutError(ReplicationError, TimeoutError):
+    """The replica is attached but did not catch up within the timeout."""

@@ -33,7 +33,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .errors import AiorpatternsError
+from .errors import ShardsUnavailableError
 from .keys import DEFAULT_KEYSPACE, check_name
 from .leases import check_seconds
 from .messaging import check_client, check_count, text
@@ -42,7 +42,6 @@ from .sharding import shard_of
 __all__ = [
     "ScatterResult",
     "ShardedClients",
-    "ShardsUnavailableError",
     "sharded_zrangebyscore",
     "syndicate",
     "zrangebyscore_merged",
@@ -55,19 +54,6 @@ DEFAULT_SHARD_TIMEOUT = 5.0
 
 #: What makes a shard "unavailable" (as opposed to a wrong question, which is raised as is).
 _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, TimeoutError, OSError)
-
-
-class ShardsUnavailableError(AiorpatternsError):
-    """Some shards failed to answer (down, or slower than the per-shard timeout).
-
-    ``missing`` holds their numbers (positions in the shard list), ``errors`` what each raised.
-    """
-
-    def __init__(self, errors: dict[int, BaseException]) -> None:
-        self.errors = dict(sorted(errors.items()))
-        self.missing: tuple[int, ...] = tuple(self.errors)
-        detail = "; ".join(f"shard {i}: {type(e).__name__}: {e}" for i, e in self.errors.items())
-        super().__init__(f"{len(self.missing)} shard(s) did not answer: {detail}")
 
 
 class ScatterResult(NamedTuple, Generic[T]):

@@ -23,11 +23,11 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from aiorpatterns.errors import ShardsUnavailableError
 from aiorpatterns.search import SearchIndex, parse_query, tokenize
 from aiorpatterns.server import RedisServer, free_port
 from aiorpatterns.shards import (
     ShardedClients,
-    ShardsUnavailableError,
     sharded_zrangebyscore,
     syndicate,
     zrangebyscore_merged,

@@ -13,27 +13,11 @@
 -- ARGV[2] keep     how many entries the recent log keeps
 -- ARGV[3] period   length of a period in whole seconds (3600: the book's hour)
 -- returns: {count of the message in the current period, entry timestamp as text}
+-- @include period
+
 local t = redis.call('TIME')
-local seconds = tonumber(t[1])
-local period = tonumber(ARGV[3])
-local current = string.format('%d', seconds - seconds % period)
-
-local stored = redis.call('GET', KEYS[2])
-local start = stored and tonumber(stored)
-if not start then
-  redis.call('SET', KEYS[2], current)
-elseif start < tonumber(current) then
-  if redis.call('EXISTS', KEYS[1]) == 1 then
-    redis.call('RENAME', KEYS[1], KEYS[3])
-  else
-    redis.call('DEL', KEYS[3])
-  end
-  redis.call('SET', KEYS[4], stored)
-  redis.call('SET', KEYS[2], current)
-end
--- A start after the current period means the server clock went back: keep counting there.
-
-local count = redis.call('ZINCRBY', KEYS[1], 1, ARGV[1])
+rotate(tonumber(t[1]), tonumber(ARGV[3]))
+local count = redis.call('ZINCRBY', DATA, 1, ARGV[1])
 local now = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
 redis.call('LPUSH', KEYS[5], now .. ' ' .. ARGV[1])
 redis.call('LTRIM', KEYS[5], 0, tonumber(ARGV[2]) - 1)

@@ -9,36 +9,11 @@
 -- ARGV[2] stop     last rank to return (-1: every message), most common first
 -- ARGV[3] period   length of a period in whole seconds
 -- returns: {period start as text, or false if there is no such period; {message, count, ...}}
-local seconds = tonumber(redis.call('TIME')[1])
-local period = tonumber(ARGV[3])
-local current = seconds - seconds % period
-local stored = redis.call('GET', KEYS[2])
-local start = stored and tonumber(stored)
-local want_current = ARGV[1] == 'current'
+-- @include period
 
-local label, key
-if start and start >= current then
-  if want_current then
-    label, key = stored, KEYS[1]
-  else
-    label, key = redis.call('GET', KEYS[4]), KEYS[3]
-  end
-elseif start then
-  if want_current then
-    label = string.format('%d', current)
-  else
-    label, key = stored, KEYS[1]
-  end
-elseif want_current then
-  label = string.format('%d', current)
-else
-  label, key = redis.call('GET', KEYS[4]), KEYS[3]
-end
-if not label then
-  return {false, {}}
-end
+local seconds = tonumber(redis.call('TIME')[1])
+local label, key = period_to_read(seconds, tonumber(ARGV[3]), ARGV[1] == 'current')
+if not label then return {false, {}} end
 local items = {}
-if key then
-  items = redis.call('ZREVRANGE', key, 0, tonumber(ARGV[2]), 'WITHSCORES')
-end
+if key then items = redis.call('ZREVRANGE', key, 0, tonumber(ARGV[2]), 'WITHSCORES') end
 return {label, items}

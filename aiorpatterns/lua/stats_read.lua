@@ -8,28 +8,9 @@
 -- ARGV[1] which    'current' or 'previous'
 -- ARGV[2] period   length of a period in whole seconds
 -- returns: {period start as text, {member, score, ...}}, or {false, {}} if there is no data
-local seconds = tonumber(redis.call('TIME')[1])
-local period = tonumber(ARGV[2])
-local current = seconds - seconds % period
-local stored = redis.call('GET', KEYS[2])
-local start = stored and tonumber(stored)
-local want_current = ARGV[1] == 'current'
+-- @include period
 
-local label, key
-if start and start >= current then
-  if want_current then
-    label, key = stored, KEYS[1]
-  else
-    label, key = redis.call('GET', KEYS[4]), KEYS[3]
-  end
-elseif start then
-  if not want_current then
-    label, key = stored, KEYS[1]
-  end
-elseif not want_current then
-  label, key = redis.call('GET', KEYS[4]), KEYS[3]
-end
-if not label then
-  return {false, {}}
-end
+local seconds = tonumber(redis.call('TIME')[1])
+local label, key = period_to_read(seconds, tonumber(ARGV[2]), ARGV[1] == 'current')
+if not label or not key then return {false, {}} end
 return {label, redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')}

@@ -10,29 +10,12 @@
 -- ARGV[2] square   the value squared (computed by the caller, in full double precision)
 -- ARGV[3] period   length of a period in whole seconds (3600: the book's hour)
 -- returns: {period start as text, {member, score, ...}} after the update
-local seconds = tonumber(redis.call('TIME')[1])
-local period = tonumber(ARGV[3])
-local current = string.format('%d', seconds - seconds % period)
+-- @include period
 
-local stored = redis.call('GET', KEYS[2])
-local start = stored and tonumber(stored)
-if not start then
-  redis.call('SET', KEYS[2], current)
-  stored = current
-elseif start < tonumber(current) then
-  if redis.call('EXISTS', KEYS[1]) == 1 then
-    redis.call('RENAME', KEYS[1], KEYS[3])
-  else
-    redis.call('DEL', KEYS[3])
-  end
-  redis.call('SET', KEYS[4], stored)
-  redis.call('SET', KEYS[2], current)
-  stored = current
-end
-
-redis.call('ZADD', KEYS[1], 'LT', ARGV[1], 'min')
-redis.call('ZADD', KEYS[1], 'GT', ARGV[1], 'max')
-redis.call('ZINCRBY', KEYS[1], 1, 'count')
-redis.call('ZINCRBY', KEYS[1], ARGV[1], 'sum')
-redis.call('ZINCRBY', KEYS[1], ARGV[2], 'sumsq')
-return {stored, redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')}
+local label = rotate(tonumber(redis.call('TIME')[1]), tonumber(ARGV[3]))
+redis.call('ZADD', DATA, 'LT', ARGV[1], 'min')
+redis.call('ZADD', DATA, 'GT', ARGV[1], 'max')
+redis.call('ZINCRBY', DATA, 1, 'count')
+redis.call('ZINCRBY', DATA, ARGV[1], 'sum')
+redis.call('ZINCRBY', DATA, ARGV[2], 'sumsq')
+return {label, redis.call('ZRANGE', DATA, 0, -1, 'WITHSCORES')}
