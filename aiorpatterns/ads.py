@@ -31,14 +31,13 @@ import uuid
 from collections.abc import Iterable
 from typing import Any, Final, NamedTuple
 
+from .checks import check_count, check_keyspace, text
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from .scripts import script
 from .search import (
     MAX_DOCUMENT_CHARS,
     STOP_WORDS,
     _check_stop_words,
-    _text,
-    check_int,
     check_number,
     check_ttl,
     tokenize,
@@ -102,15 +101,14 @@ class AdIndex:
         check_name(name)
         if redis is None:
             raise TypeError("redis must be a redis.asyncio client, not None")
-        if not isinstance(keyspace, Keyspace):
-            raise TypeError(f"keyspace must be a Keyspace, not {type(keyspace).__name__}")
+        check_keyspace(keyspace)
         self.redis = redis
         self.name = name
         self.keyspace = keyspace
         self.stop_words = _check_stop_words(stop_words)
         self.matched_ttl_ms = check_ttl(matched_ttl, "matched_ttl")
-        self.update_every = check_int(update_every, "update_every", 1)
-        self.max_content_chars = check_int(max_content_chars, "max_content_chars", 1)
+        self.update_every = check_count(update_every, "update_every")
+        self.max_content_chars = check_count(max_content_chars, "max_content_chars")
         key = self._key
         self.type_key, self.value_key, self.base_key = key("type"), key("value"), key("base")
         self.stats_key, self.served_key = key("stats"), key("served")
@@ -178,7 +176,7 @@ class AdIndex:
         if float(value) < 0:
             raise ValueError(f"bid must not be negative, got {bid!r}")
         reply = await self._replace(ad_id, ad_keys, "index", ad_type, value, places, words)
-        return float(_text(reply))
+        return float(text(reply))
 
     async def remove_ad(self, ad_id: str) -> bool:
         """Remove ad ``ad_id``, its postings and its counts; return whether it was indexed."""
@@ -208,8 +206,8 @@ class AdIndex:
             reply = await script("ads_index")(self.redis, keys, args)
             if not isinstance(reply, list):
                 return reply
-            old_places = [_text(p) for p in reply[0]]
-            old_words = [_text(w) for w in reply[1]]
+            old_places = [text(p) for p in reply[0]]
+            old_words = [text(w) for w in reply[1]]
         raise RuntimeError(f"ad {ad_id!r} kept changing while it was being re-indexed")
 
     # -- targeting --
@@ -232,7 +230,7 @@ class AdIndex:
         target, ad = await script("ads_target")(self.redis, keys, [len(places)])
         if ad is None:
             return None
-        targeting = Targeting(int(target), _text(ad))
+        targeting = Targeting(int(target), text(ad))
         await self._record_view(targeting, words)
         return targeting
 
@@ -253,7 +251,7 @@ class AdIndex:
         unknown ad.
         Redis in Action §7.3.4 (``record_click``).
         """
-        target = check_int(target_id, "target_id", 1)
+        target = check_count(target_id, "target_id")
         ad_keys = self._ad_keys(ad_id)
         if not isinstance(action, bool):
             raise TypeError("action must be a bool")
@@ -281,7 +279,7 @@ class AdIndex:
             reply = await script("ads_update")(self.redis, keys, [ad_id, *words])
             if not isinstance(reply, list):
                 return bool(reply)
-            words = [_text(w) for w in reply]
+            words = [text(w) for w in reply]
         raise RuntimeError(f"ad {ad_id!r} kept changing while its eCPM was being updated")
 
     # -- reading --
@@ -304,7 +302,7 @@ class AdIndex:
     async def ad_type(self, ad_id: str) -> str | None:
         """Return how ad ``ad_id`` pays (``"cpc"``, ``"cpa"`` or ``"cpm"``), or None."""
         kind = await self.redis.hget(self.type_key, check_name(ad_id, "ad_id"))
-        return None if kind is None else _text(kind)
+        return None if kind is None else text(kind)
 
     async def average_per_1k(self, ad_type: str) -> float:
         """Return the clicks (actions for CPA) per 1000 views of all ads of ``ad_type`` so far.

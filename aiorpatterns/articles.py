@@ -26,14 +26,13 @@ therefore lives on one Redis Cluster node: use several sites (names) to spread t
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal
 
+from .checks import check_count, check_object, check_seconds, check_text, text
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
-from .messaging import check_client, check_count, text
 from .scripts import script
 
 __all__ = ["Article", "Articles", "Vote"]
@@ -82,22 +81,6 @@ class Article:
     score: float
 
 
-def _text_arg(value: object, what: str, *, empty: bool = False) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
-    if not value and not empty:
-        raise ValueError(f"{what} must not be empty")
-    return value
-
-
-def _seconds(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{what} must be a number of seconds, not {type(value).__name__}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{what} must be a positive finite number, got {value!r}")
-    return float(value)
-
-
 def _order(value: object) -> Order:
     if not isinstance(value, str):
         raise TypeError(f"order must be 'score' or 'time', not {type(value).__name__}")
@@ -137,17 +120,11 @@ class Articles:
         group_ttl: float = GROUP_TTL,
         keyspace: Keyspace = DEFAULT_KEYSPACE,
     ) -> None:
-        check_client(redis)
-        check_name(name)
-        if not isinstance(keyspace, Keyspace):
-            raise TypeError(f"keyspace must be a Keyspace, not {type(keyspace).__name__}")
-        self.redis = redis
-        self.name = name
-        self.keyspace = keyspace
-        self.vote_window = _seconds(vote_window, "vote_window")
-        self.vote_score = _seconds(vote_score, "vote_score")
+        self.redis, self.name, self.keyspace = check_object(redis, name, keyspace)
+        self.vote_window = check_seconds(vote_window, "vote_window")
+        self.vote_score = check_seconds(vote_score, "vote_score")
         self.page_size = check_count(page_size, "page_size")
-        self.group_ttl = _seconds(group_ttl, "group_ttl")
+        self.group_ttl = check_seconds(group_ttl, "group_ttl")
         self.seq_key = self._key("seq")
         self.posts_key = self._key("posts")
         self.votes_key = self._key("votes")
@@ -181,8 +158,8 @@ class Articles:
         """
         meta = json.dumps(
             {
-                "title": _text_arg(title, "title"),
-                "link": _text_arg(link, "link", empty=True),
+                "title": check_text(title, "title"),
+                "link": check_text(link, "link", empty=True),
                 "poster": check_name(user, "user"),
             },
             ensure_ascii=False,

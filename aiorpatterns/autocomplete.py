@@ -30,10 +30,10 @@ spread over a cluster).
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Iterable
 from typing import Any
 
+from .checks import check_count, check_flag, check_keyspace, text
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from .scripts import script
 
@@ -74,10 +74,6 @@ def _range(prefix: bytes) -> tuple[bytes, bytes]:
     return b"[" + prefix, b"(" + head[:-1] + bytes((head[-1] + 1,))
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _check_text(value: object, what: str, *, empty: bool = False) -> str:
     """Return ``value`` if it is a str that UTF-8 can encode, else raise naming ``what``."""
     if not isinstance(value, str):
@@ -93,31 +89,6 @@ def _encode(value: str, what: str) -> bytes:
         return value.encode()
     except UnicodeEncodeError:
         raise ValueError(f"{what} is not valid Unicode text (lone surrogate): {value!r}") from None
-
-
-def _check_count(value: object, what: str) -> int:
-    """Validate a positive whole number (a page size, a list size)."""
-    if isinstance(value, bool):
-        raise TypeError(f"{what} must be an int, not bool")
-    try:
-        count = operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(f"{what} must be an int, not {type(value).__name__}") from None
-    if count < 1:
-        raise ValueError(f"{what} must be at least 1, got {count!r}")
-    return count
-
-
-def _check_flag(value: object, what: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{what} must be a bool, not {type(value).__name__}")
-    return value
-
-
-def _check_keyspace(value: object) -> Keyspace:
-    if not isinstance(value, Keyspace):
-        raise TypeError(f"keyspace must be a Keyspace, not {type(value).__name__}")
-    return value
 
 
 class Autocomplete:
@@ -146,8 +117,8 @@ class Autocomplete:
             raise TypeError("redis must be a redis.asyncio client, not None")
         self.redis = redis
         self.name = name
-        self.casefold = _check_flag(casefold, "casefold")
-        self.keyspace = _check_keyspace(keyspace)
+        self.casefold = check_flag(casefold, "casefold")
+        self.keyspace = check_keyspace(keyspace)
         self.key = keyspace.key(self.kind, name)
 
     def _member(self, value: object) -> bytes:
@@ -172,8 +143,8 @@ class Autocomplete:
         return _range(_encode(prefix, "prefix"))
 
     def _display(self, member: Any) -> str:
-        text = _text(member)
-        return text.partition(_SEP)[2] if self.casefold else text
+        name = text(member)
+        return name.partition(_SEP)[2] if self.casefold else name
 
     async def join(self, *names: str) -> int:
         """Add ``names``; return how many were not members yet.
@@ -203,7 +174,7 @@ class Autocomplete:
         """
         bounds = self._bounds(prefix)
         if type(limit) is not int or limit < 1:
-            limit = _check_count(limit, "limit")
+            limit = check_count(limit, "limit")
         if bounds is None:
             return []
         # execute_command rather than zrange(): on a hot path, skip redis-py's re-packing of
@@ -255,9 +226,9 @@ class RecentContacts:
             raise TypeError("redis must be a redis.asyncio client, not None")
         self.redis = redis
         self.name = name
-        self.size = _check_count(size, "size")
-        self.casefold = _check_flag(casefold, "casefold")
-        self.keyspace = _check_keyspace(keyspace)
+        self.size = check_count(size, "size")
+        self.casefold = check_flag(casefold, "casefold")
+        self.keyspace = check_keyspace(keyspace)
 
     def list_key(self, user: str) -> str:
         """Return the key of ``user``'s list (in ``user``'s own hash tag).
@@ -291,7 +262,7 @@ class RecentContacts:
         One LRANGE. Redis in Action §6.1.1 (the ``recent:<user>`` LIST).
         """
         key = self.list_key(user)
-        return [_text(c) for c in await self.redis.lrange(key, 0, -1)]
+        return [text(c) for c in await self.redis.lrange(key, 0, -1)]
 
     async def complete(self, user: str, prefix: str, *, limit: int | None = None) -> list[str]:
         """Return ``user``'s contacts that start with ``prefix``, most recent first.
@@ -304,10 +275,10 @@ class RecentContacts:
         if self.casefold:
             match = match.casefold()
         if limit is not None:
-            limit = _check_count(limit, "limit")
+            limit = check_count(limit, "limit")
         found: list[str] = []
         for raw in await self.redis.lrange(key, 0, -1):
-            contact = _text(raw)
+            contact = text(raw)
             if (contact.casefold() if self.casefold else contact).startswith(match):
                 found.append(contact)
                 if limit is not None and len(found) >= limit:

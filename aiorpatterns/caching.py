@@ -38,8 +38,9 @@ from urllib.parse import parse_qs, urlparse
 from redis.exceptions import RedisError
 
 from .cancellation import best_effort, cancelling, honour_cancel, shielded
+from .checks import check_client, check_count, check_keyspace, check_object, check_seconds, text
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
-from .messaging import check_client, check_count, encode_json, text
+from .messaging import encode_json
 from .scripts import script
 from .sessions import Sessions
 
@@ -58,14 +59,6 @@ _MIN_BLOCK = 0.01
 
 PageCallback = Callable[[str], "Awaitable[str] | str"]
 RowFetch = Callable[[str], Any]
-
-
-def _seconds(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{what} must be a number of seconds, not {type(value).__name__}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{what} must be a positive finite number, got {value!r}")
-    return float(value)
 
 
 def _ms(seconds: float) -> int:
@@ -131,15 +124,14 @@ class PageCache:
         check_name(name)
         if sessions is not None and not isinstance(sessions, Sessions):
             raise TypeError(f"sessions must be a Sessions or None, not {type(sessions).__name__}")
-        if not isinstance(keyspace, Keyspace):
-            raise TypeError(f"keyspace must be a Keyspace, not {type(keyspace).__name__}")
+        check_keyspace(keyspace)
         self.redis = redis
         self.name = name
         self.sessions = sessions
-        self.ttl = _seconds(ttl, "ttl")
+        self.ttl = check_seconds(ttl, "ttl")
         self.top = check_count(top, "top")
-        self.claim_timeout = _seconds(claim_timeout, "claim_timeout")
-        self.wait = self.claim_timeout if wait is None else _seconds(wait, "wait")
+        self.claim_timeout = check_seconds(claim_timeout, "claim_timeout")
+        self.wait = self.claim_timeout if wait is None else check_seconds(wait, "wait")
         self.keyspace = keyspace
 
     def page_key(self, request: str) -> str:
@@ -275,13 +267,7 @@ class RowCache:
     def __init__(
         self, redis: Any, name: str = "rows", *, keyspace: Keyspace = DEFAULT_KEYSPACE
     ) -> None:
-        check_client(redis)
-        check_name(name)
-        if not isinstance(keyspace, Keyspace):
-            raise TypeError(f"keyspace must be a Keyspace, not {type(keyspace).__name__}")
-        self.redis = redis
-        self.name = name
-        self.keyspace = keyspace
+        self.redis, self.name, self.keyspace = check_object(redis, name, keyspace)
         self.delay_key = keyspace.key(self.kind, name, "delay")
         self.schedule_key = keyspace.key(self.kind, name, "schedule")
         self.claims_key = keyspace.key(self.kind, name, "claims")
@@ -333,7 +319,7 @@ class RowCache:
         """One claim and refresh: (row, None), or (None, seconds until the next due row)."""
         if not callable(fetch):
             raise TypeError(f"fetch must be callable, not {type(fetch).__name__}")
-        lease, retry = _seconds(lease, "lease"), _seconds(retry, "retry")
+        lease, retry = check_seconds(lease, "lease"), check_seconds(retry, "retry")
         token = secrets.token_hex(16)
         reply = await self._claim(token, lease)
         if text(reply[0]) != "claimed":
@@ -410,9 +396,9 @@ class RowCacheWorker:
             raise TypeError(f"fetch must be callable, not {type(fetch).__name__}")
         self.rows = rows
         self.fetch = fetch
-        self.lease = _seconds(lease, "lease")
-        self.retry = _seconds(retry, "retry")
-        self.idle = _seconds(idle, "idle")
+        self.lease = check_seconds(lease, "lease")
+        self.retry = check_seconds(retry, "retry")
+        self.idle = check_seconds(idle, "idle")
         #: How many rows this worker refreshed (or tried to).
         self.refreshed = 0
         self._task: asyncio.Task[None] | None = None

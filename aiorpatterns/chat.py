@@ -49,18 +49,12 @@ from typing import Any
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .cancellation import best_effort, cancelling, honour_cancel, shielded
+from .checks import check_client, check_count, check_keyspace, check_seconds, check_wait, text
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
-from .leases import check_seconds, to_ms
-from .messaging import (
-    Message,
-    check_client,
-    check_count,
-    encode_json,
-    parse_envelope,
-    text,
-)
+from .leases import to_ms
+from .messaging import Message, encode_json, parse_envelope
 from .scripts import script
-from .waiting import block_ms, blocking_cap, check_wait
+from .waiting import block_ms, blocking_cap
 
 __all__ = ["ChatBatch", "Chats"]
 
@@ -119,11 +113,10 @@ class Chats:
         keyspace: Keyspace = DEFAULT_KEYSPACE,
     ) -> None:
         check_client(redis)
-        if not isinstance(keyspace, Keyspace):
-            raise TypeError(f"keyspace must be a Keyspace, not {type(keyspace).__name__}")
+        check_keyspace(keyspace)
         self.redis = redis
         self.keyspace = keyspace
-        self.claim_timeout = check_seconds(claim_timeout, "claim_timeout") or 0.0
+        self.claim_timeout = check_seconds(claim_timeout, "claim_timeout")
         self._id_key = keyspace.key("chatid", "seq")
 
     def __repr__(self) -> str:

@@ -30,9 +30,9 @@ from typing import Any, TypeVar, overload
 from redis.asyncio import Redis
 
 from .cancellation import observe
+from .checks import check_client, check_flag, check_keyspace, text
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
-from .leases import check_flag
-from .messaging import check_client, encode_json, text
+from .messaging import encode_json
 
 __all__ = ["Config", "redis_from_config"]
 
@@ -83,8 +83,7 @@ class Config:
         self, redis: Any, *, keyspace: Keyspace = DEFAULT_KEYSPACE, refresh: float = 1.0
     ) -> None:
         check_client(redis)
-        if not isinstance(keyspace, Keyspace):
-            raise TypeError(f"keyspace must be a Keyspace, not {type(keyspace).__name__}")
+        check_keyspace(keyspace)
         self.redis = redis
         self.keyspace = keyspace
         self.refresh = _check_wait(refresh, "refresh")

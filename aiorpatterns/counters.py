@@ -36,8 +36,8 @@ from types import TracebackType
 from typing import Any
 
 from .cancellation import best_effort
+from .checks import check_client, check_count, check_keyspace, text
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
-from .messaging import check_client, check_count, text
 from .scripts import script
 
 __all__ = ["PRECISIONS", "AccessTimer", "Counters", "Sample", "Statistics", "Stats", "slowest"]
@@ -50,12 +50,6 @@ SAMPLES = 100
 HOUR = 3600
 #: Index members read per round trip by the cleaner.
 _PAGE = 100
-
-
-def _keyspace(value: object) -> Keyspace:
-    if not isinstance(value, Keyspace):
-        raise TypeError(f"keyspace must be a Keyspace, not {type(value).__name__}")
-    return value
 
 
 def _number(value: object, what: str) -> float:
@@ -118,7 +112,7 @@ class Counters:
         self.group = group
         self.precisions = checked
         self.samples = check_count(samples, "samples", minimum=0)
-        self.keyspace = _keyspace(keyspace)
+        self.keyspace = check_keyspace(keyspace)
         self.known_key = keyspace.key(self.kind, group, "known")
 
     def counter_key(self, name: str, precision: int) -> str:
@@ -274,7 +268,7 @@ class Stats:
         self.redis = redis
         self.context = check_name(context, "context")
         self.period = check_count(period, "period")
-        self.keyspace = _keyspace(keyspace)
+        self.keyspace = check_keyspace(keyspace)
 
     def _keys(self, metric: object) -> list[str]:
         check_name(metric, "metric")
@@ -339,7 +333,7 @@ async def slowest(
     The ranking :class:`AccessTimer` keeps. Redis in Action §5.2.3 (``slowest:AccessTime``).
     """
     check_client(redis)
-    key = _slowest_key(_keyspace(keyspace), metric)
+    key = _slowest_key(check_keyspace(keyspace), metric)
     stop = check_count(count, "count") - 1
     rows = await redis.zrevrange(key, 0, stop, withscores=True)
     return [(text(member), float(score)) for member, score in rows]

@@ -4,6 +4,7 @@
 
     AiorpatternsError
     ├── AcquireTimeoutError (also TimeoutError)   a lock or slot was not acquired in time
+    ├── LimitsMismatchError                        cluster nodes disagree on compact-encoding limits
     ├── NotOwnedError                              release/extend/refresh of a lease not held
     │   └── LeaseLostError                         the lease of an ``async with`` block was lost
     ├── ProgressConflictError                      another log processor moved the progress
@@ -19,10 +20,13 @@ A Redis that is down surfaces as redis-py's own ``redis.exceptions.ConnectionErr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 __all__ = [
     "AcquireTimeoutError",
     "AiorpatternsError",
     "LeaseLostError",
+    "LimitsMismatchError",
     "NotOwnedError",
     "ProgressConflictError",
     "ReplicaNotAttachedError",
@@ -84,3 +88,18 @@ class ReplicaNotAttachedError(ReplicationError):
 
 class SyncTimeoutError(ReplicationError, TimeoutError):
     """The replica is attached but did not catch up within the timeout."""
+
+
+class LimitsMismatchError(AiorpatternsError):
+    """The nodes of a cluster do not share the same compact-encoding limits.
+
+    ``differences`` maps each differing setting to ``{node: value}`` (``None``: not set there).
+    """
+
+    def __init__(self, differences: Mapping[str, Mapping[str, str | None]]) -> None:
+        self.differences = {name: dict(values) for name, values in differences.items()}
+        detail = "; ".join(
+            f"{name}: " + ", ".join(f"{node}={value}" for node, value in sorted(values.items()))
+            for name, values in sorted(self.differences.items())
+        )
+        super().__init__(f"cluster nodes disagree on compact-encoding limits: {detail}")

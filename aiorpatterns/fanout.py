@@ -52,16 +52,12 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .cancellation import cancelling, honour_cancel, shielded
+from .checks import check_count, check_object, check_seconds, check_wait, text
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
-from .leases import check_seconds, to_ms
-from .messaging import (
-    check_client,
-    check_count,
-    encode_json,
-    text,
-)
+from .leases import to_ms
+from .messaging import encode_json
 from .scripts import script
-from .waiting import block_ms, blocking_cap, check_wait
+from .waiting import block_ms, blocking_cap
 
 __all__ = ["Fanout", "FanoutConsumer", "FanoutEntry", "FanoutGroup"]
 
@@ -132,13 +128,7 @@ class Fanout:
         approximate: bool = True,
         keyspace: Keyspace = DEFAULT_KEYSPACE,
     ) -> None:
-        check_client(redis)
-        check_name(name)
-        if not isinstance(keyspace, Keyspace):
-            raise TypeError(f"keyspace must be a Keyspace, not {type(keyspace).__name__}")
-        self.redis = redis
-        self.name = name
-        self.keyspace = keyspace
+        self.redis, self.name, self.keyspace = check_object(redis, name, keyspace)
         self.maxlen = None if maxlen is None else check_count(maxlen, "maxlen")
         self.max_age = check_seconds(max_age, "max_age", allow_none=True)
         self.approximate = bool(approximate)
@@ -281,7 +271,7 @@ class FanoutConsumer:
         self.key = fanout.key
         self.group = group
         self.name = name
-        self.min_idle = check_seconds(min_idle, "min_idle") or 0.0
+        self.min_idle = check_seconds(min_idle, "min_idle")
         self.count = check_count(count, "count")
         #: Entries found already deleted by ``maxlen``/``max_age`` before this group read them.
         self.skipped = 0

@@ -46,8 +46,9 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from .cancellation import best_effort
-from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
-from .messaging import check_client, check_count, encode_json, text
+from .checks import check_count, check_object, text
+from .keys import DEFAULT_KEYSPACE, Keyspace
+from .messaging import encode_json
 from .scripts import script
 
 __all__ = ["City", "IpLocations", "IpRange"]
@@ -362,13 +363,7 @@ class IpLocations:
     def __init__(
         self, redis: Any, name: str = "default", *, keyspace: Keyspace = DEFAULT_KEYSPACE
     ) -> None:
-        check_client(redis)
-        check_name(name)
-        if not isinstance(keyspace, Keyspace):
-            raise TypeError(f"keyspace must be a Keyspace, not {type(keyspace).__name__}")
-        self.redis = redis
-        self.name = name
-        self.keyspace = keyspace
+        self.redis, self.name, self.keyspace = check_object(redis, name, keyspace)
         self.ranges_key = keyspace.key(self.kind, name, "ranges")
         self.cities_key = keyspace.key(self.kind, name, "cities")
 

@@ -40,16 +40,12 @@ from typing import Any
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .cancellation import best_effort, cancelling, honour_cancel, shielded
+from .checks import check_client, check_keyspace, check_seconds, check_wait
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
-from .leases import check_seconds, to_ms
-from .messaging import (
-    Message,
-    check_client,
-    encode_json,
-    parse_envelope,
-)
+from .leases import to_ms
+from .messaging import Message, encode_json, parse_envelope
 from .scripts import script
-from .waiting import MAX_WAIT_SLICE, blocking_cap, check_wait
+from .waiting import MAX_WAIT_SLICE, blocking_cap
 
 __all__ = ["Inbox", "InboxCounts", "InboxMessage"]
 
@@ -101,12 +97,11 @@ class Inbox:
     ) -> None:
         check_client(redis)
         check_name(recipient, "recipient")
-        if not isinstance(keyspace, Keyspace):
-            raise TypeError(f"keyspace must be a Keyspace, not {type(keyspace).__name__}")
+        check_keyspace(keyspace)
         self.redis = redis
         self.recipient = recipient
         self.keyspace = keyspace
-        self.visibility_timeout = check_seconds(visibility_timeout, "visibility_timeout") or 0.0
+        self.visibility_timeout = check_seconds(visibility_timeout, "visibility_timeout")
         self.keys = tuple(keyspace.key(self.kind, recipient, part) for part in _PARTS)
 
     def __repr__(self) -> str:

@@ -28,9 +28,10 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
+from .checks import check_count, check_keyspace, text
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from .scripts import script
-from .search import _text, check_int, check_number
+from .search import check_number
 
 __all__ = ["JobIndex", "JobLevelIndex", "JobYearsIndex"]
 
@@ -62,8 +63,7 @@ class JobIndex:
         check_name(name)
         if redis is None:
             raise TypeError("redis must be a redis.asyncio client, not None")
-        if not isinstance(keyspace, Keyspace):
-            raise TypeError(f"keyspace must be a Keyspace, not {type(keyspace).__name__}")
+        check_keyspace(keyspace)
         self.redis = redis
         self.name = name
         self.keyspace = keyspace
@@ -137,18 +137,18 @@ class JobIndex:
             reply = await script("jobs_index")(self.redis, keys, args)
             if not isinstance(reply, list):
                 return bool(reply)
-            flat = [_text(v) for v in reply]
+            flat = [text(v) for v in reply]
             old = dict(zip(flat[::2], flat[1::2], strict=True))
         raise RuntimeError(f"job {job!r} kept changing while it was being re-indexed")
 
     async def requirements(self, job: str) -> dict[str, str]:
         """Return what job ``job`` requires: skill -> requirement, as text ("0" for skills)."""
         raw = await self.redis.hgetall(self.job_key(job))
-        return {_text(k): _text(v) for k, v in raw.items()}
+        return {text(k): text(v) for k, v in raw.items()}
 
     async def jobs(self) -> set[str]:
         """Return the ids of every indexed job."""
-        return {_text(j) for j in await self.redis.smembers(self.all_key)}
+        return {text(j) for j in await self.redis.smembers(self.all_key)}
 
     async def is_qualified(self, job: str, qualifications: Any) -> bool:
         """Return whether a candidate with ``qualifications`` meets every requirement of ``job``.
@@ -177,7 +177,7 @@ class JobIndex:
         mode, postings, args = self._candidate(has)
         keys = [self.req_key, self.all_key, self._temp_key(), self._temp_key(), *postings]
         reply = await script("jobs_find")(self.redis, keys, [mode, *args])
-        return sorted(_text(j) for j in reply)
+        return sorted(text(j) for j in reply)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.keyspace.tag(self.kind, self.name)!r}>"
@@ -203,7 +203,7 @@ class JobLevelIndex(JobIndex):
         max_level: int = MAX_LEVEL,
     ) -> None:
         super().__init__(redis, name, keyspace=keyspace)
-        self.max_level = check_int(max_level, "max_level")
+        self.max_level = check_count(max_level, "max_level", minimum=0)
         if self.max_level > MAX_LEVEL_LIMIT:  # a job sits in one posting per level above its own
             raise ValueError(f"max_level must be at most {MAX_LEVEL_LIMIT}, got {max_level!r}")
 
@@ -211,13 +211,13 @@ class JobLevelIndex(JobIndex):
         """The posting of the jobs that need ``skill`` at ``level`` or below."""
         skill = check_name(skill, "skill")
         return self.keyspace.key(
-            self.kind, self.name, "level", str(check_int(level, "level")), skill
+            self.kind, self.name, "level", str(check_count(level, "level", minimum=0)), skill
         )
 
     def _check(self, skills: object, what: str) -> dict[str, str]:
         best: dict[str, int] = {}
         for skill, level in _pairs(skills, what):
-            value = min(check_int(level, f"level of {skill!r}"), self.max_level)
+            value = min(check_count(level, f"level of {skill!r}", minimum=0), self.max_level)
             best[skill] = max(value, best.get(skill, 0))
         return {skill: str(level) for skill, level in best.items()}
 

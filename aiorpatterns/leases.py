@@ -30,44 +30,19 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .cancellation import best_effort, honour_cancel, shielded
+from .checks import check_flag, check_keyspace, check_seconds
 from .errors import AcquireTimeoutError, LeaseLostError, NotOwnedError
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from .scripts import script
 from .waiting import MAX_WAIT_SLICE, blocking_cap
 
-__all__ = ["MAX_SECONDS", "Lease"]
+__all__ = ["Lease"]
 
 log = logging.getLogger(__name__)
 
 #: A waiter that has not re-checked for this long past its slice is presumed dead and skipped.
 _WAITER_GRACE = 2.0
-#: Longest duration accepted (about 31.7 years). In milliseconds and added to the server's clock
-#: it stays well below 10**14, so Lua still reads and prints it as an exact integer.
-MAX_SECONDS = 10**9
 _UNSET: Any = object()
-
-
-def check_seconds(value: object, what: str, *, allow_none: bool = False) -> float | None:
-    """Validate a duration in seconds: a positive finite number up to :data:`MAX_SECONDS`.
-
-    ``None`` passes when ``allow_none`` (meaning "for ever" to the caller).
-    """
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{what} must be a number of seconds, not {type(value).__name__}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{what} must be a positive number of seconds, got {value!r}")
-    if value > MAX_SECONDS:
-        raise ValueError(f"{what} must be at most {MAX_SECONDS} seconds, got {value!r}")
-    return float(value)
-
-
-def check_flag(value: object, what: str) -> bool:
-    """Validate a bool option (a truthy string or number is a mistake, not a yes)."""
-    if not isinstance(value, bool):
-        raise TypeError(f"{what} must be a bool, not {type(value).__name__}")
-    return value
 
 
 def to_ms(seconds: float) -> int:
@@ -102,8 +77,7 @@ class Lease:
         check_name(name)
         if redis is None:
             raise TypeError("redis must be a redis.asyncio client, not None")
-        if not isinstance(keyspace, Keyspace):
-            raise TypeError(f"keyspace must be a Keyspace, not {type(keyspace).__name__}")
+        check_keyspace(keyspace)
         if on_lost is not None and not callable(on_lost):
             raise TypeError(f"on_lost must be callable or None, not {type(on_lost).__name__}")
         self.redis = redis
@@ -210,7 +184,7 @@ class Lease:
 
         Returns the new remaining lease in seconds; raises :class:`NotOwnedError` if lost.
         """
-        ms = to_ms(check_seconds(seconds, "seconds") or 0.0)
+        ms = to_ms(check_seconds(seconds, "seconds"))
         token = self._token
         if token is None:
             raise NotOwnedError(f"{self.kind} {self.name!r} is not held by this object")

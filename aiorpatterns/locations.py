@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+from .checks import check_client, check_count, check_keyspace
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
-from .messaging import check_client, check_count
 from .scripts import script
 
 __all__ = [
@@ -123,8 +123,7 @@ class Locations:
     ) -> None:
         check_client(redis)
         check_name(name)
-        if not isinstance(keyspace, Keyspace):
-            raise TypeError(f"keyspace must be a Keyspace, not {type(keyspace).__name__}")
+        check_keyspace(keyspace)
         self.users_per_shard = check_count(users_per_shard, "users_per_shard")
         if self.users_per_shard > _MAX_USERS_PER_SHARD:
             raise ValueError(f"users_per_shard must be at most {_MAX_USERS_PER_SHARD}")

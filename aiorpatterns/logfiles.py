@@ -47,10 +47,9 @@ from pathlib import Path
 from typing import Any
 
 from .cancellation import cancelling, honour_cancel
+from .checks import check_client, check_count, check_flag, check_keyspace, check_seconds, text
 from .errors import ProgressConflictError
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
-from .leases import check_flag, check_seconds
-from .messaging import check_client, check_count, text
 from .scripts import script
 
 __all__ = ["LogProcessor", "LogProgress", "process_logs"]
@@ -171,8 +170,7 @@ class LogProcessor:
             raise TypeError(f"callback must be callable, not {type(callback).__name__}")
         if not isinstance(pattern, str) or not pattern:
             raise TypeError("pattern must be a non-empty str")
-        if not isinstance(keyspace, Keyspace):
-            raise TypeError(f"keyspace must be a Keyspace, not {type(keyspace).__name__}")
+        check_keyspace(keyspace)
         self.redis = redis
         self.name = name
         self.directory = Path(directory)

@@ -24,8 +24,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from .checks import check_client, check_count, check_keyspace, text
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
-from .messaging import check_client, check_count, text
 from .scripts import script
 
 __all__ = ["SEVERITIES", "CommonLog", "CommonMessages", "LogEntry", "RecentLog"]
@@ -112,8 +112,7 @@ class _Log:
     def __init__(self, redis: Any, name: str, *, keep: int, keyspace: Keyspace) -> None:
         check_client(redis)
         check_name(name)
-        if not isinstance(keyspace, Keyspace):
-            raise TypeError(f"keyspace must be a Keyspace, not {type(keyspace).__name__}")
+        check_keyspace(keyspace)
         self.redis = redis
         self.name = name
         self.keep = check_count(keep, "keep")

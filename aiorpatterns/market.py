@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from .checks import check_client, check_keyspace, text
 from .errors import ScriptError
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
-from .messaging import check_client, text
 from .scripts import script
 
 __all__ = ["Listing", "Market", "Purchase"]
@@ -99,8 +99,7 @@ class Market:
         self, redis: Any, name: str = "market", *, keyspace: Keyspace = DEFAULT_KEYSPACE
     ) -> None:
         check_client(redis)
-        if not isinstance(keyspace, Keyspace):
-            raise TypeError(f"keyspace must be a Keyspace, not {type(keyspace).__name__}")
+        check_keyspace(keyspace)
         self.redis = redis
         self.name = check_name(name)
         self.keyspace = keyspace

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import importlib
 import json
-import operator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from .checks import text
 
 if TYPE_CHECKING:
     from .chat import ChatBatch, Chats
@@ -80,11 +81,6 @@ class Message:
     message: Any
 
 
-def text(value: bytes | str) -> str:
-    """A reply as ``str``, whatever the client's ``decode_responses``."""
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def encode_json(value: object, what: str = "message") -> str:
     """Return ``value`` as compact JSON text; TypeError/ValueError if it is not JSON.
 
@@ -108,21 +104,3 @@ def parse_envelope(raw: bytes | str) -> Message:
         sent_at=int(record["ts"]) / 1000,
         message=record["message"],
     )
-
-
-def check_count(value: object, what: str, *, minimum: int = 1) -> int:
-    """Validate an integer argument of at least ``minimum``."""
-    if isinstance(value, bool):
-        raise TypeError(f"{what} must be an int, not bool")
-    try:
-        number = operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(f"{what} must be an int, not {type(value).__name__}") from None
-    if number < minimum:
-        raise ValueError(f"{what} must be at least {minimum}, got {number}")
-    return int(number)
-
-
-def check_client(redis: object) -> None:
-    if redis is None:
-        raise TypeError("redis must be a redis.asyncio client, not None")

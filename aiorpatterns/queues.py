@@ -47,7 +47,6 @@ import asyncio
 import contextlib
 import json
 import math
-import operator
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -58,9 +57,10 @@ from typing import Any, Literal
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .cancellation import best_effort, cancelling, honour_cancel, shielded
+from .checks import check_count, check_keyspace, check_seconds, check_wait, text
 from .errors import ScriptError
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
-from .leases import check_seconds, to_ms
+from .leases import to_ms
 from .scripts import script
 from .waiting import MAX_WAIT_SLICE, blocking_cap
 
@@ -95,33 +95,8 @@ _DEAD = _PARTS.index("dead")
 FailOutcome = Literal["retrying", "dead", "lost"]
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def _seconds(ms: object) -> float:
     return int(ms) / 1000 if isinstance(ms, int | float | str) else 0.0
-
-
-def _check_delay(value: object, what: str) -> float:
-    """Validate a non-negative finite number of seconds."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{what} must be a number of seconds, not {type(value).__name__}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{what} must be a finite number of seconds >= 0, got {value!r}")
-    return float(value)
-
-
-def _check_count(value: object, what: str, *, minimum: int = 1) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{what} must be an int, not bool")
-    try:
-        number = operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(f"{what} must be an int, not {type(value).__name__}") from None
-    if number < minimum:
-        raise ValueError(f"{what} must be at least {minimum}, got {number}")
-    return int(number)
 
 
 def encode_payload(payload: object) -> str:
@@ -230,8 +205,7 @@ class TaskQueue:
         check_name(name)
         if redis is None:
             raise TypeError("redis must be a redis.asyncio client, not None")
-        if not isinstance(keyspace, Keyspace):
-            raise TypeError(f"keyspace must be a Keyspace, not {type(keyspace).__name__}")
+        check_keyspace(keyspace)
         if isinstance(priorities, str) or not isinstance(priorities, Sequence):
             raise TypeError("priorities must be a sequence of names, highest first")
         levels = tuple(priorities)
@@ -253,10 +227,10 @@ class TaskQueue:
         self.keyspace = keyspace
         self.priorities = levels
         self.default_priority = default_priority
-        self.visibility_timeout = check_seconds(visibility_timeout, "visibility_timeout") or 0.0
-        self.max_attempts = _check_count(max_attempts, "max_attempts")
-        self.retry_backoff = _check_delay(retry_backoff, "retry_backoff")
-        self.max_backoff = _check_delay(max_backoff, "max_backoff")
+        self.visibility_timeout = check_seconds(visibility_timeout, "visibility_timeout")
+        self.max_attempts = check_count(max_attempts, "max_attempts")
+        self.retry_backoff = check_wait(retry_backoff, "retry_backoff")
+        self.max_backoff = check_wait(max_backoff, "max_backoff")
         self.keys = tuple(keyspace.key("queue", name, part) for part in _PARTS)
 
     def __repr__(self) -> str:
@@ -345,9 +319,7 @@ class TaskQueue:
             raise ValueError("task_id must not be empty")
         vis = check_seconds(visibility_timeout, "visibility_timeout", allow_none=True)
         attempts = (
-            self.max_attempts
-            if max_attempts is None
-            else _check_count(max_attempts, "max_attempts")
+            self.max_attempts if max_attempts is None else check_count(max_attempts, "max_attempts")
         )
         delay_ms = math.ceil(wait * 1000) if wait > 0 else 0
         task, cancels = cancelling()
@@ -379,9 +351,9 @@ class TaskQueue:
                     raise ValueError("at must be an aware datetime (with a tzinfo)")
                 when = at.timestamp()
             else:
-                when = _check_delay(at, "at")
+                when = check_wait(at, "at")
             return max(0.0, when - time.time())
-        return 0.0 if delay is None else _check_delay(delay, "delay")
+        return 0.0 if delay is None else check_wait(delay, "delay")
 
     # -- consuming ---------------------------------------------------------------------------
 
@@ -394,7 +366,7 @@ class TaskQueue:
         visibility deadline (Redis in Action §6.4.1, made reliable): ``ack`` it when done, or it
         goes back to the queue once the deadline passes. ``timeout=0`` makes one attempt.
         """
-        wait = None if timeout is None else _check_delay(timeout, "timeout")
+        wait = None if timeout is None else check_wait(timeout, "timeout")
         loop = asyncio.get_running_loop()
         deadline = None if wait is None else loop.time() + wait
         token = uuid.uuid4().hex
@@ -495,7 +467,7 @@ class TaskQueue:
         self._check_task(task)
         if not isinstance(reason, str):
             raise TypeError(f"reason must be a str, not {type(reason).__name__}")
-        wait = self.backoff(task.attempts) if delay is None else _check_delay(delay, "delay")
+        wait = self.backoff(task.attempts) if delay is None else check_wait(delay, "delay")
         mode = "retry" if retry else "dead"
         code = int(
             await self._settle(
@@ -542,8 +514,8 @@ class TaskQueue:
         lost-task window): any number of promoters may run, and each task moves once.
         Consumers promote by themselves, so calling this is never required.
         """
-        reply = await self._run("queue_promote", _check_count(limit, "limit"))
-        return [_text(x) for x in reply[1:]]
+        reply = await self._run("queue_promote", check_count(limit, "limit"))
+        return [text(x) for x in reply[1:]]
 
     async def counts(self) -> QueueCounts:
         """Return how many tasks are ready, delayed, running and dead (one atomic read)."""
@@ -552,16 +524,16 @@ class TaskQueue:
 
     async def dead_letters(self, *, count: int = 100, offset: int = 0) -> list[DeadLetter]:
         """List dead-lettered tasks, oldest first, with the reason each one died."""
-        count = _check_count(count, "count")
-        offset = _check_count(offset, "offset", minimum=0)
+        count = check_count(count, "count")
+        offset = check_count(offset, "offset", minimum=0)
         reply = await self._run("queue_inspect", "dead", offset, count)
         letters = []
         for i in range(0, len(reply), 3):
-            record = json.loads(_text(reply[i + 2]))
+            record = json.loads(text(reply[i + 2]))
             letters.append(
                 DeadLetter(
-                    id=_text(reply[i]),
-                    data=_text(reply[i + 1]),
+                    id=text(reply[i]),
+                    data=text(reply[i + 1]),
                     queue=self.name,
                     priority=self._priority_name(record),
                     attempts=int(record.get("a", 0)),
@@ -597,7 +569,7 @@ class TaskQueue:
         done = 0
         while True:
             # Re-read from the start: what the previous batch handled has left the dead set.
-            batch = [_text(x) for x in await self.redis.zrange(self.keys[_DEAD], 0, 499)]
+            batch = [text(x) for x in await self.redis.zrange(self.keys[_DEAD], 0, 499)]
             if not batch:
                 return done
             moved = int(await self._run("queue_dead", mode, *batch))
@@ -625,11 +597,11 @@ class TaskQueue:
         return self.priorities[level] if 0 <= level < len(self.priorities) else str(level)
 
     def _task(self, reply: Sequence[Any], token: str) -> Task:
-        record = json.loads(_text(reply[2]))
+        record = json.loads(text(reply[2]))
         vis = record.get("v")
         return Task(
-            id=_text(reply[0]),
-            data=_text(reply[1]),
+            id=text(reply[0]),
+            data=text(reply[1]),
             queue=self.name,
             priority=self._priority_name(record),
             attempts=int(record.get("a", 1)),

@@ -34,10 +34,9 @@ from typing import Any
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
+from .checks import check_client, check_count, check_keyspace, check_seconds
 from .errors import ReplicaNotAttachedError, ReplicationError, SyncTimeoutError
 from .keys import DEFAULT_KEYSPACE, Keyspace
-from .leases import check_seconds
-from .messaging import check_client, check_count
 
 __all__ = [
     "AofAcks",
@@ -82,8 +81,7 @@ def _hash_tag(key: str) -> str:
 
 
 def _marker(redis: Any, key: object, keyspace: object) -> str:
-    if not isinstance(keyspace, Keyspace):
-        raise TypeError(f"keyspace must be a Keyspace, not {type(keyspace).__name__}")
+    keyspace = check_keyspace(keyspace)
     if key is None:
         if _is_cluster(redis):
             raise ValueError("on Redis Cluster pass key=: the key whose master must be waited on")

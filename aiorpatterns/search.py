@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import operator
 import re
 import sys
 import unicodedata
@@ -45,6 +44,7 @@ from typing import Any, Final, NamedTuple
 from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
+from .checks import check_count, check_keyspace, text
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from .scripts import script
 
@@ -284,10 +284,6 @@ async def zadd_string(
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes | bytearray) else str(value)
-
-
 @lru_cache(maxsize=256)
 def check_ttl(ttl: object, what: str = "ttl") -> int:
     """Return a TTL in seconds as whole milliseconds (at least 1), or raise."""
@@ -296,19 +292,6 @@ def check_ttl(ttl: object, what: str = "ttl") -> int:
     if not math.isfinite(ttl) or ttl <= 0:
         raise ValueError(f"{what} must be a positive number of seconds, got {ttl!r}")
     return max(1, round(ttl * 1000))
-
-
-def check_int(value: object, what: str, minimum: int = 0) -> int:
-    """Return ``value`` as an int at least ``minimum``, or raise."""
-    if isinstance(value, bool):
-        raise TypeError(f"{what} must be an int, not bool")
-    try:
-        number = operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(f"{what} must be an int, not {type(value).__name__}") from None
-    if number < minimum:
-        raise ValueError(f"{what} must be at least {minimum}, got {number}")
-    return number
 
 
 def check_number(value: object, what: str) -> str:
@@ -389,8 +372,7 @@ class SearchIndex:
         check_name(name)
         if redis is None:
             raise TypeError("redis must be a redis.asyncio client, not None")
-        if not isinstance(keyspace, Keyspace):
-            raise TypeError(f"keyspace must be a Keyspace, not {type(keyspace).__name__}")
+        check_keyspace(keyspace)
         if isinstance(numeric_fields, str):
             raise TypeError("numeric_fields must be a collection of field names, not a str")
         if server_sort is not None and not isinstance(server_sort, bool):
@@ -402,7 +384,7 @@ class SearchIndex:
             dict.fromkeys(check_name(f, "numeric field") for f in numeric_fields)
         )
         self.stop_words = _check_stop_words(stop_words)
-        self.max_document_chars = check_int(max_document_chars, "max_document_chars", 1)
+        self.max_document_chars = check_count(max_document_chars, "max_document_chars")
         self.docs_key = keyspace.key(self.kind, name, "docs")
         self._server_sort = server_sort
         # SORT substitutes the first '*' of the pattern: one in the prefix or the name would be
@@ -460,8 +442,8 @@ class SearchIndex:
         for name, value in fields.items():
             check_name(name, "field name")
             if name in self.numeric_fields:
-                text = check_number(value, f"numeric field {name!r}")
-                triples += [name, text, self.numeric_fields.index(name) + 1]
+                number = check_number(value, f"numeric field {name!r}")
+                triples += [name, number, self.numeric_fields.index(name) + 1]
             elif isinstance(value, str):
                 triples += [name, value, 0]
             elif isinstance(value, int | float) and not isinstance(value, bool):
@@ -514,16 +496,16 @@ class SearchIndex:
             reply = await script("search_index")(self.redis, keys, args)
             if not isinstance(reply, list):
                 return int(reply)
-            old = [_text(w) for w in reply]
+            old = [text(w) for w in reply]
         raise RuntimeError(f"document {docid!r} kept changing while it was being re-indexed")
 
     async def words(self, docid: str) -> set[str]:
         """Return the words document ``docid`` is indexed under."""
-        return {_text(w) for w in await self.redis.smembers(self.terms_key(docid))}
+        return {text(w) for w in await self.redis.smembers(self.terms_key(docid))}
 
     async def documents(self) -> set[str]:
         """Return the ids of every indexed document."""
-        return {_text(d) for d in await self.redis.smembers(self.docs_key)}
+        return {text(d) for d in await self.redis.smembers(self.docs_key)}
 
     async def set_fields(self, docid: str, fields: Mapping[str, str | int | float]) -> None:
         """Set fields of document ``docid`` (others are kept): what :meth:`search` sorts by.
@@ -544,22 +526,24 @@ class SearchIndex:
         check_name(docid, "docid")
         if field not in self.numeric_fields:
             raise ValueError(f"field {field!r} is not one of numeric_fields")
-        text = check_number(amount, "amount")
+        number = check_number(amount, "amount")
         keys = [self.doc_key(docid), self.field_key(field)]
         try:
-            reply = await script("search_fields")(self.redis, keys, [docid, "incr", field, text, 1])
+            reply = await script("search_fields")(
+                self.redis, keys, [docid, "incr", field, number, 1]
+            )
         except ResponseError as exc:
             if str(exc).startswith("RANGE"):
                 raise ValueError(
-                    f"adding {text} to {field!r} leaves the range of a double"
+                    f"adding {number} to {field!r} leaves the range of a double"
                 ) from exc
             raise
-        return float(_text(reply))
+        return float(text(reply))
 
     async def fields(self, docid: str) -> dict[str, str]:
         """Return the fields of document ``docid``, as text."""
         raw = await self.redis.hgetall(self.doc_key(docid))
-        return {_text(k): _text(v) for k, v in raw.items()}
+        return {text(k): text(v) for k, v in raw.items()}
 
     # -- the book's SET helpers --
 
@@ -614,7 +598,7 @@ class SearchIndex:
             return set()
         keys, args = self._plan(parsed)
         ids = await script("search_members")(self.redis, keys, args)
-        return {_text(i) for i in ids}
+        return {text(i) for i in ids}
 
     async def search(
         self,
@@ -648,7 +632,11 @@ class SearchIndex:
         desc = sort.startswith("-")
         field = check_name(sort[1:] if desc else sort, "sort field")
         alpha = field not in self.numeric_fields
-        start, num, ttl_ms = check_int(start, "start"), check_int(num, "num"), check_ttl(ttl)
+        start, num, ttl_ms = (
+            check_count(start, "start", minimum=0),
+            check_count(num, "num", minimum=0),
+            check_ttl(ttl),
+        )
         if result_id is not None:
             check_name(result_id, "result_id")
         if not parsed.groups:
@@ -672,7 +660,7 @@ class SearchIndex:
         )
         if reply is None:
             return None
-        return int(reply[0]), [_text(i) for i in reply[1]]
+        return int(reply[0]), [text(i) for i in reply[1]]
 
     async def _use_server_sort(self) -> bool:
         if self._server_sort is None:
@@ -728,7 +716,7 @@ class SearchIndex:
                     raise ValueError(f"a value of numeric field {field!r} is not a number") from exc
                 raise
         total = int(replies[0 if single else 1])  # SORT … STORE answers the length stored
-        return total, [_text(i) for i in replies[-1]] if num else []
+        return total, [text(i) for i in replies[-1]] if num else []
 
     async def _script_sorted(
         self,
@@ -761,8 +749,8 @@ class SearchIndex:
                     raise ValueError(f"a value of numeric field {field!r} is not a number") from exc
                 raise
             if int(total) >= 0:
-                return int(total), [_text(i) for i in page]
-            ids = [_text(i) for i in page]
+                return int(total), [text(i) for i in page]
+            ids = [text(i) for i in page]
         raise RuntimeError(f"the matches of {parsed} kept changing while they were being sorted")
 
     async def search_zsorted(
@@ -795,12 +783,16 @@ class SearchIndex:
         for name, weight in weights.items():
             if name not in self.numeric_fields:
                 raise ValueError(f"weights: {name!r} is not one of numeric_fields")
-            text = check_number(weight, f"weight of {name!r}")
-            if float(text) != 0:  # a zero weight adds nothing: skip its ZINTERSTORE
-                weighted.append((name, text))
+            number = check_number(weight, f"weight of {name!r}")
+            if float(number) != 0:  # a zero weight adds nothing: skip its ZINTERSTORE
+                weighted.append((name, number))
         if not isinstance(desc, bool):
             raise TypeError("desc must be a bool")
-        start, num, ttl_ms = check_int(start, "start"), check_int(num, "num"), check_ttl(ttl)
+        start, num, ttl_ms = (
+            check_count(start, "start", minimum=0),
+            check_count(num, "num", minimum=0),
+            check_ttl(ttl),
+        )
         if result_id is not None:
             check_name(result_id, "result_id")
         if not parsed.groups:
@@ -816,11 +808,11 @@ class SearchIndex:
         keys += [self.field_key(name) for name, _ in weighted]
         keys += plan_keys
         args: list[object] = [ttl_ms, start, num, int(desc), len(weighted)]
-        args += [text for _, text in weighted]
+        args += [weight for _, weight in weighted]
         args += plan_args
         reply = await script("search_zsort")(self.redis, keys, args)
         total = int(reply[0])
-        return SearchResult(total, [_text(i) for i in reply[1]], new_id if total else None)
+        return SearchResult(total, [text(i) for i in reply[1]], new_id if total else None)
 
     def __repr__(self) -> str:
         return f"<SearchIndex {self.keyspace.tag(self.kind, self.name)!r}>"

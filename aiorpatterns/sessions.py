@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .checks import check_count, check_keyspace, text
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
-from .messaging import check_count
 from .scripts import script
 
 __all__ = ["Sessions"]
@@ -38,10 +38,6 @@ HISTORY = 25
 CLEAN_BATCH = 100
 #: How many items :meth:`Sessions.rescale_viewed` keeps (the book's 20,000).
 KEEP_VIEWED = 20_000
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class Sessions:
@@ -69,8 +65,7 @@ class Sessions:
             raise TypeError(f"history must be an int, not {type(history).__name__}")
         if history < 1:
             raise ValueError(f"history must be at least 1, got {history!r}")
-        if not isinstance(keyspace, Keyspace):
-            raise TypeError(f"keyspace must be a Keyspace, not {type(keyspace).__name__}")
+        check_keyspace(keyspace)
         self.redis = redis
         self.name = name
         self.history = history
@@ -94,7 +89,7 @@ class Sessions:
         """
         check_name(token, "token")
         user = await self.redis.hget(self.login_key, token)
-        return None if user is None else _text(user)
+        return None if user is None else text(user)
 
     async def update_token(self, token: str, user: str, item: str | None = None) -> None:
         """Record that ``user`` is active with ``token`` and, if given, viewed ``item``.
@@ -120,7 +115,7 @@ class Sessions:
     async def viewed(self, token: str) -> list[str]:
         """Return the items ``token`` viewed most recently, newest first (at most ``history``)."""
         items = await self.redis.zrevrange(self.history_key(token), 0, -1)
-        return [_text(i) for i in items]
+        return [text(i) for i in items]
 
     async def last_seen(self, token: str) -> float | None:
         """Return when ``token`` was last active (server time, seconds since the epoch), or None."""
@@ -150,7 +145,7 @@ class Sessions:
             keys = [self.login_key, self.recent_key]
             args: list[object] = [limit]
             for member, seen in oldest:
-                token = _text(member)
+                token = text(member)
                 keys += [self.history_key(token), self.cart_key(token)]
                 args += [token, repr(float(seen))]
             if not oldest:
@@ -179,7 +174,7 @@ class Sessions:
         """Return ``token``'s cart: item -> count (empty if none)."""
         key = self.cart_key(token)
         items = await self.redis.hgetall(key)
-        return {_text(item): int(count) for item, count in items.items()}
+        return {text(item): int(count) for item, count in items.items()}
 
     async def rank(self, item: str) -> int | None:
         """Return ``item``'s popularity rank (0 = most viewed), or None if it is not ranked.

@@ -17,8 +17,8 @@ from typing import Any, Literal
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .cancellation import best_effort, cancelling, honour_cancel, shielded
+from .checks import check_client, check_count, check_keyspace, text
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
-from .messaging import check_client, check_count, text
 from .scripts import script
 from .waiting import MAX_WAIT_SLICE, blocking_cap
 
@@ -65,8 +65,7 @@ class ShardedHash:
         check_name(name)
         total = check_count(total_elements, "total_elements")
         size = check_count(shard_size, "shard_size")
-        if not isinstance(keyspace, Keyspace):
-            raise TypeError(f"keyspace must be a Keyspace, not {type(keyspace).__name__}")
+        check_keyspace(keyspace)
         self.redis = redis
         self.name = name
         self.keyspace = keyspace
@@ -111,8 +110,7 @@ class ShardedList:
         check_client(redis)
         check_name(name)
         self.chunk_size = check_count(chunk_size, "chunk_size")
-        if not isinstance(keyspace, Keyspace):
-            raise TypeError(f"keyspace must be a Keyspace, not {type(keyspace).__name__}")
+        check_keyspace(keyspace)
         self.redis = redis
         self.name = name
         self.keyspace = keyspace

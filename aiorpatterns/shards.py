@@ -33,10 +33,9 @@ from typing import Any, Generic, NamedTuple, TypeVar
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from .checks import check_client, check_count, check_seconds, text
 from .errors import ShardsUnavailableError
 from .keys import DEFAULT_KEYSPACE, check_name
-from .leases import check_seconds
-from .messaging import check_client, check_count, text
 from .sharding import shard_of
 
 __all__ = [

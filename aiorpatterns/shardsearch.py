@@ -35,15 +35,11 @@ import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
+from .checks import check_count
 from .keys import check_name
-from .search import SearchIndex, check_int, check_number, check_ttl
+from .search import SearchIndex, check_number, check_ttl
 from .sharding import shard_of
-from .shards import (
-    DEFAULT_SHARD_TIMEOUT,
-    check_partial,
-    check_timeout,
-    scatter_calls,
-)
+from .shards import DEFAULT_SHARD_TIMEOUT, check_partial, check_timeout, scatter_calls
 
 __all__ = ["ShardedSearch", "ShardedSearchResult", "to_numeric_key", "to_string_key"]
 
@@ -91,10 +87,6 @@ def to_string_key(value: str | bytes | None) -> tuple[int, bytes]:
         return (0, b"")
     data = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else bytes(value)
     return (1, data)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes | bytearray) else str(value)
 
 
 class ShardedSearch:
@@ -159,7 +151,7 @@ class ShardedSearch:
     ) -> tuple[int, int, list[str | None]]:
         for index in self.indexes:  # each may have its own stop words
             index.parse(query)
-        start, num = check_int(start, "start"), check_int(num, "num")
+        start, num = check_count(start, "start", minimum=0), check_count(num, "num", minimum=0)
         check_ttl(ttl)
         check_partial(partial)
         if result_ids is None:

@@ -25,8 +25,9 @@ to every follower's home timeline (§8.4). The book's version has gaps this one 
 
 User lists (the §8.3 exercises, row 44) follow users the way a user does, with the same
 steps, and get new statuses by the same fan-out; :meth:`Social.refill_timeline` refills a home
-timeline after unfollows. The streaming API of §8.5 (row 45) is out of scope:
-:class:`aiorpatterns.Fanout` (Redis Streams) is the durable way to push new statuses to readers.
+timeline after unfollows. For the streaming API of §8.5 (row 45), pass ``events=`` a
+:class:`aiorpatterns.streaming.StatusStream`: creating and deleting a status then append an event
+to it, right after the status step (a separate step: see :mod:`aiorpatterns.streaming`).
 The timeline operations (pages, fan-out, clean-up, refill) are inherited from
 :class:`aiorpatterns.timelines.Timelines`.
 
@@ -49,15 +50,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from .cancellation import shielded
+from .checks import check_count, check_object, text
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
-from .messaging import check_client, check_count, encode_json, text
+from .messaging import encode_json
 from .scripts import script
+from .streaming import StatusStream
 from .timelines import (
     FANOUT_BATCH,
     HOME_SIZE,
     StatusMessage,
     Timelines,
     _list_id,
+    _status,
     _status_id,
     _uid,
 )
@@ -93,8 +97,9 @@ class Social(Timelines):
     """The social network ``name`` (Redis in Action chapter 8).
 
     ``home_size`` is how many statuses a home timeline keeps, ``fanout_batch`` how many
-    followers one :meth:`fan_out` / :meth:`clean_timelines` call handles. The client is the
-    caller's and is never closed here.
+    followers one :meth:`fan_out` / :meth:`clean_timelines` call handles. With ``events``, a
+    :class:`~aiorpatterns.streaming.StatusStream`, every status created or deleted is announced
+    on it (Redis in Action §8.5). The client is the caller's and is never closed here.
     """
 
     def __init__(
@@ -105,14 +110,12 @@ class Social(Timelines):
         home_size: int = HOME_SIZE,
         fanout_batch: int = FANOUT_BATCH,
         keyspace: Keyspace = DEFAULT_KEYSPACE,
+        events: StatusStream | None = None,
     ) -> None:
-        check_client(redis)
-        check_name(name)
-        if not isinstance(keyspace, Keyspace):
-            raise TypeError(f"keyspace must be a Keyspace, not {type(keyspace).__name__}")
-        self.redis = redis
-        self.name = name
-        self.keyspace = keyspace
+        self.redis, self.name, self.keyspace = check_object(redis, name, keyspace)
+        if events is not None and not isinstance(events, StatusStream):
+            raise TypeError(f"events must be a StatusStream or None, not {type(events).__name__}")
+        self.events = events
         self.home_size = check_count(home_size, "home_size")
         self.fanout_batch = check_count(fanout_batch, "fanout_batch")
         self.logins_key = keyspace.key(self.kind, name, "logins")
@@ -167,12 +170,34 @@ class Social(Timelines):
         """Write a status without fanning it out; return its id (``"<uid>:<n>"``).
 
         The record, the author's profile and home timelines and post counter change in one
-        atomic step. ``LookupError`` if there is no such user. Redis in Action §8.1.2.
+        atomic step. ``LookupError`` if there is no such user. Redis in Action §8.1.2. With
+        ``events``, a ``created`` event is appended next; both steps are shielded then, so a
+        cancelled call still announces its status (Redis in Action §8.5).
         """
         uid = _uid(uid)
         if not isinstance(message, str):
             raise TypeError(f"message must be a str, not {type(message).__name__}")
         payload = encode_json({"message": message, "data": data}, "data")
+        if self.events is not None:
+            return await shielded(self._create_announced(uid, message, data, payload))
+        return await self._create(uid, payload)
+
+    async def _create_announced(
+        self, uid: int, message: str, data: dict[str, Any], payload: str
+    ) -> str:
+        reply = await self._post(uid, payload)
+        status_id, posted = text(reply[0]), float(text(reply[1]))
+        # A login never changes, so reading it after the step gives the record's login.
+        login = text(await self.redis.hget(self._key(uid, "user"), "login"))
+        status = StatusMessage(status_id, uid, login, message, posted, dict(data))
+        assert self.events is not None
+        await self.events.publish("created", status)
+        return status_id
+
+    async def _create(self, uid: int, payload: str) -> str:
+        return text((await self._post(uid, payload))[0])
+
+    async def _post(self, uid: int, payload: str) -> Any:
         keys = [
             self._key(uid, "user"),
             self._key(uid, "statuses"),
@@ -182,7 +207,7 @@ class Social(Timelines):
         reply = await script("social_post")(self.redis, keys, [uid, payload, self.home_size])
         if not reply:
             raise LookupError(f"no user {uid}")
-        return text(reply[0])
+        return reply
 
     async def post_status(self, uid: int, message: str, **data: Any) -> str:
         """Post a status and fan it out to every follower's home timeline; return its id.
@@ -202,12 +227,28 @@ class Social(Timelines):
 
         The record, its profile and own home entries and the post counter change in one atomic
         step. Followers' home timelines drop the id as they are read, or with
-        :meth:`clean_timelines`. Redis in Action §8.4 (``delete_status``).
+        :meth:`clean_timelines`. Redis in Action §8.4 (``delete_status``). With ``events``, the
+        record is read first and a ``deleted`` event carrying it is appended after the step,
+        all shielded (Redis in Action §8.5).
         """
         uid = _uid(uid)
         status_id, author = _status_id(status_id)
         if author != uid:
             return False
+        if self.events is not None:
+            return await shielded(self._delete_announced(uid, status_id))
+        return await self._delete(uid, status_id)
+
+    async def _delete_announced(self, uid: int, status_id: str) -> bool:
+        # The record never changes once written, so the copy read here is the one deleted.
+        raw = await self.redis.hget(self.statuses_key(uid), status_id)
+        if raw is None or not await self._delete(uid, status_id):
+            return False
+        assert self.events is not None
+        await self.events.publish("deleted", _status(status_id, raw))
+        return True
+
+    async def _delete(self, uid: int, status_id: str) -> bool:
         keys = [
             self._key(uid, "user"),
             self._key(uid, "statuses"),

@@ -17,9 +17,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .checks import check_count, check_flag, text
 from .keys import Keyspace
-from .leases import check_flag
-from .messaging import check_count, text
 from .scripts import script
 
 __all__ = ["StatusMessage"]

@@ -30,9 +30,8 @@ import math
 import uuid
 from typing import Any, Literal
 
+from .checks import check_client, check_count, check_keyspace, check_seconds, text
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
-from .leases import check_seconds
-from .messaging import check_client, check_count, text
 from .scripts import script
 from .sharding import shard_of
 
@@ -121,8 +120,7 @@ class UniqueVisitors:
     ) -> None:
         check_client(redis)
         check_name(name)
-        if not isinstance(keyspace, Keyspace):
-            raise TypeError(f"keyspace must be a Keyspace, not {type(keyspace).__name__}")
+        check_keyspace(keyspace)
         if not isinstance(mode, str):
             raise TypeError(f"mode must be a str, not {type(mode).__name__}")
         if mode not in ("exact", "approximate"):

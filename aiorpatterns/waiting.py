@@ -7,10 +7,9 @@ timeout allows), then re-checks: a lost wake-up costs latency, never liveness (D
 from __future__ import annotations
 
 import asyncio
-import math
 from typing import Any
 
-__all__ = ["MAX_WAIT_SLICE", "block_ms", "blocking_cap", "check_wait"]
+__all__ = ["MAX_WAIT_SLICE", "block_ms", "blocking_cap"]
 
 #: Longest a waiter blocks before it re-checks (and refreshes its place in a wait queue).
 MAX_WAIT_SLICE = 1.0
@@ -31,15 +30,6 @@ def blocking_cap(redis: Any) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
         return max(float(value) / 2, 0.001)
     return None
-
-
-def check_wait(value: object, what: str = "timeout") -> float:
-    """Validate how long a call may wait: a finite number of seconds >= 0 (0: do not wait)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{what} must be a number of seconds, not {type(value).__name__}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{what} must be a finite number of seconds >= 0, got {value!r}")
-    return float(value)
 
 
 def block_ms(deadline: float | None, cap: float | None) -> int | None:

@@ -34,8 +34,9 @@ from types import TracebackType
 from typing import Any, Self
 
 from .cancellation import cancelling
+from .checks import check_count, check_wait
 from .keys import check_name
-from .queues import Task, TaskQueue, _check_count, _check_delay
+from .queues import Task, TaskQueue
 
 __all__ = ["Worker", "WorkerStats"]
 
@@ -123,8 +124,8 @@ class Worker:
                 raise TypeError(f"handler {name!r} is not callable")
         self.queues: tuple[TaskQueue, ...] = tuple(chosen)
         self.handlers: dict[str, Handler] = dict(handlers)
-        self.concurrency = _check_count(concurrency, "concurrency")
-        self.grace = _check_delay(grace, "grace")
+        self.concurrency = check_count(concurrency, "concurrency")
+        self.grace = check_wait(grace, "grace")
         self.heartbeat = bool(heartbeat)
         self.stats = WorkerStats()
         self._active = 0
@@ -174,7 +175,7 @@ class Worker:
         the queue (:meth:`TaskQueue.release <aiorpatterns.TaskQueue.release>`). Calling it again
         waits for the same shutdown. Shielded: cancelling the caller does not cut it short.
         """
-        wait = self.grace if grace is None else _check_delay(grace, "grace")
+        wait = self.grace if grace is None else check_wait(grace, "grace")
         self._closing = True
         if self._shutdown is None:
             self._shutdown = asyncio.create_task(self._stop(wait))

@@ -18,7 +18,7 @@ from .runner import RunPlan, SilentReporter, TableResult, run_plan
 
 __all__ = ["TABLES", "main", "output_path"]
 
-TABLES = ("pipeline", "lock", "semaphore", "autocomplete", "queue", "market")
+TABLES = ("pipeline", "lock", "semaphore", "autocomplete", "queue", "market", "ziplist")
 RESULTS_DIR = Path("bench-results")
 
 

@@ -45,6 +45,14 @@ async def outcome(task: asyncio.Task[Any]) -> Any:
         return None
 
 
+#: The keys every row of a benchmark table's JSON has (issue 3's format), and the top level's.
+ROW_KEYS = frozenset(
+    {"variant", "clients", "ops", "tries", "retries", "seconds", "ops_per_s", "latency_ms"}
+    | {"fairness", "book"}
+)
+TOP_KEYS = frozenset({"table", "topology", "mode", "duration", "engine", "client", "rows"})
+
+
 def run_table(tmp_path: Path, table: str, *args: str) -> dict[str, Any]:
     """Run ``python -m benchmarks <table> ARGS`` quietly, writing every output; return its JSON."""
     from benchmarks.cli import main

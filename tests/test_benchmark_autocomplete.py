@@ -15,6 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import helpers
 import pytest
 
 from aiorpatterns.autocomplete import Autocomplete
@@ -24,21 +25,8 @@ from benchmarks.baselines import ch06_autocomplete, ch11_autocomplete
 from benchmarks.cli import main
 from benchmarks.runner import ClientStats, Job, Target
 
-ROW_KEYS = {
-    "variant",
-    "clients",
-    "ops",
-    "tries",
-    "retries",
-    "seconds",
-    "ops_per_s",
-    "latency_ms",
-    "fairness",
-    "book",
-    "writes",
-    "leaked_markers",
-}
-TOP_KEYS = {"table", "topology", "mode", "duration", "engine", "client", "rows", "params"}
+ROW_KEYS = helpers.ROW_KEYS | {"writes", "leaked_markers"}
+TOP_KEYS = helpers.TOP_KEYS | {"params"}
 VARIANTS = {"book-original", "book-lua", "aiorpatterns", "aiorpatterns-autopipeline", "limit"}
 OURS = {"aiorpatterns", "aiorpatterns-autopipeline", "limit"}
 #: The ch11 test's sentence: 'these are some words that we will be autocompleting on'.

@@ -10,25 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import helpers
 import pytest
 from helpers import bench_keys_left, run_table
 
 from aiorpatterns.pytest_plugin import Endpoint
 from benchmarks import queue as table
 
-ROW_KEYS = {
-    "variant",
-    "clients",
-    "ops",
-    "tries",
-    "retries",
-    "seconds",
-    "ops_per_s",
-    "latency_ms",
-    "fairness",
-    "book",
-}
-TOP_KEYS = {"table", "topology", "mode", "duration", "engine", "client", "rows"}
+ROW_KEYS = helpers.ROW_KEYS
+TOP_KEYS = helpers.TOP_KEYS
 VARIANTS = {"book-list", "aiorpatterns-get", "aiorpatterns-worker", "limit"}
 
 

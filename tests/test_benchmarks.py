@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import helpers
 import pytest
 
 from aiorpatterns.pytest_plugin import Endpoint
@@ -22,19 +23,8 @@ from benchmarks.baselines import ch04_sessions, ch06_locks, ch06_semaphores, ch1
 from benchmarks.cli import main, output_path
 from benchmarks.runner import ClientStats, CountingClient, jain_index, percentile
 
-ROW_KEYS = {
-    "variant",
-    "clients",
-    "ops",
-    "tries",
-    "retries",
-    "seconds",
-    "ops_per_s",
-    "latency_ms",
-    "fairness",
-    "book",
-}
-TOP_KEYS = {"table", "topology", "mode", "duration", "engine", "client", "rows"}
+ROW_KEYS = helpers.ROW_KEYS
+TOP_KEYS = helpers.TOP_KEYS
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

@@ -39,3 +39,10 @@ def test_producer_worker_example() -> None:
     assert "worker stats: WorkerStats(acked=5, retried=2, dead=1, released=0, lost=0)" in out
     assert "dead letter ['send_sms', ['+1 555 0100'], {}]: unknown task name 'send_sms'" in out
     assert re.search(r"left: QueueCounts\(\D*0\D*0\D*0\D*0\)", out), out
+
+
+def test_streaming_filters_example() -> None:
+    """Two filtered readers of a social network's status stream, one of them resumed."""
+    out = run_example("streaming_filters.py")
+    assert "follow-bob-or-london (resumed): deleted 1:1 @alice: Learning Redis streams" in out
+    assert "track-redis: created 2:2 @bob: REDIS, the database" in out

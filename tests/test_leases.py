@@ -19,7 +19,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from aiorpatterns import FairSemaphore, Lock, NotOwnedError, Semaphore
-from aiorpatterns.leases import MAX_SECONDS, Lease
+from aiorpatterns.checks import MAX_SECONDS
+from aiorpatterns.leases import Lease
 from aiorpatterns.pytest_plugin import Endpoint
 from aiorpatterns.scripts import script
 from aiorpatterns.server import free_port

@@ -19,6 +19,7 @@ import aiorpatterns
 
 INTERNAL = {
     "cancellation": "helpers the patterns share for cancel-safety, not an API",
+    "checks": "the argument checks the patterns share, not an API",
     "leases": "the shared base of Lock and Semaphore; users hold those",
     "pytest_plugin": "loaded by pytest as an entry point; importing it needs pytest",
     "waiting": "how the patterns wait in Redis (slices, socket timeouts), not an API",
