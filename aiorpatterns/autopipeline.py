@@ -288,10 +288,13 @@ class AutoPipeline(AsyncCoreCommands, AsyncRedisModuleCommands, AsyncSentinelCom
             return await self._client.execute_command(*args, **options)
         # Encode now so a bad argument (None, a dict, a bool) fails its own caller, as it would
         # on the plain client, instead of the packing of the whole batch.
+        # bytes, ints, floats and ASCII text always encode: only the rest is tried here.
         encode = self._encoder.encode
         for arg in args:
-            if type(arg) is not bytes:
-                encode(arg)
+            kind = type(arg)
+            if kind is bytes or kind is int or kind is float or (kind is str and arg.isascii()):
+                continue
+            encode(arg)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._queue.append(_Queued(args, options, future))

@@ -41,6 +41,7 @@ from .runner import (
     Op,
     Table,
     Variant,
+    lease_op,
 )
 
 __all__ = ["TABLE"]
@@ -85,16 +86,7 @@ def _ours(job: Job) -> ClientPerCoroutine:
         lock = Lock(
             CountingClient(client, st, shas=[sha]), NAME, timeout=LOCK_TIMEOUT, keyspace=keyspace
         )
-
-        async def op(deadline: float) -> None:
-            t = time.perf_counter()
-            if t >= deadline:
-                return
-            if await lock.acquire(acquire_timeout=deadline - t):
-                st.success(t)
-                await lock.release()
-
-        return op
+        return lease_op(lock, st)
 
     return ClientPerCoroutine(job, make)
 

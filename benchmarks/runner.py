@@ -46,6 +46,7 @@ __all__ = [
     "Variant",
     "Workload",
     "connect",
+    "lease_op",
     "run_plan",
 ]
 
@@ -339,6 +340,24 @@ class CountingClient:
         if self._set_nx and kwargs.get("nx"):
             self._stats.tries += 1
         return await self._client.set(name, value, *args, **kwargs)
+
+
+def lease_op(lease: Any, st: ClientStats) -> Op:
+    """One try of a lock or semaphore object: acquire with the time left, and release at once.
+
+    A success counts its latency from the call to ``acquire``; the runner cuts the row off at
+    the deadline (inventory §2b).
+    """
+
+    async def op(deadline: float) -> None:
+        t = time.perf_counter()
+        if t >= deadline:
+            return
+        if await lease.acquire(acquire_timeout=deadline - t):
+            st.success(t)
+            await lease.release()
+
+    return op
 
 
 class ClientPerCoroutine:

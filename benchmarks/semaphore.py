@@ -39,6 +39,7 @@ from .runner import (
     Op,
     Table,
     Variant,
+    lease_op,
 )
 
 __all__ = ["LIMIT", "TABLE"]
@@ -115,16 +116,7 @@ def _ours(class_name: str) -> Callable[[Job], ClientPerCoroutine]:
                 timeout=TIMEOUT,
                 keyspace=keyspace,
             )
-
-            async def op(deadline: float) -> None:
-                t = time.perf_counter()
-                if t >= deadline:
-                    return
-                if await sem.acquire(acquire_timeout=deadline - t):
-                    st.success(t)
-                    await sem.release()
-
-            return op
+            return lease_op(sem, st)
 
         return ClientPerCoroutine(job, make)
 
