@@ -94,11 +94,17 @@ async def test_cancel_at_successive_points_then_resume_counts_each_line_once(
 ) -> None:
     lines = write_logs(tmp_path, {"a.log": 12, "b.log.gz": 9, "c.log": 11})
     partial = 0
-    for steps in range(0, 120, 6):
+    # Cancel after 0, 6, 12, ... loop turns, then after 0, 5, 10, ... ms: redis-py runs a
+    # cluster transaction's commands in a thread, so there loop turns alone may not reach
+    # a point mid-way through the files.
+    for steps in range(0, 240, 6):
         made = processor(redis_client, tmp_path, f"cut{steps}", batch=4)
         task = asyncio.create_task(made.process())
-        for _ in range(steps):
-            await asyncio.sleep(0)
+        if steps < 120:
+            for _ in range(steps):
+                await asyncio.sleep(0)
+        else:
+            await asyncio.sleep((steps - 120) / 1200)
         task.cancel()
         await outcome(task)
         if (await made.progress()) is not None:
