@@ -6,9 +6,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from helpers import Restricted
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
+from aiorpatterns.keys import DEFAULT_KEYSPACE
 from aiorpatterns.pytest_plugin import Endpoint
 
 
@@ -43,3 +45,30 @@ def endpoint(request: pytest.FixtureRequest) -> tuple[Endpoint, str]:
     if found.server is None:
         pytest.skip("the server is external (REDIS_URL / REDIS_CLUSTER_URL): cannot restart it")
     return found, topology
+
+
+USER = "aiorp-acl-test"
+PASSWORD = "aiorp-acl-secret"
+
+
+@pytest.fixture
+async def restricted(
+    redis_standalone_client: Redis, redis_server: Endpoint
+) -> AsyncIterator[Restricted]:
+    """A client logged in as a user allowed only the default keyspace; deleted afterwards."""
+    admin = redis_standalone_client
+    rules = [
+        "reset", "on", f">{PASSWORD}",
+        f"~{DEFAULT_KEYSPACE.pattern}",  # keys: only ours
+        "&*",  # channels: all (pub/sub patterns will need them)
+        "+@all", "-@dangerous", "+@scripting", "+@blocking",
+    ]  # fmt: skip
+    await admin.acl_setuser(USER, reset=True)  # start from nothing, then apply our rules
+    await admin.execute_command("ACL", "SETUSER", USER, *rules)
+    client = Redis.from_url(redis_server.url, username=USER, password=PASSWORD)
+    try:
+        assert await client.ping()
+        yield Restricted(client, admin)
+    finally:
+        await client.aclose()
+        await admin.acl_deluser(USER)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -106,3 +107,11 @@ async def restart_owner(endpoint: Endpoint, client: Any, key: str) -> None:
         return all(await asyncio.to_thread(views))
 
     await until(cluster_ok, "the cluster to serve again", limit=30)
+
+
+@dataclass
+class Restricted:
+    """The restricted user's client, and an admin client on the same server."""
+
+    client: Redis
+    admin: Redis

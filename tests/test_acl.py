@@ -9,50 +9,15 @@ the commands a script runs, declared in KEYS or not).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 
 import pytest
+from helpers import Restricted
 from redis.asyncio import Redis
 from redis.exceptions import NoPermissionError
 
 from aiorpatterns import FairSemaphore, Keyspace, Lock, Semaphore
 from aiorpatterns.keys import DEFAULT_KEYSPACE
-from aiorpatterns.pytest_plugin import Endpoint
-
-USER = "aiorp-acl-test"
-PASSWORD = "aiorp-acl-secret"
-
-
-@dataclass
-class Restricted:
-    """The restricted user's client, and an admin client on the same server."""
-
-    client: Redis
-    admin: Redis
-
-
-@pytest.fixture
-async def restricted(
-    redis_standalone_client: Redis, redis_server: Endpoint
-) -> AsyncIterator[Restricted]:
-    """A client logged in as a user allowed only the default keyspace; deleted afterwards."""
-    admin = redis_standalone_client
-    rules = [
-        "reset", "on", f">{PASSWORD}",
-        f"~{DEFAULT_KEYSPACE.pattern}",  # keys: only ours
-        "&*",  # channels: all (pub/sub patterns will need them)
-        "+@all", "-@dangerous", "+@scripting", "+@blocking",
-    ]  # fmt: skip
-    await admin.acl_setuser(USER, reset=True)  # start from nothing, then apply our rules
-    await admin.execute_command("ACL", "SETUSER", USER, *rules)
-    client = Redis.from_url(redis_server.url, username=USER, password=PASSWORD)
-    try:
-        assert await client.ping()
-        yield Restricted(client, admin)
-    finally:
-        await client.aclose()
-        await admin.acl_deluser(USER)
 
 
 async def _eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
