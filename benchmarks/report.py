@@ -405,18 +405,18 @@ def write_plot(path: Path, result: TableResult) -> None:
             if xs:
                 ax.bar(xs, ys, width=width * 0.95, label=base, color=colours[base])
         limits = [r for r in rows if r.base == "limit" and r.transport == transport]
-        for j, n in enumerate(counts):
-            lim = _find(limits, "limit", transport, n) or max(
-                limits, key=lambda r: r.ops_per_s, default=None
-            )
-            if lim is None:
-                continue
+        found = [(j, _find(limits, "limit", transport, n)) for j, n in enumerate(counts)]
+        spans = [(j - 0.42, j + 0.42, lim) for j, lim in found if lim is not None]
+        best = max(limits, key=lambda r: r.ops_per_s, default=None)
+        if not spans and best is not None:  # one limit for every group (a 1-client row): once
+            spans = [(-0.42, len(counts) - 0.58, best)]
+        for left, right, lim in spans:
             y = min(lim.ops_per_s, top * 0.97)
             if lim.ops_per_s <= top:
-                ax.hlines(y, j - 0.42, j + 0.42, colors="0.35", linestyles="dashed", lw=1.2)
+                ax.hlines(y, left, right, colors="0.35", linestyles="dashed", lw=1.2)
             ax.annotate(
                 f"limit {lim.ops_per_s:,.0f}/s" + ("" if lim.ops_per_s <= top else " ↑"),
-                (j, y), xytext=(0, 3), textcoords="offset points",
+                ((left + right) / 2, y), xytext=(0, 3), textcoords="offset points",
                 ha="center", va="bottom", fontsize=8, color="0.3",
             )  # fmt: skip
         ax.set_ylim(0, max([top, *(min(r.ops_per_s, top) * 1.08 for r in limits)]))
