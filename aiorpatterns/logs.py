@@ -24,8 +24,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from .checks import check_client, check_count, check_keyspace, text
-from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
+from .checks import check_count, check_object, text
+from .keys import DEFAULT_KEYSPACE, Keyspace
 from .scripts import script
 
 __all__ = ["SEVERITIES", "CommonLog", "CommonMessages", "LogEntry", "RecentLog"]
@@ -110,13 +110,8 @@ class _Log:
     kind = "log"
 
     def __init__(self, redis: Any, name: str, *, keep: int, keyspace: Keyspace) -> None:
-        check_client(redis)
-        check_name(name)
-        check_keyspace(keyspace)
-        self.redis = redis
-        self.name = name
+        self.redis, self.name, self.keyspace = check_object(redis, name, keyspace)
         self.keep = check_count(keep, "keep")
-        self.keyspace = keyspace
 
     def _key(self, part: str, severity: object) -> str:
         return self.keyspace.key(self.kind, self.name, part, severity_name(severity))

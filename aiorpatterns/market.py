@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from .checks import check_client, check_keyspace, text
+from .checks import check_object, text
 from .errors import ScriptError
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from .scripts import script
@@ -98,11 +98,7 @@ class Market:
     def __init__(
         self, redis: Any, name: str = "market", *, keyspace: Keyspace = DEFAULT_KEYSPACE
     ) -> None:
-        check_client(redis)
-        check_keyspace(keyspace)
-        self.redis = redis
-        self.name = check_name(name)
-        self.keyspace = keyspace
+        self.redis, self.name, self.keyspace = check_object(redis, name, keyspace)
         self.market_key = keyspace.key(self.kind, name, "items")
         self._keys: dict[tuple[str, object], str] = {}
 

@@ -17,8 +17,8 @@ from typing import Any, Literal
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .cancellation import best_effort, cancelling, honour_cancel, shielded
-from .checks import check_client, check_count, check_keyspace, text
-from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
+from .checks import check_count, check_object, text
+from .keys import DEFAULT_KEYSPACE, Keyspace
 from .scripts import script
 from .waiting import MAX_WAIT_SLICE, blocking_cap
 
@@ -61,14 +61,9 @@ class ShardedHash:
         shard_size: int = 512,
         keyspace: Keyspace = DEFAULT_KEYSPACE,
     ) -> None:
-        check_client(redis)
-        check_name(name)
+        self.redis, self.name, self.keyspace = check_object(redis, name, keyspace)
         total = check_count(total_elements, "total_elements")
         size = check_count(shard_size, "shard_size")
-        check_keyspace(keyspace)
-        self.redis = redis
-        self.name = name
-        self.keyspace = keyspace
         self.shards = max(1, -(-2 * total // size))
 
     def shard_key(self, key: str | int) -> str:
@@ -107,13 +102,8 @@ class ShardedList:
         chunk_size: int = 512,
         keyspace: Keyspace = DEFAULT_KEYSPACE,
     ) -> None:
-        check_client(redis)
-        check_name(name)
+        self.redis, self.name, self.keyspace = check_object(redis, name, keyspace)
         self.chunk_size = check_count(chunk_size, "chunk_size")
-        check_keyspace(keyspace)
-        self.redis = redis
-        self.name = name
-        self.keyspace = keyspace
         self.meta_key = keyspace.key(self.kind, name, "meta")
         self.signal_key = keyspace.key(self.kind, name, "signal")
         self._ends = [0, 0]
