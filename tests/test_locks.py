@@ -99,8 +99,12 @@ async def tombstones(client: Any, lock: Lock) -> set[str]:
         if k.startswith(f"{lock_keys_of(lock)['queue']}:")
     ]
     for key in wake_lists:
-        if [text(v) for v in await client.lrange(key, 0, -1)] == ["0"]:
-            assert 0 < await client.pttl(key) <= 5000, f"tombstone {key} must expire"
+        value = [text(v) for v in await client.lrange(key, 0, -1)]
+        ttl = await client.pttl(key)
+        if ttl == -2:  # expired since it was listed (a slow run): a tombstone that ran out
+            found.add(key)
+        elif value == ["0"]:
+            assert 0 < ttl <= 5000, f"tombstone {key} must expire"
             found.add(key)
     return found
 
