@@ -208,7 +208,7 @@ class PageCache:
         try:
             return await asyncio.shield(step)
         except asyncio.CancelledError:
-            await best_effort(self._release_if_claimed(step, keys, token))
+            await best_effort(lambda: self._release_if_claimed(step, keys, token))
             raise
 
     async def _release_if_claimed(
@@ -224,7 +224,7 @@ class PageCache:
         try:
             content = _page(await _call(callback, request))
         except BaseException:
-            await best_effort(self._finish(keys, token, "release", ""))
+            await best_effort(lambda: self._finish(keys, token, "release", ""))
             raise
         # Shielded: a caller cancelled now still stores the page and wakes the waiters. A Redis
         # failure here only costs the waiters a render of their own after the claim expires.
@@ -330,7 +330,7 @@ class RowCache:
             value = await _call(fetch, row)
             payload = None if value is None else encode_json(value, "the fetched row")
         except asyncio.CancelledError:
-            await best_effort(self._finish(row, token, "release"))
+            await best_effort(lambda: self._finish(row, token, "release"))
             raise
         except Exception:
             log.exception("fetching row %r of %r failed; retrying in %ss", row, self.name, retry)
@@ -351,7 +351,7 @@ class RowCache:
         try:
             return await asyncio.shield(step)
         except asyncio.CancelledError:
-            await best_effort(self._release_if_claimed(step, token))
+            await best_effort(lambda: self._release_if_claimed(step, token))
             raise
 
     async def _release_if_claimed(self, step: asyncio.Future[Any], token: str) -> None:

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from redis.exceptions import RedisError
-
 T = TypeVar("T")
+
+log = logging.getLogger("aiorpatterns")
+
+#: How many times a clean-up step is tried before it is given up (and logged).
+CLEANUP_TRIES = 2
 
 
 def cancelling() -> tuple[asyncio.Task[Any] | None, int]:
@@ -48,7 +52,27 @@ async def shielded(step: Awaitable[T]) -> T:
     return await asyncio.shield(done)
 
 
-async def best_effort(step: Awaitable[object]) -> None:
-    """Run a clean-up step shielded, swallowing its failure (the caller is already failing)."""
-    with contextlib.suppress(RedisError, OSError, asyncio.CancelledError):
-        await shielded(step)
+async def best_effort(step: Callable[[], Awaitable[object]]) -> None:
+    """Run a clean-up step shielded, swallowing (and logging) its failure.
+
+    The caller is already failing, so nothing is raised, whatever the client throws: not only
+    ``RedisError`` and ``OSError`` but any exception (a client bug is not a ``RedisError``
+    either). A failed step is tried once more, on whatever connection the client gives next
+    (a connection that failed is dropped from the pool); every clean-up script is safe to run
+    twice, so a try whose reply was lost does no harm. A caller cancelled meanwhile returns at
+    once; the tries go on shielded.
+    """
+    with contextlib.suppress(asyncio.CancelledError):
+        await shielded(_tries(step))
+
+
+async def _tries(step: Callable[[], Awaitable[object]]) -> None:
+    for attempt in range(1, CLEANUP_TRIES + 1):
+        try:
+            await step()
+            return
+        except Exception as exc:
+            if attempt == CLEANUP_TRIES:
+                log.warning("clean-up step failed %d times, giving up: %r", attempt, exc)
+            else:
+                log.info("clean-up step failed, trying once more: %r", exc)

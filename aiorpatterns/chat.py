@@ -328,7 +328,7 @@ class Chats:
         try:
             batches = await asyncio.gather(*steps)
         except BaseException:
-            await best_effort(self._give_back(steps))
+            await best_effort(lambda: self._give_back(steps))
             raise
         # A chat in the index but not in the chat: a join or leave in progress, or one that
         # crashed half-way (see _create); the index is only a hint.
@@ -359,7 +359,7 @@ class Chats:
             batch = self._batch(reply, chat_id, member, token)
             honour_cancel(current, cancels)
         except BaseException:
-            await best_effort(self._settle(keys, member, token, "abandon"))
+            await best_effort(lambda: self._settle(keys, member, token, "abandon"))
             raise
         return batch
 

@@ -15,10 +15,14 @@ from typing import Any, Literal, overload
 from .keys import Keyspace, check_name
 
 __all__ = [
+    "INT64_MAX",
+    "INT64_MIN",
     "MAX_SECONDS",
     "check_client",
     "check_count",
     "check_flag",
+    "check_float",
+    "check_int",
     "check_keyspace",
     "check_object",
     "check_seconds",
@@ -30,6 +34,10 @@ __all__ = [
 #: Longest duration accepted (about 31.7 years). In milliseconds and added to the server's clock
 #: it stays well below 10**14, so Lua still reads and prints it as an exact integer.
 MAX_SECONDS = 10**9
+
+#: The range of a Redis integer (signed 64-bit): INCRBY, HINCRBY, ZADD's integers, counts, ids.
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
 
 
 def check_client(redis: object) -> None:
@@ -51,17 +59,54 @@ def check_object(redis: object, name: object, keyspace: object) -> tuple[Any, st
     return redis, check_name(name), check_keyspace(keyspace)
 
 
-def check_count(value: object, what: str, *, minimum: int = 1) -> int:
-    """Return a whole number of at least ``minimum`` (an ``int``, never a ``bool``)."""
+def check_int(
+    value: object, what: str, *, minimum: int = INT64_MIN, maximum: int = INT64_MAX
+) -> int:
+    """Return a whole number in ``[minimum, maximum]`` (an ``int``, never a ``bool``).
+
+    The one range check for every integer that reaches Redis: the default range is Redis's own
+    (signed 64-bit), so a number Redis would refuse half-way through a step is refused first.
+    """
     if isinstance(value, bool):
         raise TypeError(f"{what} must be an int, not bool")
     try:
-        number = operator.index(value)  # type: ignore[arg-type]
+        number = int(operator.index(value))  # type: ignore[arg-type]
     except TypeError:
         raise TypeError(f"{what} must be an int, not {type(value).__name__}") from None
     if number < minimum:
         raise ValueError(f"{what} must be at least {minimum}, got {number}")
-    return int(number)
+    if number > maximum:
+        raise ValueError(f"{what} must be at most {maximum}, got {number}")
+    return number
+
+
+def check_count(value: object, what: str, *, minimum: int = 1) -> int:
+    """Return a whole number of at least ``minimum`` that fits a Redis integer."""
+    return check_int(value, what, minimum=minimum)
+
+
+def check_float(
+    value: object, what: str, *, minimum: float | None = None, maximum: float | None = None
+) -> float:
+    """Return a finite number (``int`` or ``float``, never a ``bool``) as a double.
+
+    The one check for every number that reaches a Redis float (ZADD and ZINCRBY scores,
+    INCRBYFLOAT, GEO coordinates): no NaN, no infinity, and an ``int`` too large for a double
+    is refused rather than rounded to infinity.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{what} must be a number, not {type(value).__name__}")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError(f"{what} must be a finite number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{what} must be a finite number, got {value!r}")
+    if minimum is not None and number < minimum:
+        raise ValueError(f"{what} must be at least {minimum}, got {value!r}")
+    if maximum is not None and number > maximum:
+        raise ValueError(f"{what} must be at most {maximum}, got {value!r}")
+    return number
 
 
 def check_flag(value: object, what: str) -> bool:

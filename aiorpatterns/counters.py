@@ -391,7 +391,7 @@ class AccessTimer:
         if exc_type is None:
             await self._record(elapsed)
         else:
-            await best_effort(self._record(elapsed))
+            await best_effort(lambda: self._record(elapsed))
 
     async def _record(self, elapsed: float) -> None:
         self.stats = await self._stats.update(self.metric, elapsed)

@@ -502,7 +502,7 @@ class IpLocations:
                     await pipe.execute()
             done = await script("geoip_switch")(self.redis, [staging, live], [len(items)])
         except BaseException:
-            await best_effort(self.redis.delete(staging))
+            await best_effort(lambda: self.redis.delete(staging))
             raise
         if not done:
             raise RuntimeError(

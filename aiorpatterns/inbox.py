@@ -153,7 +153,7 @@ class Inbox:
                         await self.redis.blpop([self.keys[3]], timeout=pause)
             honour_cancel(current, cancels)
         except BaseException:
-            await best_effort(self._run("inbox_settle", token, "abandon", _TOMB_MS))
+            await best_effort(lambda: self._run("inbox_settle", token, "abandon", _TOMB_MS))
             raise
         return got
 

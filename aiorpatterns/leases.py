@@ -292,7 +292,7 @@ class Lease:
 
     async def _abandon(self, token: str) -> None:
         """Leave the queue and give back a hand-off we will not use (shielded, best effort)."""
-        await best_effort(self._run(self._release, self._keys(), token, "abandon"))
+        await best_effort(lambda: self._run(self._release, self._keys(), token, "abandon"))
 
     async def _finish(self, token: str) -> None:
         """Stop renewing and run the release script for ``token``, already taken from the object.

@@ -443,7 +443,7 @@ class TaskQueue:
 
     async def _abandon(self, token: str) -> None:
         """Give back whatever ``token`` claimed, or refuse its claim to come (shielded)."""
-        await best_effort(self._run("queue_settle", "", token, "abandon", "", 0))
+        await best_effort(lambda: self._run("queue_settle", "", token, "abandon", "", 0))
 
     async def ack(self, task: Task) -> bool:
         """Delete a task that was handled; True if it was still ours to delete.

@@ -162,7 +162,7 @@ class ShardedList:
         try:
             return await asyncio.shield(step)
         except asyncio.CancelledError:
-            await best_effort(self._give_back(step, side))
+            await best_effort(lambda: self._give_back(step, side))
             raise
 
     async def _give_back(self, step: asyncio.Future[str | None], side: Side) -> None:

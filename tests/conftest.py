@@ -9,6 +9,7 @@ import pytest
 from helpers import Restricted
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from retrysafe import TwiceCluster, TwiceRedis
 
 from aiorpatterns.keys import DEFAULT_KEYSPACE
 from aiorpatterns.pytest_plugin import Endpoint
@@ -33,6 +34,27 @@ async def new_client(
     yield make
     for client in made:
         await client.aclose()
+
+
+@pytest.fixture
+async def twice_client(request: pytest.FixtureRequest, redis_client: Any) -> AsyncIterator[Any]:
+    """A client on ``redis_client``'s server that sends every script call twice (retrysafe.py).
+
+    The scripts named by the test's ``@pytest.mark.retry_safe(...)`` must each have run twice.
+    """
+    topology = request.node.callspec.params["redis_client"]
+    fixture = "redis_cluster_server" if topology == "cluster" else "redis_server"
+    endpoint: Endpoint = request.getfixturevalue(fixture)
+    kind = TwiceCluster if topology == "cluster" else TwiceRedis
+    decode = redis_client.get_encoder().decode_responses
+    client = kind.from_url(endpoint.url, decode_responses=decode)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+    marker = request.node.get_closest_marker("retry_safe")
+    missed = [name for name in (marker.args if marker else ()) if not client.doubled[name]]
+    assert not missed, f"marked retry_safe but never ran twice: {missed}"
 
 
 @pytest.fixture(params=["standalone", "cluster"])
@@ -72,3 +94,9 @@ async def restricted(
     finally:
         await client.aclose()
         await admin.acl_deluser(USER)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "retry_safe(*scripts): the test runs these Lua scripts twice (retrysafe.py)"
+    )
