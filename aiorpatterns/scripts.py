@@ -9,8 +9,14 @@ Scripts run through redis-py's ``AsyncScript`` mechanics: EVALSHA first, SCRIPT 
 when the server answers NOSCRIPT (after a restart or a ``SCRIPT FLUSH``), on a plain client, a
 ``RedisCluster`` (routed by the first key; SCRIPT LOAD reaches every primary) or a pipeline.
 Every key a script touches is passed in ``KEYS``, so all of them share one hash slot on Redis
-Cluster; the one exception is a waiter's wake list, named after the declared queue key it
-extends (same tag, same slot; see ``_waitqueue.lua``). Redis in Action §11.1 (``script_load``).
+Cluster; the exceptions are keys named after a declared key they extend (same tag, same slot):
+a waiter's wake list (``_waitqueue.lua``) and a step's receipt (``_once.lua``).
+
+Every script that writes is safe to run twice with the same arguments, as redis-py's ``Retry``
+and the cluster client do after a lost reply: the second run recognises the first from the data
+(a token already holding, an item already gone) or from the step's receipt, leaves the state of
+one run and answers as the first did. ``tests/test_retry_inventory.py`` checks that every writing
+script has a test that runs it twice. Redis in Action §11.1 (``script_load``).
 """
 
 from __future__ import annotations

@@ -148,7 +148,9 @@ async def assert_retry_safe(
     doubled = await scenario(twice)
     state_twice = await snapshot(client, match)
     assert twice.doubled, "the scenario ran no script"
-    assert same(doubled) == same(once), "the caller saw something else when scripts ran twice"
+    assert same(doubled) == same(once), (
+        f"the caller saw something else when scripts ran twice: {doubled!r}, once {once!r}"
+    )
     assert state_twice == state_once, _diff(state_once, state_twice)
     return once
 
