@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -69,6 +72,8 @@ def endpoint(request: pytest.FixtureRequest) -> tuple[Endpoint, str]:
     return found, topology
 
 
+_LOAD = pytest.StashKey[list["subprocess.Popen[bytes]"]]()
+
 USER = "aiorp-acl-test"
 PASSWORD = "aiorp-acl-secret"
 
@@ -96,7 +101,37 @@ async def restricted(
         await admin.acl_deluser(USER)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--cpu-load",
+        type=int,
+        default=int(os.environ.get("AIORP_CPU_LOAD", "0")),
+        metavar="N",
+        help="run N CPU-bound processes beside the suite, as on a busy CI machine "
+        "(default: $AIORP_CPU_LOAD or 0)",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "retry_safe(*scripts): the test runs these Lua scripts twice (retrysafe.py)"
     )
+    load = config.getoption("--cpu-load")
+    if load < 0:
+        raise pytest.UsageError(f"--cpu-load must be at least 0, got {load}")
+    # Busy loops of their own (not threads of this process): they compete with the servers
+    # and the test process for the cores, as other jobs on a shared CI machine do.
+    config.stash[_LOAD] = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(load)
+    ]
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    load = len(config.stash.get(_LOAD, []))
+    return f"cpu load: {load} busy processes beside the suite" if load else None
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for process in config.stash.get(_LOAD, []):
+        process.kill()
+        process.wait()

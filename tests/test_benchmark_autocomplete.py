@@ -70,7 +70,10 @@ def _check(data: dict[str, Any], topology: str) -> None:
         if row["variant"] == "book-lua":
             assert row["leaked_markers"] == 0, row  # the script is atomic
             assert row["retries"] == 0, row
-        if row["variant"] != "book-original" and row["clients"] <= 2:
+        # One call of the limit row is a pipeline of 100 (on a cluster, split over the nodes):
+        # on a loaded machine not one may end within a 0.2 s row, so only the single calls must.
+        # test_the_limit_row_keeps_100_calls_per_pipeline checks the limit row's calls.
+        if row["variant"] not in {"book-original", "limit"} and row["clients"] <= 2:
             assert row["ops"] > 0, row
     lua_1 = next(r for r in rows if r["variant"] == "book-lua" and r["clients"] == 1)
     assert lua_1["book"] == pytest.approx(6444.0)
