@@ -14,15 +14,18 @@ the average click rate of each type lives in Redis, shared by every process, not
 process-local dict. Re-indexing an ad replaces its locations and words, and
 :meth:`~AdIndex.remove_ad` exists. Each step is one atomic script, and the index lives under its
 own hash tag and kind (``ads``), so it never collides with a search index's ``word`` keys
-(inventory §0.5) and works on Redis Cluster.
+(inventory §0.5) and works on Redis Cluster. Every step is safe to re-send (DESIGN, "Retry
+safety"): indexing writes the same state again, and the steps that count or take an id
+(targeting, views, clicks, removal) keep their reply as a receipt under a token made per call.
 
 Keys (``name`` is the index's name): ``<prefix>:ads:{<name>}:loc:<location>`` (SET of ads),
 ``…:word:<word>`` (ZSET ad -> bonus), ``…:type`` (HASH ad -> type), ``…:value`` (ZSET ad ->
 eCPM), ``…:base`` (ZSET ad -> bid), ``…:stats`` (HASH of per-type counters),
 ``…:terms:<ad>`` and ``…:locs:<ad>`` (the ad's words and locations), ``…:views:<ad>``,
 ``…:clicks:<ad>``, ``…:actions:<ad>`` (ZSETs word -> count, ``''`` for the total),
-``…:served`` (request counter), ``…:matched:<target>`` (SET, expires) and ``…:tmp:<uuid>``
-(scratch, deleted by the script that makes it).
+``…:served`` (request counter), ``…:matched:<target>`` (SET, expires), ``…:tmp:<uuid>``
+(scratch, deleted by the script that makes it), and receipts ``…:served:<token>`` and
+``…:stats:<token>`` (expire).
 """
 
 from __future__ import annotations
@@ -49,6 +52,11 @@ __all__ = ["AdIndex", "Targeting", "cpa_to_ecpm", "cpc_to_ecpm"]
 AD_TYPES: Final = ("cpc", "cpa", "cpm")
 #: Most locations one ad or one request may name: each is a key of one script call.
 MAX_LOCATIONS: Final = 1000
+
+#: The highest bid: the scripts multiply a bid by 1000 and by a 64-bit count (below 1e19), and
+#: subtract two such eCPMs for a bonus, which must stay finite doubles (an infinite eCPM would
+#: make a bonus NaN, which Redis refuses half-way through an update).
+MAX_BID: Final = 1e280
 
 _RETRIES: Final = 100
 
@@ -172,9 +180,7 @@ class AdIndex:
         words = self._words(content)
         if ad_type not in AD_TYPES:
             raise ValueError(f"ad_type must be one of {AD_TYPES}, got {ad_type!r}")
-        value = check_number(bid, "bid")
-        if float(value) < 0:
-            raise ValueError(f"bid must not be negative, got {bid!r}")
+        value = check_number(bid, "bid", minimum=0, maximum=MAX_BID)
         reply = await self._replace(ad_id, ad_keys, "index", ad_type, value, places, words)
         return float(text(reply))
 
@@ -197,12 +203,13 @@ class AdIndex:
         new_keys = [self.location_key(p) for p in places] + [self.word_key(w) for w in words]
         old_places: list[str] = []  # a first guess; the script answers with the truth if wrong
         old_words: list[str] = []
+        token = uuid.uuid4().hex  # one per call: a retried removal finds its receipt
         for _ in range(_RETRIES):
             old_keys = [self.location_key(p) for p in old_places]
             old_keys += [self.word_key(w) for w in old_words]
             keys = [*fixed, *old_keys, *new_keys]
             args: list[object] = [ad_id, mode, ad_type, bid, len(old_places), len(old_words)]
-            args += [len(places), len(words), *old_places, *old_words, *places, *words]
+            args += [len(places), len(words), token, *old_places, *old_words, *places, *words]
             reply = await script("ads_index")(self.redis, keys, args)
             if not isinstance(reply, list):
                 return reply
@@ -227,18 +234,21 @@ class AdIndex:
         scratch = [self._temp_key() for _ in range(6)]
         keys = [self.value_key, self.served_key, *scratch]
         keys += [self.location_key(p) for p in places] + [self.word_key(w) for w in words]
-        target, ad = await script("ads_target")(self.redis, keys, [len(places)])
+        # One token per request, for both steps' receipts (kept under different keys): a retried
+        # step answers what it answered first and counts nothing twice.
+        token = uuid.uuid4().hex
+        target, ad = await script("ads_target")(self.redis, keys, [len(places), token])
         if ad is None:
             return None
         targeting = Targeting(int(target), text(ad))
-        await self._record_view(targeting, words)
+        await self._record_view(targeting, words, token)
         return targeting
 
-    async def _record_view(self, targeting: Targeting, words: list[str]) -> None:
+    async def _record_view(self, targeting: Targeting, words: list[str], token: str) -> None:
         ad_keys = self._ad_keys(targeting.ad_id)
         keys = [self.type_key, self.stats_key, ad_keys["terms"]]
         keys += [self._matched_key(targeting.target_id), ad_keys["views"]]
-        args = [targeting.ad_id, self.matched_ttl_ms, *words]
+        args = [targeting.ad_id, self.matched_ttl_ms, token, *words]
         views = int(await script("ads_record_view")(self.redis, keys, args))
         if views and views % self.update_every == 0:
             await self.update_ecpms(targeting.ad_id)
@@ -257,7 +267,7 @@ class AdIndex:
             raise TypeError("action must be a bool")
         keys = [self.type_key, self.stats_key, self._matched_key(target)]
         keys += [ad_keys["clicks"], ad_keys["actions"]]
-        args: list[object] = [ad_id, int(action), self.matched_ttl_ms]
+        args: list[object] = [ad_id, int(action), self.matched_ttl_ms, uuid.uuid4().hex]
         if not await script("ads_record_click")(self.redis, keys, args):
             return False
         await self.update_ecpms(ad_id)

@@ -13,12 +13,15 @@ Each variant is its own index class with the same methods: :class:`JobIndex` (sk
 its requirements (no stale postings), :meth:`~JobIndex.remove_job` exists, a skill listed twice
 counts once (with its highest requirement), every step is one atomic script, and every key,
 temporary ones included, shares the index's hash tag, so an index works on Redis Cluster.
+Every step is safe to re-send (DESIGN, "Retry safety"): indexing writes the same state again,
+a search's scratch keys are named before the call and deleted by it, and a removal keeps its
+reply as a receipt under a token made per call.
 
 Keys (``name`` is the index's name; ``<kind>`` is ``jobs``, ``job_levels`` or ``job_years``):
 ``<prefix>:<kind>:{<name>}:job:<job>`` (HASH skill -> requirement), ``…:req`` (ZSET job ->
 number of skills), ``…:all`` (SET of jobs), postings ``…:skill:<skill>`` (SET of jobs, or for years
-a ZSET job -> years) or ``…:level:<level>:<skill>`` (SET), and scratch keys ``…:tmp:<uuid>``
-that the search script deletes before it returns.
+a ZSET job -> years) or ``…:level:<level>:<skill>`` (SET), scratch keys ``…:tmp:<uuid>``
+that the search script deletes before it returns, and receipts ``…:req:<token>`` (expire).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from .checks import check_count, check_keyspace, text
+from .checks import check_count, check_int, check_keyspace, text
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from .scripts import script
 from .search import check_number
@@ -127,11 +130,12 @@ class JobIndex:
         scores = [score for _, score in postings]
         pairs = [item for pair in requirements.items() for item in pair]
         old: dict[str, str] = {}  # a first guess; the script answers with the record if wrong
+        token = uuid.uuid4().hex  # one per call: a retried removal finds its receipt
         for _ in range(_RETRIES):
             old_keys = [key for key, _ in self._postings(old)]
             keys = [self.job_key(job), self.req_key, self.all_key, *old_keys, *new_keys]
             args: list[object] = [job, self._postings_kind, len(old_keys), len(new_keys)]
-            args += [len(old), len(requirements), *scores]
+            args += [len(old), len(requirements), token, *scores]
             args += [item for pair in old.items() for item in pair]
             args += pairs
             reply = await script("jobs_index")(self.redis, keys, args)
@@ -203,9 +207,8 @@ class JobLevelIndex(JobIndex):
         max_level: int = MAX_LEVEL,
     ) -> None:
         super().__init__(redis, name, keyspace=keyspace)
-        self.max_level = check_count(max_level, "max_level", minimum=0)
-        if self.max_level > MAX_LEVEL_LIMIT:  # a job sits in one posting per level above its own
-            raise ValueError(f"max_level must be at most {MAX_LEVEL_LIMIT}, got {max_level!r}")
+        # A job sits in one posting per level above its own: MAX_LEVEL_LIMIT bounds them.
+        self.max_level = check_int(max_level, "max_level", minimum=0, maximum=MAX_LEVEL_LIMIT)
 
     def level_key(self, skill: str, level: int) -> str:
         """The posting of the jobs that need ``skill`` at ``level`` or below."""
@@ -264,9 +267,8 @@ class JobYearsIndex(JobIndex):
     def _check(self, skills: object, what: str) -> dict[str, str]:
         best: dict[str, float] = {}
         for skill, years in _pairs(skills, what):
-            value = float(check_number(years, f"years of {skill!r}"))
-            if value < 0:
-                raise ValueError(f"years of {skill!r} must not be negative, got {years!r}")
+            # abs: -0.0 passes the minimum, and '-' .. '-0.0' is no weight Redis would read
+            value = abs(float(check_number(years, f"years of {skill!r}", minimum=0)))
             best[skill] = max(value, best.get(skill, -math.inf))
         return {skill: repr(years) for skill, years in best.items()}
 

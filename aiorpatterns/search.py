@@ -21,12 +21,16 @@ with the book's gaps closed:
   in the tag) and sorts them exactly as ``SORT`` would (see :meth:`SearchIndex.search`).
 - **Words beyond** ``[a-z']``: see :func:`tokenize`.
 - :func:`string_to_score` packs the first 6 UTF-8 bytes, so it handles any text.
+- **Retry-safe steps** (DESIGN, "Retry safety"): writes of the same words and fields, and
+  queries into keys named before the call, are idempotent; an increment and a removal keep their
+  reply as a receipt under a token made per call, so a re-sent script adds or answers once.
 
 Keys (``name`` is the index's name): ``<prefix>:search:{<name>}:word:<word>`` (SET of ids),
 ``…:terms:<id>`` (SET of the document's words), ``…:doc:<id>`` (HASH of its fields),
 ``…:field:<field>`` (ZSET id -> value, one per numeric field), ``…:docs`` (SET of ids),
-``…:result:<result_id>:<digest>`` (cached result: LIST or ZSET, expires) and ``…:tmp:<uuid>``
-(scratch keys: deleted by the script that makes them, or expiring).
+``…:result:<result_id>:<digest>`` (cached result: LIST or ZSET, expires), ``…:tmp:<uuid>``
+(scratch keys: deleted by the script that makes them, or expiring) and ``…:docs:<token>``
+(receipts of increments and removals, expiring).
 """
 
 from __future__ import annotations
@@ -38,13 +42,13 @@ import sys
 import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping
-from functools import cache, lru_cache
+from functools import cache
 from typing import Any, Final, NamedTuple
 
 from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
-from .checks import check_count, check_keyspace, text
+from .checks import check_count, check_float, check_int, check_keyspace, check_seconds, text
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from .scripts import script
 
@@ -78,6 +82,9 @@ STOP_WORDS: Final = frozenset(
 MIN_WORD_LENGTH: Final = 2
 #: Most distinct words one query may use: each is a key of one script call.
 MAX_QUERY_WORDS: Final = 1000
+#: The largest page ``start`` and ``num``: the scripts add them as Lua numbers (doubles), exact
+#: up to 2**53, and a list or ZSET never holds that many ids anyway.
+MAX_PAGE_INDEX: Final = 2**53
 #: Default limit on a document's length, in characters (``max_document_chars``).
 MAX_DOCUMENT_CHARS: Final = 1_000_000
 #: Numeric fields by default: the book sorts ``updated``, ``id`` and ``created`` as numbers and
@@ -284,41 +291,41 @@ async def zadd_string(
 # -- helpers ----------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=256)
 def check_ttl(ttl: object, what: str = "ttl") -> int:
-    """Return a TTL in seconds as whole milliseconds (at least 1), or raise."""
-    if isinstance(ttl, bool) or not isinstance(ttl, int | float):
-        raise TypeError(f"{what} must be a number of seconds, not {type(ttl).__name__}")
-    if not math.isfinite(ttl) or ttl <= 0:
-        raise ValueError(f"{what} must be a positive number of seconds, got {ttl!r}")
-    return max(1, round(ttl * 1000))
+    """Return a TTL in seconds (see :func:`~aiorpatterns.checks.check_seconds`) as milliseconds.
+
+    At least 1 ms, so a tiny TTL still makes the key expire rather than live for ever.
+    """
+    return max(1, round(check_seconds(ttl, what) * 1000))
 
 
-def check_number(value: object, what: str) -> str:
+def check_number(
+    value: object, what: str, *, minimum: float | None = None, maximum: float | None = None
+) -> str:
     """Return an int or float as the text Redis parses back to the same double, or raise.
 
-    The value must be 0 or a normal double: Redis parses numbers with ``strtod``, and ``SORT``
-    refuses a whole sort when one value is out of range for it (``ERANGE``: a subnormal such as
-    ``5e-324``, or an int beyond ``1.8e308``), where the Lua sort would go on.
+    The value must be finite (:func:`~aiorpatterns.checks.check_float`, with its bounds) and 0
+    or a normal double: Redis parses numbers with ``strtod``, and ``SORT`` refuses a whole sort
+    when one value is out of range for it (``ERANGE``: a subnormal such as ``5e-324``, or an int
+    beyond ``1.8e308``), where the Lua sort would go on.
     """
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{what} must be an int or float, not {type(value).__name__}")
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"{what} must be finite, got {value!r}")
-        if value and abs(value) < sys.float_info.min:
-            raise ValueError(
-                f"{what} must be 0 or at least {sys.float_info.min!r} in magnitude "
-                f"(a subnormal double), got {value!r}"
-            )
-        return repr(value)
-    try:
-        float(value)
-    except OverflowError:
+    number = check_float(value, what, minimum=minimum, maximum=maximum)
+    if number and abs(number) < sys.float_info.min:
         raise ValueError(
-            f"{what} is out of range of a double ({value.bit_length()} bits)"
-        ) from None
-    return str(int(value))
+            f"{what} must be 0 or at least {sys.float_info.min!r} in magnitude "
+            f"(a subnormal double), got {value!r}"
+        )
+    # An int is sent as its digits (Redis reads them as the nearest double), a float as the
+    # shortest text that reads back the same.
+    return repr(value) if isinstance(value, float) else str(int(value))  # type: ignore[call-overload]
+
+
+def _check_page(start: object, num: object) -> tuple[int, int]:
+    """Return a page's ``start`` and ``num``, each at most :data:`MAX_PAGE_INDEX`."""
+    return (
+        check_int(start, "start", minimum=0, maximum=MAX_PAGE_INDEX),
+        check_int(num, "num", minimum=0, maximum=MAX_PAGE_INDEX),
+    )
 
 
 def _check_words(words: object, what: str) -> list[str]:
@@ -489,10 +496,12 @@ class SearchIndex:
         new_keys = [self.word_key(w) for w in words]
         old: list[str] = []  # a first guess; the script answers with the real words if wrong
         fields = [] if triples is None else triples
+        token = uuid.uuid4().hex  # one per call: a retried removal finds its receipt
         for _ in range(_RETRIES):
             keys = [*fixed, *new_keys, *(self.word_key(w) for w in old)]
             args: list[object] = [docid, len(self.numeric_fields), len(words), len(old), mode]
-            args += ["0" if triples is None else "1", len(fields) // 3, *words, *old, *fields]
+            args += ["0" if triples is None else "1", len(fields) // 3, token]
+            args += [*words, *old, *fields]
             reply = await script("search_index")(self.redis, keys, args)
             if not isinstance(reply, list):
                 return int(reply)
@@ -518,8 +527,8 @@ class SearchIndex:
         if not triples:
             return
         zsets = [self.field_key(f) for f in self.numeric_fields]
-        keys = [self.doc_key(docid), *zsets]
-        await script("search_fields")(self.redis, keys, [docid, "set", *triples])
+        keys = [self.doc_key(docid), self.docs_key, *zsets]
+        await script("search_fields")(self.redis, keys, [docid, "set", "", *triples])
 
     async def incr_field(self, docid: str, field: str, amount: int | float = 1) -> float:
         """Add ``amount`` to numeric ``field`` of document ``docid`` (e.g. votes); return it."""
@@ -527,10 +536,11 @@ class SearchIndex:
         if field not in self.numeric_fields:
             raise ValueError(f"field {field!r} is not one of numeric_fields")
         number = check_number(amount, "amount")
-        keys = [self.doc_key(docid), self.field_key(field)]
+        keys = [self.doc_key(docid), self.docs_key, self.field_key(field)]
+        token = uuid.uuid4().hex  # a retried increment finds its receipt and adds nothing
         try:
             reply = await script("search_fields")(
-                self.redis, keys, [docid, "incr", field, number, 1]
+                self.redis, keys, [docid, "incr", token, field, number, 1]
             )
         except ResponseError as exc:
             if str(exc).startswith("RANGE"):
@@ -632,11 +642,8 @@ class SearchIndex:
         desc = sort.startswith("-")
         field = check_name(sort[1:] if desc else sort, "sort field")
         alpha = field not in self.numeric_fields
-        start, num, ttl_ms = (
-            check_count(start, "start", minimum=0),
-            check_count(num, "num", minimum=0),
-            check_ttl(ttl),
-        )
+        start, num = _check_page(start, num)
+        ttl_ms = check_ttl(ttl)
         if result_id is not None:
             check_name(result_id, "result_id")
         if not parsed.groups:
@@ -788,11 +795,8 @@ class SearchIndex:
                 weighted.append((name, number))
         if not isinstance(desc, bool):
             raise TypeError("desc must be a bool")
-        start, num, ttl_ms = (
-            check_count(start, "start", minimum=0),
-            check_count(num, "num", minimum=0),
-            check_ttl(ttl),
-        )
+        start, num = _check_page(start, num)
+        ttl_ms = check_ttl(ttl)
         if result_id is not None:
             check_name(result_id, "result_id")
         if not parsed.groups:

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aiorpatterns.ads import AdIndex, Targeting, cpa_to_ecpm, cpc_to_ecpm
+from aiorpatterns.ads import MAX_BID, AdIndex, Targeting, cpa_to_ecpm, cpc_to_ecpm
 from aiorpatterns.search import SearchIndex, tokenize
 
 CONTENT = "this is some random content, look at how it is indexed."
@@ -334,7 +334,10 @@ async def test_reindex_and_remove_leave_no_stale_postings(redis_client: Any) -> 
     assert await ads.remove_ad("1")
     keys = await keys_of(ads)
     kept = {ads.stats_key, ads.served_key, ads._key("matched", str(targeted.target_id))}
-    assert set(keys) == kept  # shared counters, and the request's matched words until they expire
+    receipts = {k for k in keys if len(k.rsplit(":", 1)[1]) == 32}  # a token's: they expire
+    assert set(keys) - receipts == kept  # shared counters, the request's words until they expire
+    for key in receipts:
+        assert await redis_client.pttl(key) > 0
     assert await redis_client.pttl(ads._key("matched", str(targeted.target_id))) > 0
 
 
@@ -410,6 +413,36 @@ async def test_bad_arguments_raise_before_touching_redis() -> None:
         AdIndex(None)
     with pytest.raises(ValueError, match="update_every"):
         AdIndex(object(), update_every=0)
+    assert repr(ads) == "<AdIndex 'aiorp:ads:{ads}'>"
+
+
+async def test_numbers_are_range_checked_before_redis() -> None:
+    """Bids, TTLs and ids are checked before anything reaches ``object()``."""
+    ads = AdIndex(object())
+
+    def index(bid: Any) -> Any:
+        return ads.index_ad("1", locations=["US"], content="shoes", ad_type="cpc", bid=bid)
+
+    bad_calls: list[tuple[type[Exception], str, Any]] = [
+        (ValueError, "bid", lambda: index(MAX_BID * 10)),
+        (ValueError, "bid", lambda: index(10**400)),
+        (ValueError, "bid", lambda: index(float("inf"))),
+        (ValueError, "bid", lambda: index(5e-324)),
+        (ValueError, "bid", lambda: index(-0.5)),
+        (ValueError, "target_id", lambda: ads.record_click(2**63, "1")),
+        (TypeError, "target_id", lambda: ads.record_click(True, "1")),
+        (TypeError, "target_id", lambda: ads.record_click(1.0, "1")),
+    ]
+    for error, named, call in bad_calls:
+        with pytest.raises(error, match=named):
+            await call()
+    for ttl in (1e10, float("inf"), float("nan"), -1):
+        with pytest.raises(ValueError, match="matched_ttl"):
+            AdIndex(object(), matched_ttl=ttl)
+    with pytest.raises(ValueError, match="update_every"):
+        AdIndex(object(), update_every=2**63)
+    with pytest.raises(ValueError, match="max_content_chars"):
+        AdIndex(object(), max_content_chars=-1)
     with pytest.raises(ValueError, match="matched_ttl"):
         AdIndex(object(), matched_ttl=0)
     assert repr(ads) == "<AdIndex 'aiorp:ads:{ads}'>"

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aiorpatterns.jobs import MAX_SKILLS, JobIndex, JobLevelIndex, JobYearsIndex
+from aiorpatterns.jobs import MAX_LEVEL_LIMIT, MAX_SKILLS, JobIndex, JobLevelIndex, JobYearsIndex
 
 SETTINGS = settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -304,6 +304,33 @@ async def test_bad_arguments_raise_before_touching_redis() -> None:
         JobLevelIndex(object(), max_level=-1)
     with pytest.raises(ValueError, match="max_level"):
         JobLevelIndex(object(), max_level=10**6)
+
+
+async def test_numbers_are_range_checked_before_redis() -> None:
+    """Years, levels and limits are checked before anything reaches ``object()``."""
+    levels, years = JobLevelIndex(object()), JobYearsIndex(object())
+    bad_calls: list[tuple[type[Exception], str, Any]] = [
+        (ValueError, "years", lambda: years.index_job("j", {"py": 10**400})),
+        (ValueError, "years", lambda: years.index_job("j", {"py": 5e-324})),
+        (ValueError, "years", lambda: years.find_jobs({"py": -1})),
+        (TypeError, "years", lambda: years.find_jobs({"py": True})),
+        (ValueError, "level", lambda: levels.index_job("j", {"py": -(2**70)})),
+        (TypeError, "level", lambda: levels.find_jobs({"py": 1.0})),
+    ]
+    for error, named, call in bad_calls:
+        with pytest.raises(error, match=named):
+            await call()
+    with pytest.raises(ValueError, match="max_level"):
+        JobLevelIndex(object(), max_level=MAX_LEVEL_LIMIT + 1)
+    with pytest.raises(TypeError, match="max_level"):
+        JobLevelIndex(object(), max_level=True)
+
+
+async def test_negative_zero_years_count_as_zero(redis_client: Any) -> None:
+    jobs = JobYearsIndex(redis_client)
+    await jobs.index_job("j", {"py": -0.0})
+    assert await jobs.requirements("j") == {"py": "0.0"}
+    assert await jobs.find_jobs({"py": -0.0}) == ["j"]
 
 
 async def test_empty_candidates_find_nothing(redis_client: Any) -> None:

@@ -801,11 +801,11 @@ async def test_numbers_a_sort_would_refuse_are_refused_when_written(redis_client
     """A subnormal or a too-large number never gets into an index, on either topology."""
     index = fresh(redis_client)
     for value in (5e-324, -1e-310, 10**400, -(2**1024)):
-        with pytest.raises(ValueError, match=r"subnormal|range"):
+        with pytest.raises(ValueError, match=r"subnormal|range|finite"):
             await index.index_document("a", "word", fields={"updated": value})
-        with pytest.raises(ValueError, match=r"subnormal|range"):
+        with pytest.raises(ValueError, match=r"subnormal|range|finite"):
             await index.set_fields("a", {"votes": value})
-        with pytest.raises(ValueError, match=r"subnormal|range"):
+        with pytest.raises(ValueError, match=r"subnormal|range|finite"):
             await index.incr_field("a", "votes", value)
     assert not await keys_matching(redis_client, f"{index.keyspace.tag('search', index.name)}:*")
     await index.index_document("a", "word", fields={"updated": 2.2250738585072014e-308})
@@ -841,6 +841,34 @@ async def test_queries_without_a_wanted_word_match_nothing(redis_client_text: An
         assert await index.search(query) == SearchResult(0, [], None)
         assert await index.search_zsorted(query) == SearchResult(0, [], None)
     assert await index.search("nothing") == SearchResult(0, [], None)
+
+
+async def test_numbers_are_range_checked_before_redis() -> None:
+    """Every number reaching Redis is checked first; nothing reaches ``object()``."""
+    index = SearchIndex(object())
+    bad_calls: list[tuple[type[Exception], str, Any]] = [
+        (ValueError, "start", lambda: index.search("redis", start=2**53 + 1)),
+        (ValueError, "num", lambda: index.search("redis", num=2**63)),
+        (ValueError, "start", lambda: index.search_zsorted("redis", start=2**62)),
+        (ValueError, "num", lambda: index.search_zsorted("redis", num=2**64)),
+        (TypeError, "start", lambda: index.search("redis", start=True)),
+        (ValueError, "ttl", lambda: index.search("redis", ttl=1e10)),
+        (ValueError, "ttl", lambda: index.search("redis", ttl=float("inf"))),
+        (ValueError, "ttl", lambda: index.search_zsorted("redis", ttl=-1)),
+        (ValueError, "ttl", lambda: index.intersect(["redis"], ttl=2e9)),
+        (ValueError, "amount", lambda: index.incr_field("a", "votes", float("inf"))),
+        (ValueError, "amount", lambda: index.incr_field("a", "votes", 10**400)),
+        (TypeError, "amount", lambda: index.incr_field("a", "votes", True)),
+        (ValueError, "votes", lambda: index.set_fields("a", {"votes": float("nan")})),
+        (ValueError, "votes", lambda: index.set_fields("a", {"votes": 5e-324})),
+        (ValueError, "votes", lambda: index.search_zsorted("redis", weights={"votes": 10**400})),
+        (ValueError, "votes", lambda: index.search_zsorted("redis", weights={"votes": -1e-310})),
+    ]
+    for error, named, call in bad_calls:
+        with pytest.raises(error, match=named):
+            await call()
+    with pytest.raises(ValueError, match="max_document_chars"):
+        SearchIndex(object(), max_document_chars=2**63)
 
 
 async def test_bad_arguments_raise_before_touching_redis() -> None:
