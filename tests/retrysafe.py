@@ -98,8 +98,12 @@ def plain(value: Any) -> Any:
 
 
 async def snapshot(client: Any, match: str = "aiorp:*") -> dict[str, Any]:
-    """What the keyspace holds: each key's type, whether it expires, and its content, masked."""
-    found: dict[str, Any] = {}
+    """What the keyspace holds: each key's type, whether it expires, and its content, masked.
+
+    Keys whose names differ only in a masked token (receipts, wake lists) share one masked
+    name: their entries are kept side by side, sorted, so none hides another.
+    """
+    found: dict[str, list[Any]] = {}
     async for raw in client.scan_iter(match=match, count=1000):
         key = raw.decode() if isinstance(raw, bytes) else raw
         kind = await client.type(key)
@@ -108,8 +112,8 @@ async def snapshot(client: Any, match: str = "aiorp:*") -> dict[str, Any]:
         if content is None:
             continue  # gone between SCAN and the read: expired
         expires = await client.pttl(key) > 0
-        found[plain(key)] = (kind, expires, plain(content))
-    return found
+        found.setdefault(plain(key), []).append((kind, expires, plain(content)))
+    return {key: sorted(entries, key=repr) for key, entries in found.items()}
 
 
 async def _content(client: Any, key: str, kind: str) -> Any:
