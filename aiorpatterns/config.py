@@ -14,7 +14,8 @@ host raises a duplicate-keyword ``TypeError`` (ch08 also encodes the keys to byt
 older than that bound plus one round trip. Concurrent callers with a stale entry share one read
 (single flight): a hundred tasks cost one ``GET``. The read runs in its own task, so cancelling
 one caller neither cancels the others' read nor leaves a half-filled cache. A write through the
-same object updates its cache at once.
+same object updates its cache at once. Every write is a SET or DEL of a whole value, so a
+client retry that re-sends one leaves the same state.
 
 Keys: ``<prefix>:config:{<kind>}:<component>`` (STRING, JSON) and
 ``<prefix>:maintenance:{flag}`` (STRING ``"yes"`` while under maintenance).
@@ -24,13 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 from typing import Any, TypeVar, overload
 
 from redis.asyncio import Redis
 
 from .cancellation import observe
-from .checks import check_client, check_flag, check_keyspace, text
+from .checks import check_client, check_flag, check_keyspace, check_wait, text
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from .messaging import encode_json
 
@@ -38,14 +38,6 @@ __all__ = ["Config", "redis_from_config"]
 
 T = TypeVar("T")
 _ABSENT: Any = object()
-
-
-def _check_wait(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{what} must be a number of seconds, not {type(value).__name__}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{what} must be a finite number of seconds >= 0, got {value!r}")
-    return float(value)
 
 
 def _check_expect(expect: object) -> None:
@@ -86,7 +78,7 @@ class Config:
         check_keyspace(keyspace)
         self.redis = redis
         self.keyspace = keyspace
-        self.refresh = _check_wait(refresh, "refresh")
+        self.refresh = check_wait(refresh, "refresh")
         self.maintenance_key = keyspace.key("maintenance", "flag")
         # key -> (loop time the read was sent, raw value); the stamp orders reads and writes.
         self._cache: dict[str, tuple[float, str | None]] = {}
@@ -105,7 +97,7 @@ class Config:
 
         Redis in Action §5.4 (``is_under_maintenance``), without its process-global cache.
         """
-        bound = self.refresh if wait is None else _check_wait(wait, "wait")
+        bound = self.refresh if wait is None else check_wait(wait, "wait")
         return await self._read(self.maintenance_key, bound) is not None
 
     async def set_maintenance(self, on: bool) -> None:
@@ -172,7 +164,7 @@ class Config:
         (``get_config``).
         """
         key = self.config_key(kind, component)
-        bound = self.refresh if wait is None else _check_wait(wait, "wait")
+        bound = self.refresh if wait is None else check_wait(wait, "wait")
         _check_expect(expect)
         raw = await self._read(key, bound)
         if raw is None:

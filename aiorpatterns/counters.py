@@ -23,6 +23,13 @@ Keys: ``<prefix>:counter:{<group>}:known`` (ZSET) and ``…:count:<precision>:<n
 ``<prefix>:stats:{<context>}:current:<metric>`` (ZSET), ``…:start:<metric>``,
 ``…:last:<metric>``, ``…:pstart:<metric>``; and ``<prefix>:slowest:{<metric>}`` (ZSET context ->
 average), which ranks every context and so lives in its own slot.
+
+Retry safety (a client re-sending a script whose reply was lost): an update, a cleaning step
+and a statistics update each carry a token made once per call, and their script keeps its reply
+under it for two minutes (``…:known:<token>``, ``…:known:clean:<token>``,
+``…:current:<metric>:<token>``), so the same call sent again counts, trims and samples nothing
+more and answers the same; the ranking's ZADD is idempotent as it is. An update whose sum would
+pass a Redis integer is refused whole, before its first write.
 """
 
 from __future__ import annotations
@@ -30,13 +37,24 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 from .cancellation import best_effort
-from .checks import check_client, check_count, check_keyspace, text
+from .checks import (
+    INT64_MAX,
+    MAX_SECONDS,
+    check_client,
+    check_count,
+    check_float,
+    check_int,
+    check_keyspace,
+    check_seconds,
+    text,
+)
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from .scripts import script
 
@@ -50,25 +68,22 @@ SAMPLES = 100
 HOUR = 3600
 #: Index members read per round trip by the cleaner.
 _PAGE = 100
-
-
-def _number(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{what} must be a number, not {type(value).__name__}")
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(f"{what} must be finite, got {value!r}")
-    return number
+#: The latest ``now`` accepted: whole seconds stay exact in Lua's doubles up to 2**53.
+_LATEST = float(2**53)
+#: The most entries a ranking keeps: its rank arithmetic in Lua stays exact (doubles).
+_MAX_KEEP = 2**32
 
 
 def _now(value: object) -> str:
     """``now`` as whole seconds for a script ('' asks the script for the server's TIME)."""
     if value is None:
         return ""
-    seconds = _number(value, "now")
-    if seconds < 0:
-        raise ValueError(f"now must not be negative, got {value!r}")
-    return str(math.floor(seconds))
+    return str(math.floor(check_float(value, "now", minimum=0, maximum=_LATEST)))
+
+
+def _seconds(value: object, what: str) -> int:
+    """A whole number of seconds (a precision, a period), at most :data:`MAX_SECONDS`."""
+    return check_int(value, what, minimum=1, maximum=MAX_SECONDS)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -103,7 +118,7 @@ class Counters:
         check_name(group, "group")
         if isinstance(precisions, str | bytes) or not isinstance(precisions, Sequence):
             raise TypeError("precisions must be a sequence of ints")
-        checked = tuple(check_count(p, "precision") for p in precisions)
+        checked = tuple(_seconds(p, "precision") for p in precisions)
         if not checked:
             raise ValueError("precisions must not be empty")
         if len(set(checked)) != len(checked):
@@ -120,7 +135,7 @@ class Counters:
         return self.keyspace.key(self.kind, self.group, "count", str(precision), name)
 
     def _precision(self, value: object) -> int:
-        precision = check_count(value, "precision")
+        precision = _seconds(value, "precision")
         if precision not in self.precisions:
             raise ValueError(f"precision must be one of {self.precisions}, got {precision}")
         return precision
@@ -128,13 +143,27 @@ class Counters:
     async def update(self, name: str, count: int = 1, *, now: float | None = None) -> None:
         """Add ``count`` (>= 1) to counter ``name`` at every precision.
 
-        ``now`` (Unix seconds) defaults to the server's clock. One atomic round trip. Redis in
-        Action §5.2.1 (``update_counter``).
+        ``now`` (Unix seconds) defaults to the server's clock. One atomic round trip. A sample
+        whose sum would pass a Redis integer (2**63 - 1) refuses the whole update with
+        ``ValueError``, nothing written. Redis in Action §5.2.1 (``update_counter``).
         """
         check_name(name)
+        amount = check_count(count, "count")
         keys = [self.known_key, *(self.counter_key(name, p) for p in self.precisions)]
-        args: list[object] = [name, check_count(count, "count"), _now(now), *self.precisions]
-        await script("counter_update")(self.redis, keys, args)
+        room = INT64_MAX - amount
+        args: list[object] = [name, amount, _now(now), uuid.uuid4().hex, room, *self.precisions]
+        reply = await script("counter_update")(self.redis, keys, args)
+        if isinstance(reply, list):
+            problem, precision = text(reply[0]), text(reply[1])
+            if problem == "overflow":
+                raise ValueError(
+                    f"count {amount} would take counter {name!r} past {INT64_MAX} at precision "
+                    f"{precision}; nothing was counted"
+                )
+            raise ValueError(
+                f"counter {name!r} holds a sample that is not an integer at precision "
+                f"{precision}; nothing was counted"
+            )
 
     async def get(self, name: str, *, precision: int) -> list[Sample]:
         """Return counter ``name``'s samples at ``precision``, oldest first.
@@ -165,9 +194,7 @@ class Counters:
         (every pass at most), so per-day counters are not read every minute. Redis errors
         propagate. Redis in Action §5.2.2 (``clean_counters``).
         """
-        every = _number(interval, "interval")
-        if every <= 0:
-            raise ValueError(f"interval must be positive, got {interval!r}")
+        every = check_seconds(interval, "interval")
         loop = asyncio.get_running_loop()
         turn = 0
         while True:
@@ -192,7 +219,7 @@ class Counters:
                 if turn is not None and turn % max(1, int(precision // interval)):
                     continue
                 keys = [self.known_key, self.counter_key(name, precision)]
-                args = [member, precision, self.samples, now]
+                args = [member, precision, self.samples, now, uuid.uuid4().hex]
                 gone, _ = await script("counter_clean")(self.redis, keys, args)
                 removed += int(gone)
             if len(page) < _PAGE:
@@ -267,7 +294,7 @@ class Stats:
         check_client(redis)
         self.redis = redis
         self.context = check_name(context, "context")
-        self.period = check_count(period, "period")
+        self.period = _seconds(period, "period")
         self.keyspace = check_keyspace(keyspace)
 
     def _keys(self, metric: object) -> list[str]:
@@ -286,13 +313,12 @@ class Stats:
         §5.2.3 (``update_stats``).
         """
         keys = self._keys(metric)
-        number = _number(value, "value")
+        number = check_float(value, "value")
         square = number * number
         if not math.isfinite(square):
             raise ValueError(f"value is too large to square: {value!r}")
-        label, items = await script("stats_update")(
-            self.redis, keys, [repr(number), repr(square), self.period]
-        )
+        args = [repr(number), repr(square), self.period, uuid.uuid4().hex]
+        label, items = await script("stats_update")(self.redis, keys, args)
         stats = _statistics(label, items)
         assert stats is not None  # it holds the value just recorded
         return stats
@@ -366,7 +392,7 @@ class AccessTimer:
     ) -> None:
         self._stats = Stats(redis, context, period=period, keyspace=keyspace)
         self.metric = check_name(metric, "metric")
-        self.keep = check_count(keep, "keep")
+        self.keep = check_int(keep, "keep", minimum=1, maximum=_MAX_KEEP)
         self.slowest_key = _slowest_key(keyspace, metric)
         self.elapsed: float | None = None
         self.stats: Statistics | None = None

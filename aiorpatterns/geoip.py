@@ -25,9 +25,13 @@ finds a city with ``ZREVRANGEBYSCORE ip 0 LIMIT 0 1``, then reads the city's JSO
 Input is validated in full before anything is written: malformed addresses or networks, a range
 whose start is after its end, and overlapping ranges raise ``ValueError`` naming the rows.
 
+Retry safety: the switch of an import keeps its reply under the import's own staging key name
+(``…:staging:<token>:<part>:switched``, two minutes), so a re-sent switch answers as the first
+did instead of reporting a lost staging key, and never deletes a table switched in since.
+
 Keys: ``<prefix>:geoip:{<name>}:ranges`` (ZSET), ``…:cities`` (HASH city id -> JSON
 ``[city, region, country]``), and while importing ``…:staging:<token>:ranges|cities``
-(expiring).
+(expiring) and the switch's receipt ``…:staging:<token>:ranges|cities:switched`` (expiring).
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
-from .cancellation import best_effort
+from .cancellation import best_effort, cancelling, honour_cancel
 from .checks import check_count, check_object, text
 from .keys import DEFAULT_KEYSPACE, Keyspace
 from .messaging import encode_json
@@ -490,6 +494,7 @@ class IpLocations:
     async def _replace(self, live: str, part: str, items: Sequence[Any], batch: int) -> int:
         """Write ``items`` to a staging key in pipelined batches, then switch it in."""
         staging = self.keyspace.key(self.kind, self.name, "staging", uuid.uuid4().hex, part)
+        task, before = cancelling()
         try:
             for first in range(0, len(items), batch):
                 chunk = items[first : first + batch]
@@ -500,6 +505,9 @@ class IpLocations:
                         pipe.hset(staging, mapping=dict(chunk))
                     pipe.pexpire(staging, STAGING_MS)
                     await pipe.execute()
+                # Python 3.11's redis-py can swallow a cancel (see cancellation.py): a cancelled
+                # import must stop here, not switch its table in after all.
+                honour_cancel(task, before)
             done = await script("geoip_switch")(self.redis, [staging, live], [len(items)])
         except BaseException:
             await best_effort(lambda: self.redis.delete(staging))

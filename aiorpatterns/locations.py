@@ -14,7 +14,8 @@ with BITFIELD ``u16`` (integers, never raw bytes, so ``decode_responses=True`` c
 return GETRANGE bytes, work unchanged and no latin-1 connection is needed), and :meth:`aggregate`
 counts each block in a Lua script that returns integers. The largest user id is kept with
 ``ZADD GT`` (no temporary key to leak), raised before the code is written, so a reader never stops
-short of a stored user.
+short of a stored user. Both writes (ZADD GT, BITFIELD SET) leave the same state when a client
+retry re-sends them, and the counting script only reads.
 
 Keys: ``<prefix>:location:{<name>}:max`` (ZSET ``max`` -> largest user id) and one STRING shard
 ``<prefix>:location:{<name>:<n>}`` per ``users_per_shard`` users, each its own cluster object so
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from .checks import check_client, check_count, check_keyspace
+from .checks import check_client, check_count, check_int, check_keyspace
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from .scripts import script
 
@@ -66,6 +67,8 @@ DEFAULT_STATES: Mapping[str, tuple[str, ...]] = MappingProxyType({
 USERS_PER_SHARD = 2**20
 #: Largest shard: BITFIELD offsets must stay below 2**32 bits (a 512 MB string).
 _MAX_USERS_PER_SHARD = 2**28
+#: Largest user id: ``location:max`` keeps it as a ZSET score, a double, exact up to 2**53.
+MAX_USER_ID = 2**53
 #: Bytes :meth:`Locations.aggregate` counts per script call (32768 users).
 BLOCK_SIZE = 2**16
 #: Users per pipeline in :meth:`Locations.aggregate_users` (the book's 1000).
@@ -106,7 +109,8 @@ class Locations:
 
     ``countries`` and ``states`` (country -> its states) are the code table: each code's position
     plus one is what is stored, so only ever append to them once data is written (at most 255
-    each). ``users_per_shard`` users share one STRING shard. User ids are ints >= 0.
+    each). ``users_per_shard`` users share one STRING shard. User ids are ints from 0 to
+    :data:`MAX_USER_ID` (the largest is kept as a ZSET score, a double).
     """
 
     kind = "location"
@@ -124,9 +128,9 @@ class Locations:
         check_client(redis)
         check_name(name)
         check_keyspace(keyspace)
-        self.users_per_shard = check_count(users_per_shard, "users_per_shard")
-        if self.users_per_shard > _MAX_USERS_PER_SHARD:
-            raise ValueError(f"users_per_shard must be at most {_MAX_USERS_PER_SHARD}")
+        self.users_per_shard = check_int(
+            users_per_shard, "users_per_shard", minimum=1, maximum=_MAX_USERS_PER_SHARD
+        )
         self.countries = _codes(countries, "countries")
         if not isinstance(states, Mapping):
             raise TypeError(f"states must be a mapping, not {type(states).__name__}")
@@ -183,7 +187,7 @@ class Locations:
         return Location(name, known[state - 1] if 1 <= state <= len(known) else None)
 
     def _where(self, user_id: object) -> tuple[str, int, int]:
-        user = check_count(user_id, "user_id", minimum=0)
+        user = check_int(user_id, "user_id", minimum=0, maximum=MAX_USER_ID)
         shard, position = divmod(user, self.users_per_shard)
         return self.shard_key(shard), position, user
 

@@ -16,8 +16,8 @@ written. Callbacks whose keys live elsewhere use ``atomic=False``: the batch run
 pipeline, *then* the progress moves (a compare-and-set script), so a crash in between replays
 the batch: at-least-once. Progress is a HASH (``file``, ``offset``), one key, any topology.
 
-Run one processor per name at a time. The atomic mode cannot see a second processor (it holds
-no lock); the at-least-once mode notices one when its compare-and-set fails and raises
+Run one processor per name at a time. Both modes notice a second one when the progress moves
+under them (the atomic mode WATCHes it, the at-least-once mode compares and sets it) and raise
 :class:`ProgressConflictError`.
 
 Files: every regular file matching ``pattern`` whose name sorts at or after the recorded file,
@@ -27,6 +27,13 @@ trailing line without its newline is left for the next pass unless the file is c
 ``.gz`` file, or not the newest file). A recorded file that has disappeared (rotated away)
 resumes at the next name; a file now shorter than its recorded offset was replaced
 (``copytruncate``) and is read again from the start.
+
+Retry safety: redis-py re-sends a MULTI whose reply was lost, which would apply a batch twice;
+the atomic mode's MULTI runs under WATCH of the progress, so redis-py refuses to re-send it,
+and the progress then tells whether the batch ran (it is at the batch's end) or not (tried
+again). The at-least-once mode's compare-and-set records a token made once per move beside the
+position, so a re-sent move finds its own effect and answers "moved" rather than a false
+:class:`ProgressConflictError`.
 
 Keys: ``<prefix>:logfiles:{<name>}:progress`` (HASH), and whatever the callback writes.
 """
@@ -41,10 +48,15 @@ import io
 import logging
 import os
 import threading
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import WatchError
 
 from .cancellation import cancelling, honour_cancel
 from .checks import check_client, check_count, check_flag, check_keyspace, check_seconds, text
@@ -58,10 +70,13 @@ logger = logging.getLogger(__name__)
 
 #: The callback: given the pipeline of the batch and one raw line (bytes, newline included),
 #: queue commands on the pipeline (never execute it). May be a plain function or a coroutine.
+#: A batch whose commit was interrupted before it ran is queued again, calling it again.
 LineCallback = Callable[[Any, bytes], Awaitable[object] | object]
 
 #: Lines per batch, as in the book.
 BATCH = 1000
+#: Times a batch whose commit was interrupted before it ran is tried again.
+_COMMIT_TRIES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,29 +271,67 @@ class LogProcessor:
             if inspect.isawaitable(outcome):
                 await outcome
 
+    def _conflict(self) -> ProgressConflictError:
+        return ProgressConflictError(
+            f"the progress of log processor {self.name!r} moved under it: "
+            "another processor with the same name is running"
+        )
+
     async def _commit(
         self, lines: list[bytes], expected: LogProgress | None, reached: LogProgress
     ) -> None:
-        progress = {"file": reached.file, "offset": reached.offset}
         if self.atomic:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                await self._run_callback(pipe, lines)
-                pipe.hset(self.progress_key, mapping=progress)
-                await pipe.execute()
+            await self._commit_atomic(lines, expected, reached)
             return
+        await self._commit_then_advance(lines, expected, reached)
+
+    async def _commit_atomic(
+        self, lines: list[bytes], expected: LogProgress | None, reached: LogProgress
+    ) -> None:
+        """Run the batch and move the progress in one MULTI, exactly once.
+
+        redis-py re-sends a transaction whose reply was lost (its ``Retry``; the cluster client
+        too), which would apply the batch twice. Under WATCH of the progress it refuses to
+        (``WatchError``), and the progress itself then tells whether the EXEC ran: at
+        ``reached`` it did, at ``expected`` it did not and the batch is tried again.
+        """
+        progress = {"file": reached.file, "offset": reached.offset}
+        for attempt in range(1, _COMMIT_TRIES + 1):
+            try:
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    await pipe.watch(self.progress_key)
+                    found = await pipe.hmget(self.progress_key, ["file", "offset"])
+                    if _parse_progress(list(found)) != expected:
+                        raise self._conflict()
+                    pipe.multi()
+                    await self._run_callback(pipe, lines)
+                    pipe.hset(self.progress_key, mapping=progress)
+                    await pipe.execute()
+                return
+            except (WatchError, RedisConnectionError, RedisTimeoutError):
+                # Did the EXEC run? The progress says so (this read may fail in turn: then the
+                # server is unreachable and the error is the caller's, the batch uncommitted
+                # or committed as the progress will tell the next pass).
+                now = await self.progress()
+                if now == reached:
+                    return
+                if now != expected:
+                    raise self._conflict() from None
+                if attempt == _COMMIT_TRIES:
+                    raise  # interrupted every time before it ran: nothing committed
+
+    async def _commit_then_advance(
+        self, lines: list[bytes], expected: LogProgress | None, reached: LogProgress
+    ) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
             await self._run_callback(pipe, lines)
             if len(pipe):
                 await pipe.execute()
         was = [expected.file, expected.offset] if expected is not None else ["", 0]
-        moved = await script("logfiles_advance")(
-            self.redis, [self.progress_key], [*was, reached.file, reached.offset]
-        )
+        args = [*was, reached.file, reached.offset, uuid.uuid4().hex]
+        moved = await script("logfiles_advance")(self.redis, [self.progress_key], args)
         if not int(moved):
-            raise ProgressConflictError(
-                f"the progress of log processor {self.name!r} moved under it: "
-                "another processor with the same name is running"
-            )
+            raise self._conflict()
 
 
 async def process_logs(

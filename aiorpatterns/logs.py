@@ -9,7 +9,9 @@ machines whose clocks disagree log into different hours, a rotation races the wr
 new hour, a RENAME of a missing ZSET fails inside EXEC after the other commands ran, and a
 writer gives up silently after 5 s of retries. Here every write is one Lua script that reads the
 server's clock, so :class:`RecentLog` and :class:`CommonLog` agree on the time across machines,
-exactly one writer rotates a period, and nothing is retried or dropped.
+exactly one writer rotates a period, and nothing is retried or dropped. Every write carries a
+token made once per call, and its script keeps its reply under it (a receipt): a client retry
+that re-sends it after a lost reply logs and counts nothing more and answers the same.
 
 Keys (``name`` is the log's name; ``<severity>`` one of :data:`SEVERITIES`):
 ``<prefix>:log:{<name>}:recent:<severity>`` (LIST), ``…:common:<severity>`` (ZSET),
@@ -21,10 +23,11 @@ runs unchanged on Redis Cluster (each log on one node; use several names to spre
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from .checks import check_count, check_object, text
+from .checks import MAX_SECONDS, check_count, check_int, check_object, text
 from .keys import DEFAULT_KEYSPACE, Keyspace
 from .scripts import script
 
@@ -36,6 +39,8 @@ SEVERITIES = ("debug", "info", "warning", "error", "critical")
 RECENT = 100
 #: The common log's period in seconds: the book's hour.
 HOUR = 3600
+#: The most entries a recent log keeps: LTRIM's stop is computed in Lua, exact up to 2**53.
+MAX_KEEP = 2**32
 
 _LEVELS = {
     logging.DEBUG: "debug",
@@ -76,7 +81,7 @@ def _message(message: object) -> str:
 
 
 def _period(value: object) -> int:
-    return check_count(value, "period")
+    return check_int(value, "period", minimum=1, maximum=MAX_SECONDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +116,7 @@ class _Log:
 
     def __init__(self, redis: Any, name: str, *, keep: int, keyspace: Keyspace) -> None:
         self.redis, self.name, self.keyspace = check_object(redis, name, keyspace)
-        self.keep = check_count(keep, "keep")
+        self.keep = check_int(keep, "keep", minimum=1, maximum=MAX_KEEP)
 
     def _key(self, part: str, severity: object) -> str:
         return self.keyspace.key(self.kind, self.name, part, severity_name(severity))
@@ -159,7 +164,7 @@ class RecentLog(_Log):
         (``log_recent``), which stamps with the client's ``time.asctime()``.
         """
         key = self.recent_key(severity)
-        args = [_message(message), self.keep]
+        args = [_message(message), self.keep, uuid.uuid4().hex]
         return float(text(await script("log_recent")(self.redis, [key], args)))
 
 
@@ -199,7 +204,7 @@ class CommonLog(_Log):
         recent log. Redis in Action §5.1.2 (``log_common``), without its WATCH retries.
         """
         keys = [*self._keys(severity), self.recent_key(severity)]
-        args = [_message(message), self.keep, self.period]
+        args = [_message(message), self.keep, self.period, uuid.uuid4().hex]
         count, _ = await script("log_common")(self.redis, keys, args)
         return int(count)
 

@@ -22,6 +22,9 @@ has processed that offset, a replica that follows no master or another one is re
 
 Keys: ``<prefix>:sync:{<tag>}`` (a STRING marker with a one-minute TTL; ``<tag>`` is the hash
 tag of ``key=``, or ``wait``).
+
+Retry safety: the marker is a SET of a constant and WAIT/WAITAOF only wait, so a re-sent step
+changes nothing more.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from typing import Any
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
-from .checks import check_client, check_count, check_keyspace, check_seconds
+from .checks import check_client, check_count, check_flag, check_keyspace, check_seconds
 from .errors import ReplicaNotAttachedError, ReplicationError, SyncTimeoutError
 from .keys import DEFAULT_KEYSPACE, Keyspace
 
@@ -156,8 +159,7 @@ async def wait_for_aof(
     """
     check_client(redis)
     wanted = check_count(replicas, "replicas", minimum=0)
-    if not isinstance(local, bool):
-        raise TypeError(f"local must be a bool, not {type(local).__name__}")
+    check_flag(local, "local")
     if not local and wanted == 0:
         raise ValueError("nothing to wait for: ask for replicas >= 1 or local=True")
     seconds = check_seconds(timeout, "timeout")
@@ -218,8 +220,7 @@ async def wait_for_sync(
             raise TypeError(f"{name} must be a client of one server, not a RedisCluster")
     seconds = check_seconds(timeout, "timeout")
     assert seconds is not None
-    if not isinstance(fsync, bool):
-        raise TypeError(f"fsync must be a bool, not {type(fsync).__name__}")
+    check_flag(fsync, "fsync")
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     async with asyncio.timeout(seconds + _GRACE):  # a server that stops answering

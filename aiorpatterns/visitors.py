@@ -18,6 +18,12 @@ and all keys of one day share one hash tag, so the script runs unchanged on Redi
 whatever the traffic, with a standard error of 0.81% (:data:`HLL_STANDARD_ERROR`; within about
 2.5% almost always). Its "new visitor" answer is PFADD's "estimate changed", itself approximate.
 
+Retry safety: SADD and PFADD count an id once however often a call is re-sent; a call that
+found a new visitor also keeps that answer under a token made once per call (a receipt,
+``…:count:<token>`` or ``…:hll:<token>``, two minutes, about 100 bytes), so a re-sent call still
+answers "new". Repeat visits write no receipt; approximate mode holds its 12 KiB per day plus
+the receipts of the last two minutes' new visitors.
+
 Keys, for day ``D`` (ISO ``YYYY-MM-DD``, UTC by default): ``<prefix>:unique:{<name>:D}:count``
 (STRING), ``…:expected`` (STRING), ``…:shard:<n>`` (SET of ids) and, approximate, ``…:hll``.
 """
@@ -167,10 +173,10 @@ class UniqueVisitors:
         Action §9.2.2 (``count_visit``). In approximate mode True means the estimate moved.
         """
         visitor, iso = visitor_id(session_id), _day(day)
+        token = uuid.uuid4().hex  # this visit's receipt, the same for a retried call
         if self.mode == "approximate":
-            reply = await script("visitors_estimate")(
-                self.redis, [self._key(iso, "hll")], [visitor, self.retention]
-            )
+            args = [visitor, self.retention, token]
+            reply = await script("visitors_estimate")(self.redis, [self._key(iso, "hll")], args)
             return bool(int(reply))
         expected = self._expected.get(iso)
         if expected is None:
@@ -182,7 +188,8 @@ class UniqueVisitors:
                 self._key(iso, "expected"),
                 self.shard_key(iso, visitor, expected),
             ]
-            code, stored = await add(self.redis, keys, [visitor, expected, self.retention])
+            args = [visitor, expected, self.retention, token]
+            code, stored = await add(self.redis, keys, args)
             if int(code) >= 0:
                 self._remember(iso, expected)
                 return bool(int(code))

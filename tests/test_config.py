@@ -284,3 +284,16 @@ async def test_bad_input_is_refused_before_redis() -> None:
     with pytest.raises(TypeError, match="redis"):
         Config(None)
     await client.aclose()
+
+
+async def test_waits_out_of_range_are_refused_before_redis() -> None:
+    config = Config(object())
+    for bad in (-1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="wait"):
+            await config.get_config("redis", "x", wait=bad)
+        with pytest.raises(ValueError, match="wait"):
+            await config.is_under_maintenance(wait=bad)
+        with pytest.raises(ValueError, match="refresh"):
+            Config(object(), refresh=bad)
+    with pytest.raises(TypeError, match="wait"):
+        await config.get_config("redis", "x", wait=True)

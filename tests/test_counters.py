@@ -415,3 +415,37 @@ async def test_bad_slowest_input_is_rejected_before_redis() -> None:
 def test_bad_construction_is_rejected(make: Any, error: type) -> None:
     with pytest.raises(error):
         make()
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda: Counters(object()).update("a", 2**63), ValueError),
+        (lambda: Counters(object()).update("a", 1, now=2.0**60), ValueError),
+        (lambda: Counters(object()).update("a", 1, now=10**400), ValueError),
+        (lambda: Counters(object()).get("a", precision=2**63), ValueError),
+        (lambda: Counters(object()).clean(now=-0.5), ValueError),
+        (lambda: Counters(object()).run_cleaner(interval=math.inf), ValueError),
+        (lambda: Stats(object(), "c").update("m", 10**400), ValueError),
+        (lambda: Stats(object(), "c").update("m", -math.inf), ValueError),
+        (lambda: slowest(object(), count=2**63), ValueError),
+    ],
+)
+async def test_numbers_out_of_range_are_refused_before_redis(call: Any, error: type) -> None:
+    with pytest.raises(error):
+        await call()
+
+
+@pytest.mark.parametrize(
+    ("make", "what"),
+    [
+        (lambda: Counters(object(), precisions=(1, 2**40)), "precision"),
+        (lambda: Counters(object(), samples=2**63), "samples"),
+        (lambda: Stats(object(), "c", period=2**40), "period"),
+        (lambda: AccessTimer(object(), "c", keep=2**63 - 1), "keep"),
+        (lambda: AccessTimer(object(), "c", period=2**63), "period"),
+    ],
+)
+def test_sizes_out_of_range_are_refused(make: Any, what: str) -> None:
+    with pytest.raises(ValueError, match=what):
+        make()

@@ -350,3 +350,12 @@ async def test_bad_input_is_refused_before_redis() -> None:
         limits.stays_compact("set", count=1, max_size=1, integers=1)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_size"):
         listpack_bytes(1, -1)
+
+
+async def test_samples_out_of_range_are_refused_before_redis() -> None:
+    with pytest.raises(ValueError, match="samples"):
+        await memory_usage(object(), "k", samples=2**63)
+    with pytest.raises(ValueError, match="samples"):
+        await memory_usage(object(), "k", samples=-1)
+    with pytest.raises(ValueError, match="count"):
+        listpack_bytes(2**63, 1)

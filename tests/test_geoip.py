@@ -62,6 +62,17 @@ America/New_York,0
 """
 
 
+async def lasting_keys(redis: Any) -> list[str]:
+    """Every key under the prefix but the switch's receipts, which must expire (in 2 minutes)."""
+    kept = []
+    for key in await keys_of(redis):
+        if ":staging:" in key and key.endswith(":switched"):
+            assert 0 < await redis.pttl(key) <= 120_000, key
+        else:
+            kept.append(key)
+    return kept
+
+
 def fresh(client: Any) -> IpLocations:
     """An index with a name no other example used (hypothesis reuses one client)."""
     return IpLocations(client, f"g{uuid.uuid4().hex[:8]}")
@@ -187,12 +198,12 @@ async def test_reimport_leaves_no_stale_ranges_or_cities(redis_client_text: Any)
     assert await index.find("2001:db8::5") is None
     assert await index.find("12.0.0.1") is None
     assert await redis_client_text.hlen(index.cities_key) == 1
-    assert await keys_of(redis_client_text) == sorted([index.cities_key, index.ranges_key])
+    assert await lasting_keys(redis_client_text) == sorted([index.cities_key, index.ranges_key])
     # An empty import empties the index.
     assert await index.import_ranges([]) == 0
     assert await index.find("10.0.0.1") is None
     await index.clear()
-    assert await keys_of(redis_client_text) == []
+    assert await lasting_keys(redis_client_text) == []
 
 
 async def test_readers_see_the_old_table_or_the_new_one_during_a_reimport(
@@ -244,7 +255,7 @@ async def test_cancelled_import_leaves_one_whole_table_and_no_staging(redis_clie
         assert (old, new) in {("old", None), (None, "new")}
         if new == "new":
             assert await redis_client.zcard(index.ranges_key) == 4000
-        assert await keys_of(redis_client) == [index.ranges_key]
+        assert await lasting_keys(redis_client) == [index.ranges_key]
     assert cancelled > 0
 
 
@@ -256,7 +267,7 @@ async def test_switch_refuses_an_incomplete_staging_key(redis_client: Any) -> No
     await redis_client.zadd(staging, {"4ffffffff:ffffffff:x": 0})
     assert await script("geoip_switch")(redis_client, [staging, index.ranges_key], [2]) == 0
     assert await index.find_id("10.0.0.1") == "old"
-    assert await keys_of(redis_client) == [index.ranges_key]
+    assert await lasting_keys(redis_client) == [index.ranges_key]
 
 
 async def test_indexes_are_separate_and_use_their_keyspace(redis_client: Any) -> None:
@@ -360,3 +371,13 @@ def test_check_ranges_sorts_and_reports_both_rows() -> None:
     assert [(r.version, r.city_id) for r in ranges] == [(4, "3"), (4, "2"), (6, "1")]
     with pytest.raises(ValueError, match=r"10\.0\.0\.0-10\.255\.255\.255 .*10\.1\.0\.0"):
         check_ranges([("10.0.0.0/8", 1), ("10.1.0.0/16", 2)])
+
+
+async def test_a_batch_out_of_range_is_refused_before_redis() -> None:
+    index = IpLocations(object())
+    with pytest.raises(ValueError, match="batch"):
+        await index.import_ranges([("10.0.0.0/8", 1)], batch=2**63)
+    with pytest.raises(ValueError, match="batch"):
+        await index.import_cities([(1, "A", "", "X")], batch=0)
+    with pytest.raises(ValueError, match="IPv4 number"):
+        await index.find(2**32)

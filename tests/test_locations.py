@@ -283,3 +283,18 @@ def test_bad_construction_is_rejected(kwargs: dict[str, Any], error: type[Except
     options: dict[str, Any] = {"redis": object(), "name": "v", **kwargs}
     with pytest.raises(error):
         Locations(options.pop("redis"), options.pop("name"), **options)
+
+
+async def test_numbers_out_of_range_are_refused_before_redis() -> None:
+    users = Locations(object())
+    # The largest id is kept as a ZSET score (a double): past 2**53 it would be rounded.
+    with pytest.raises(ValueError, match="user_id"):
+        await users.set_location(2**53 + 1, "USA")
+    with pytest.raises(ValueError, match="user_id"):
+        await users.get_location(2**63)
+    with pytest.raises(ValueError, match="user_id"):
+        await users.aggregate_users([1, -1])
+    with pytest.raises(ValueError, match="users_per_shard"):
+        Locations(object(), users_per_shard=2**28 + 1)
+    with pytest.raises(ValueError, match="shard"):
+        users.shard_key(2**63)

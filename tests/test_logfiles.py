@@ -466,3 +466,15 @@ async def test_bad_input_is_refused_before_redis(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="interval"):
         await made.follow(interval=0)
     await offline.aclose()
+
+
+def test_a_batch_out_of_range_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="batch"):
+        LogProcessor(object(), "x", directory=tmp_path, callback=lambda p, line: None, batch=2**63)
+
+
+async def test_follow_interval_out_of_range_is_refused_before_redis(tmp_path: Path) -> None:
+    made = LogProcessor(object(), "x", directory=tmp_path, callback=lambda p, line: None)
+    for bad in (0, -1.0, float("nan"), float("inf"), 2e9):
+        with pytest.raises(ValueError, match="interval"):
+            await made.follow(interval=bad)

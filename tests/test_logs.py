@@ -254,3 +254,31 @@ def test_bad_construction_is_rejected(kwargs: dict[str, Any], error: type) -> No
     if "period" not in options:
         with pytest.raises(error):
             RecentLog(redis, name, **options)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: RecentLog(object(), "x").recent(count=2**63),
+        lambda: CommonLog(object(), "x").current(count=2**63),
+        lambda: CommonLog(object(), "x").previous(count=0),
+    ],
+)
+async def test_counts_out_of_range_are_refused_before_redis(call: Any) -> None:
+    with pytest.raises(ValueError, match="count"):
+        await call()
+
+
+@pytest.mark.parametrize(
+    ("make", "what"),
+    [
+        # LTRIM's stop is computed in Lua: past 2**53 it is no integer and the LPUSH before it
+        # would have run (a half-written step).
+        (lambda: RecentLog(object(), "x", keep=2**63 - 1), "keep"),
+        (lambda: CommonLog(object(), "x", keep=2**60), "keep"),
+        (lambda: CommonLog(object(), "x", period=2**40), "period"),
+    ],
+)
+def test_sizes_out_of_range_are_refused(make: Any, what: str) -> None:
+    with pytest.raises(ValueError, match=what):
+        make()

@@ -326,3 +326,16 @@ async def test_bad_input_is_refused_before_redis() -> None:
         await wait_for_sync(offline, offline, 1, fsync="yes")  # type: ignore[arg-type]
     await offline.aclose()
     await cluster.aclose()
+
+
+async def test_numbers_out_of_range_are_refused_before_redis() -> None:
+    with pytest.raises(ValueError, match="replicas"):
+        await wait_for_replicas(object(), 2**63, 1.0)
+    with pytest.raises(ValueError, match="timeout"):
+        await wait_for_replicas(object(), 1, 2e9)
+    with pytest.raises(ValueError, match="timeout"):
+        await wait_for_aof(object(), 1, float("nan"))
+    with pytest.raises(TypeError, match="local"):
+        await wait_for_aof(object(), 1, 1.0, local=1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="fsync"):
+        await wait_for_sync(object(), object(), 1.0, fsync="yes")  # type: ignore[arg-type]
