@@ -20,6 +20,8 @@ boundary repeats items), and :func:`syndicate` delivers a post to the timelines 
 follower list (§10.3.3). Scatter-gather search is :mod:`aiorpatterns.shardsearch`.
 
 The clients are the caller's (``Redis``, ``RedisCluster`` or ``AutoPipeline``), never closed here.
+No Lua here: every command is a read or an idempotent write (ZADD of the same post, the same
+trim), so a re-sent command after a lost reply leaves the state of one.
 """
 
 from __future__ import annotations
@@ -33,7 +35,16 @@ from typing import Any, Generic, NamedTuple, TypeVar
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .checks import check_client, check_count, check_seconds, text
+from .checks import (
+    INT64_MAX,
+    check_client,
+    check_count,
+    check_flag,
+    check_float,
+    check_seconds,
+    check_text,
+    text,
+)
 from .errors import ShardsUnavailableError
 from .keys import DEFAULT_KEYSPACE, check_name
 from .sharding import shard_of
@@ -65,13 +76,6 @@ class ScatterResult(NamedTuple, Generic[T]):
 def check_timeout(timeout: object) -> float | None:
     """Return a per-shard timeout in seconds (None: no timeout of our own), or raise."""
     return check_seconds(timeout, "timeout", allow_none=True)
-
-
-def check_partial(partial: object) -> bool:
-    """Return ``partial`` (a bool), or raise."""
-    if not isinstance(partial, bool):
-        raise TypeError(f"partial must be a bool, not {type(partial).__name__}")
-    return partial
 
 
 async def scatter_calls(
@@ -188,7 +192,7 @@ class ShardedClients:
         """
         if not callable(call):
             raise TypeError("call must be a callable taking a client")
-        check_partial(partial)
+        check_flag(partial, "partial")
         calls = [_bind(call, client) for client in self.clients]
         return await scatter_calls(calls, timeout=self.timeout, partial=partial)
 
@@ -203,21 +207,11 @@ def _bind(call: Callable[[Any], Awaitable[T]], client: Any) -> Callable[[], Awai
 # -- merged ZRANGEBYSCORE ---------------------------------------------------------------------
 
 
-def _check_key(value: object, what: str) -> str:
-    """A whole key name (or member) the caller chose: any non-empty str."""
-    if not isinstance(value, str):
-        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
-    if not value:
-        raise ValueError(f"{what} must not be empty")
-    return value
-
-
 def _bound(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{what} must be an int or float, not {type(value).__name__}")
-    if math.isnan(value):
-        raise ValueError(f"{what} must not be NaN")
-    return float(value)
+    """A score bound: a finite double (:func:`check_float`), or an infinity (open end)."""
+    if isinstance(value, float) and math.isinf(value):
+        return value
+    return check_float(value, what)
 
 
 def _check_after(after: object) -> tuple[float, str] | None:
@@ -260,7 +254,7 @@ async def _shard_page(
             items = [item for item in items if item > after]
         if len(items) >= num or len(rows) < limit:
             return items[:num]
-        limit *= 2
+        limit = min(limit * 2, INT64_MAX)
 
 
 async def zrangebyscore_merged(
@@ -293,7 +287,7 @@ async def zrangebyscore_merged(
         if not isinstance(pair, tuple) or len(pair) != 2:
             raise TypeError("sources must be (client, key) pairs")
         check_client(pair[0])
-        _check_key(pair[1], "key")
+        check_text(pair[1], "key")
     low, high = _bound(min, "min"), _bound(max, "max")
     count = check_count(num, "num")
     cursor = _check_after(after)
@@ -324,7 +318,7 @@ async def sharded_zrangebyscore(
     """
     if not isinstance(shards, ShardedClients):
         raise TypeError(f"shards must be a ShardedClients, not {type(shards).__name__}")
-    _check_key(key, "key")
+    check_text(key, "key")
     return await zrangebyscore_merged(
         [(client, key) for client in shards],
         min=min,
@@ -368,11 +362,9 @@ async def syndicate(
     """
     if not isinstance(followers, ShardedClients) or not isinstance(timelines, ShardedClients):
         raise TypeError("followers and timelines must be ShardedClients")
-    _check_key(followers_key, "followers_key")
-    _check_key(post, "post")
-    _bound(score, "score")
-    if not math.isfinite(score):
-        raise ValueError("score must be finite")
+    check_text(followers_key, "followers_key")
+    check_text(post, "post")
+    score = check_float(score, "score")
     if not callable(timeline_key):
         raise TypeError("timeline_key must be a callable")
     size = check_count(batch, "batch")
@@ -385,7 +377,7 @@ async def syndicate(
             return delivered
         grouped: dict[int, list[str]] = defaultdict(list)
         for follower, _ in page:
-            home = _check_key(timeline_key(follower), "timeline key")
+            home = check_text(timeline_key(follower), "timeline key")
             grouped[timelines.shard_for(home)].append(home)
         await scatter_calls(
             [_deliver_call(timelines[s], homes, post, score, keep) for s, homes in grouped.items()],

@@ -25,7 +25,9 @@ an index too big for one node. Fixed here:
   repeats or gaps. Deep pages cost ``shards * (start + num)`` ids.
 
 Documents go to the shard of their id (:meth:`ShardedSearch.index_for`): one id must live on one
-shard only, or it would be counted and returned once per shard.
+shard only, or it would be counted and returned once per shard. Nothing here writes but each
+shard's :class:`~aiorpatterns.search.SearchIndex` (whose steps are retry-safe), and a cancelled
+search leaves only its shards' expiring temporary keys and cached results.
 """
 
 from __future__ import annotations
@@ -35,11 +37,11 @@ import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from .checks import check_count
+from .checks import INT64_MAX, check_flag, check_int
 from .keys import check_name
 from .search import SearchIndex, check_number, check_ttl
 from .sharding import shard_of
-from .shards import DEFAULT_SHARD_TIMEOUT, check_partial, check_timeout, scatter_calls
+from .shards import DEFAULT_SHARD_TIMEOUT, check_timeout, scatter_calls
 
 __all__ = ["ShardedSearch", "ShardedSearchResult", "to_numeric_key", "to_string_key"]
 
@@ -151,9 +153,11 @@ class ShardedSearch:
     ) -> tuple[int, int, list[str | None]]:
         for index in self.indexes:  # each may have its own stop words
             index.parse(query)
-        start, num = check_count(start, "start", minimum=0), check_count(num, "num", minimum=0)
+        start = check_int(start, "start", minimum=0)
+        # Every shard is asked for its first start + num ids: that sum must be a Redis integer.
+        num = check_int(num, "num", minimum=0, maximum=INT64_MAX - start)
         check_ttl(ttl)
-        check_partial(partial)
+        check_flag(partial, "partial")
         if result_ids is None:
             return start, num, [None] * len(self.indexes)
         if isinstance(result_ids, str | bytes) or not isinstance(result_ids, Sequence):

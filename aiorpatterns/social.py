@@ -23,6 +23,12 @@ to every follower's home timeline (§8.4). The book's version has gaps this one 
 - deleting is one atomic step on the author's keys, only by the author; followers' home
   timelines are cleaned lazily by reads and by :meth:`Social.clean_timelines` (same cursor).
 
+Every step is safe to run twice (redis-py's ``Retry`` and the cluster client re-send a script
+whose reply was lost): the steps that take an id or move a counter (claiming a login, posting,
+deleting, the follower's side of a follow, creating a list) keep a receipt under a token made
+once per call, the followed user's side recognises its own version, and the rest write the same
+values again.
+
 User lists (the §8.3 exercises, row 44) follow users the way a user does, with the same
 steps, and get new statuses by the same fan-out; :meth:`Social.refill_timeline` refills a home
 timeline after unfollows. For the streaming API of §8.5 (row 45), pass ``events=`` a
@@ -46,11 +52,12 @@ pipelined command pair per follower.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from .cancellation import shielded
-from .checks import check_count, check_object, text
+from .checks import check_int, check_object, text
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from .messaging import encode_json
 from .scripts import script
@@ -58,6 +65,7 @@ from .streaming import StatusStream
 from .timelines import (
     FANOUT_BATCH,
     HOME_SIZE,
+    MAX_LUA_COUNT,
     StatusMessage,
     Timelines,
     _list_id,
@@ -116,8 +124,10 @@ class Social(Timelines):
         if events is not None and not isinstance(events, StatusStream):
             raise TypeError(f"events must be a StatusStream or None, not {type(events).__name__}")
         self.events = events
-        self.home_size = check_count(home_size, "home_size")
-        self.fanout_batch = check_count(fanout_batch, "fanout_batch")
+        self.home_size = check_int(home_size, "home_size", minimum=1, maximum=MAX_LUA_COUNT)
+        self.fanout_batch = check_int(
+            fanout_batch, "fanout_batch", minimum=1, maximum=MAX_LUA_COUNT
+        )
         self.logins_key = keyspace.key(self.kind, name, "logins")
         self.seq_key = keyspace.key(self.kind, name, "seq")
 
@@ -137,7 +147,9 @@ class Social(Timelines):
 
     async def _create_user(self, login: str, name: str) -> int:
         claim = script("social_user_claim")
-        uid = int(await claim(self.redis, [self.logins_key, self.seq_key], [login.casefold()]))
+        token = uuid.uuid4().hex  # one per call: a re-sent claim answers the same id
+        keys = [self.logins_key, self.seq_key]
+        uid = int(await claim(self.redis, keys, [login.casefold(), token]))
         if not uid:
             raise ValueError(f"login {login!r} is taken")
         await script("social_user_create")(self.redis, [self._key(uid, "user")], [uid, login, name])
@@ -145,12 +157,14 @@ class Social(Timelines):
 
     async def get_uid(self, login: str) -> int | None:
         """Return the id of the user with ``login`` (any case), or None."""
-        uid = await self.redis.hget(self.logins_key, check_name(login, "login").casefold())
+        folded = check_name(login, "login").casefold()
+        uid = await self.redis.hget(self.logins_key, folded)
         return None if uid is None else int(uid)
 
     async def get_user(self, uid: int) -> SocialUser | None:
         """Return user ``uid``'s record, or None if there is no such user."""
-        raw = await self.redis.hgetall(self.user_key(uid))
+        key = self.user_key(uid)  # checked before the client is touched
+        raw = await self.redis.hgetall(key)
         if not raw:
             return None
         record = {text(k): text(v) for k, v in raw.items()}
@@ -178,14 +192,15 @@ class Social(Timelines):
         if not isinstance(message, str):
             raise TypeError(f"message must be a str, not {type(message).__name__}")
         payload = encode_json({"message": message, "data": data}, "data")
+        token = uuid.uuid4().hex  # one per call: a re-sent post answers the same status id
         if self.events is not None:
-            return await shielded(self._create_announced(uid, message, data, payload))
-        return await self._create(uid, payload)
+            return await shielded(self._create_announced(uid, message, data, payload, token))
+        return await self._create(uid, payload, token)
 
     async def _create_announced(
-        self, uid: int, message: str, data: dict[str, Any], payload: str
+        self, uid: int, message: str, data: dict[str, Any], payload: str, token: str
     ) -> str:
-        reply = await self._post(uid, payload)
+        reply = await self._post(uid, payload, token)
         status_id, posted = text(reply[0]), float(text(reply[1]))
         # A login never changes, so reading it after the step gives the record's login.
         login = text(await self.redis.hget(self._key(uid, "user"), "login"))
@@ -194,17 +209,18 @@ class Social(Timelines):
         await self.events.publish("created", status)
         return status_id
 
-    async def _create(self, uid: int, payload: str) -> str:
-        return text((await self._post(uid, payload))[0])
+    async def _create(self, uid: int, payload: str, token: str) -> str:
+        return text((await self._post(uid, payload, token))[0])
 
-    async def _post(self, uid: int, payload: str) -> Any:
+    async def _post(self, uid: int, payload: str, token: str) -> Any:
         keys = [
             self._key(uid, "user"),
             self._key(uid, "statuses"),
             self._key(uid, "profile"),
             self._key(uid, "home"),
         ]
-        reply = await script("social_post")(self.redis, keys, [uid, payload, self.home_size])
+        args = [uid, payload, self.home_size, token]
+        reply = await script("social_post")(self.redis, keys, args)
         if not reply:
             raise LookupError(f"no user {uid}")
         return reply
@@ -214,9 +230,12 @@ class Social(Timelines):
 
         The status is written in one atomic step (:meth:`create_status`), then
         :meth:`fan_out_all` delivers it. A call cancelled during the fan-out leaves the status
-        posted and some followers without it in their home timelines: to deliver it reliably,
-        call :meth:`create_status` and run :meth:`fan_out` batches from a job queue, passing the
-        cursor on. Redis in Action §8.4 (``post_status``, ``syndicate_status``).
+        posted and some followers without it in their home timelines; a fan-out is resumable:
+        :meth:`fan_out_all` of the status id (the author's profile timeline lists every status,
+        also one whose post was cancelled before its id came back) delivers it to the rest, and
+        every batch is safe to repeat. To deliver reliably, call :meth:`create_status` and run
+        :meth:`fan_out` batches from a job queue, passing the cursor on. Redis in Action §8.4
+        (``post_status``, ``syndicate_status``).
         """
         status_id = await self.create_status(uid, message, **data)
         await self.fan_out_all(status_id)
@@ -235,27 +254,28 @@ class Social(Timelines):
         status_id, author = _status_id(status_id)
         if author != uid:
             return False
+        token = uuid.uuid4().hex  # one per call: a re-sent delete answers True again
         if self.events is not None:
-            return await shielded(self._delete_announced(uid, status_id))
-        return await self._delete(uid, status_id)
+            return await shielded(self._delete_announced(uid, status_id, token))
+        return await self._delete(uid, status_id, token)
 
-    async def _delete_announced(self, uid: int, status_id: str) -> bool:
+    async def _delete_announced(self, uid: int, status_id: str, token: str) -> bool:
         # The record never changes once written, so the copy read here is the one deleted.
         raw = await self.redis.hget(self.statuses_key(uid), status_id)
-        if raw is None or not await self._delete(uid, status_id):
+        if raw is None or not await self._delete(uid, status_id, token):
             return False
         assert self.events is not None
         await self.events.publish("deleted", _status(status_id, raw))
         return True
 
-    async def _delete(self, uid: int, status_id: str) -> bool:
+    async def _delete(self, uid: int, status_id: str, token: str) -> bool:
         keys = [
             self._key(uid, "user"),
             self._key(uid, "statuses"),
             self._key(uid, "profile"),
             self._key(uid, "home"),
         ]
-        return bool(await script("social_delete")(self.redis, keys, [status_id]))
+        return bool(await script("social_delete")(self.redis, keys, [status_id, token]))
 
     # -- following --------------------------------------------------------------------------
 
@@ -317,7 +337,8 @@ class Social(Timelines):
         """
         if not await self.redis.exists(into[0]):
             raise LookupError(f"no user {other}")
-        reply = await script("social_follow_out")(self.redis, out, [other, mode])
+        token = uuid.uuid4().hex  # one per call: a re-sent step answers the same version
+        reply = await script("social_follow_out")(self.redis, out, [other, mode, token])
         if not reply:
             return None
         changed, version, since = int(reply[0]), int(reply[1]), text(reply[2])
@@ -342,11 +363,12 @@ class Social(Timelines):
         if not isinstance(name, str):
             raise TypeError(f"name must be a str, not {type(name).__name__}")
         create = script("social_list_create")
+        token = uuid.uuid4().hex  # one per call: a re-sent step does not make a second list
         while True:
             n = int(await self.redis.hget(self._key(uid, "user"), "list_seq") or 0) + 1
             list_id = f"{uid}/{n}"
             keys = [self._key(uid, "user"), self._list_key(list_id), self._key(uid, "lists")]
-            done = await create(self.redis, keys, [n, name])
+            done = await create(self.redis, keys, [n, name, token])
             if done is None:
                 raise LookupError(f"no user {uid}")
             if int(done):
@@ -354,7 +376,8 @@ class Social(Timelines):
 
     async def get_list(self, list_id: str) -> UserList | None:
         """Return the list ``list_id``, or None if there is no such list."""
-        raw = await self.redis.hgetall(self._list_key(list_id))
+        key = self._list_key(list_id)  # checked before the client is touched
+        raw = await self.redis.hgetall(key)
         if not raw:
             return None
         record = {text(k): text(v) for k, v in raw.items()}

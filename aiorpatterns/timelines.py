@@ -8,6 +8,9 @@ next call (fit for a job queue): an *exclusive* ``(score, member)`` position, so
 repeats the previous one's last member and the job ends even when more than a batch of members
 share one score (the book's inclusive score cursor re-processes the boundary member and then
 loops for ever; inventory rows 42-44). Keys are described in :mod:`aiorpatterns.social`.
+Every step is safe to repeat: the page script only reads, a fan-out or refill batch adds the
+same members with the same scores and trims again (the home copy checks its follow's version),
+and a clean-up removes what is gone; the batch loops stop between batches when cancelled.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .checks import check_count, check_flag, text
+from .cancellation import cancelling, honour_cancel
+from .checks import INT64_MAX, check_count, check_flag, check_float, check_int, text
 from .keys import Keyspace
 from .scripts import script
 
@@ -29,6 +33,9 @@ HOME_SIZE = 1000
 FANOUT_BATCH = 1000
 #: Followed users read per refill batch (the book's REFILL_USERS_STEP).
 REFILL_BATCH = 50
+#: Largest home_size / fanout_batch: the scripts do arithmetic on them in Lua, whose numbers
+#: are doubles (exact integers up to 2**53; beyond, Redis refuses the result as an integer).
+MAX_LUA_COUNT = 2**53
 
 Timeline = Literal["home", "profile"]
 _STATUS_ID = re.compile(r"([1-9][0-9]*):([1-9][0-9]*)")
@@ -58,7 +65,8 @@ def _status_id(value: object) -> tuple[str, int]:
     match = _STATUS_ID.fullmatch(value)
     if match is None:
         raise ValueError(f"status_id must be an id returned by post_status, got {value!r}")
-    return value, int(match.group(1))
+    check_count(int(match.group(2)), "status_id's number")
+    return value, check_count(int(match.group(1)), "status_id's uid")
 
 
 def _list_id(value: object) -> tuple[str, int, str]:
@@ -67,7 +75,8 @@ def _list_id(value: object) -> tuple[str, int, str]:
     match = _LIST_ID.fullmatch(value)
     if match is None:
         raise ValueError(f"list_id must be an id returned by create_list, got {value!r}")
-    return value, int(match.group(1)), match.group(2)
+    check_count(int(match.group(2)), "list_id's number")
+    return value, check_count(int(match.group(1)), "list_id's uid"), match.group(2)
 
 
 def _cursor(value: object) -> tuple[str, str]:
@@ -79,9 +88,10 @@ def _cursor(value: object) -> tuple[str, str]:
     if match is None:
         raise ValueError(f"cursor must be one returned by this class, got {value!r}")
     try:
-        float(match.group(1))
+        score = float(match.group(1))
     except ValueError:
         raise ValueError(f"cursor must be one returned by this class, got {value!r}") from None
+    check_float(score, "cursor's score")
     return match.group(1), match.group(2)
 
 
@@ -168,10 +178,16 @@ class Timelines:
         return self._next(page)
 
     async def fan_out_all(self, status_id: str) -> None:
-        """Run :meth:`fan_out` batches until every follower and list has ``status_id``."""
+        """Run :meth:`fan_out` batches until every follower and list has ``status_id``.
+
+        Cancelled, it stops between batches (a cancel redis-py swallowed included); running it
+        again for the same status finishes the job (each batch is safe to repeat).
+        """
+        current, cancels = cancelling()
         for lists in (False, True):
             cursor = await self.fan_out(status_id, lists=lists)
             while cursor is not None:
+                honour_cancel(current, cancels)  # every batch: a swallowed cancel would go on
                 cursor = await self.fan_out(status_id, cursor=cursor, lists=lists)
 
     async def clean_timelines(
@@ -195,9 +211,11 @@ class Timelines:
 
     async def clean_timelines_all(self, status_id: str) -> None:
         """Run :meth:`clean_timelines` batches until no timeline has ``status_id``."""
+        current, cancels = cancelling()
         for lists in (False, True):
             cursor = await self.clean_timelines(status_id, lists=lists)
             while cursor is not None:
+                honour_cancel(current, cancels)
                 cursor = await self.clean_timelines(status_id, cursor=cursor, lists=lists)
 
     async def _page(
@@ -232,8 +250,11 @@ class Timelines:
 
     async def _read(self, key: str, page: int, count: int) -> list[StatusMessage]:
         count = check_count(count, "count")
-        start = (check_count(page, "page") - 1) * count
+        # The page's last rank, page * count - 1, must be a Redis integer.
+        start = (check_int(page, "page", minimum=1, maximum=(INT64_MAX + 1) // count) - 1) * count
+        current, cancels = cancelling()
         while True:
+            honour_cancel(current, cancels)
             ids = [text(i) for i in await self.redis.zrevrange(key, start, start + count - 1)]
             if not ids:
                 return []
@@ -283,8 +304,10 @@ class Timelines:
 
     async def refill_timeline_all(self, uid: int) -> None:
         """Run :meth:`refill_timeline` batches over everyone ``uid`` follows."""
+        current, cancels = cancelling()
         cursor = await self.refill_timeline(uid)
         while cursor is not None:
+            honour_cancel(current, cancels)
             cursor = await self.refill_timeline(uid, cursor=cursor)
 
 

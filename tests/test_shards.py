@@ -650,3 +650,37 @@ async def test_a_cancelled_syndication_is_finished_by_running_it_again(
     for user in users:
         timeline = await shards.client_for(home(user)).zrange(home(user), 0, -1)
         assert sorted(text(m) for m in timeline) == sorted(f"p{s}" for s in range(0, 12, 2))
+
+
+async def test_out_of_range_numbers_never_reach_redis() -> None:
+    # object() is no client: any Redis call would fail with AttributeError, not the error here.
+    nothing = object()
+    shards = ShardedClients([nothing, nothing])
+    search = ShardedSearch([SearchIndex(nothing, "a"), SearchIndex(nothing, "b")])
+    huge = 2**63
+    calls: list[tuple[type[Exception], Any]] = [
+        (ValueError, search.search("alpha", start=2**62, num=2**62)),
+        (ValueError, search.search("alpha", start=huge)),
+        (ValueError, search.search_zsorted("alpha", num=huge)),
+        (TypeError, search.search("alpha", partial="yes")),
+        (ValueError, sharded_zrangebyscore(shards, "z", num=huge)),
+        (ValueError, sharded_zrangebyscore(shards, "z", max=math.nan)),
+        (ValueError, sharded_zrangebyscore(shards, "z", min=10**400)),
+        (TypeError, sharded_zrangebyscore(shards, "z", min=True)),  # type: ignore[arg-type]
+        (ValueError, sharded_zrangebyscore(shards, "z", after=("a", math.nan))),
+        (ValueError, zrangebyscore_merged([(nothing, "z")], num=0)),
+        (ValueError, zrangebyscore_merged([(nothing, "")], num=1)),
+        (ValueError, syndicate(shards, "f", shards, "post", math.nan)),
+        (ValueError, syndicate(shards, "f", shards, "post", -math.inf)),
+        (ValueError, syndicate(shards, "f", shards, "post", 10**400)),
+        (TypeError, syndicate(shards, "f", shards, "post", "1")),  # type: ignore[arg-type]
+        (ValueError, syndicate(shards, "f", shards, "post", 1.0, batch=huge)),
+        (ValueError, syndicate(shards, "f", shards, "post", 1.0, keep=huge)),
+        (TypeError, syndicate(shards, "f", shards, "post", 1.0, keep=1.5)),  # type: ignore[arg-type]
+        (TypeError, shards.scatter(lambda c: c.ping(), partial=1)),  # type: ignore[arg-type]
+    ]
+    for error, call in calls:
+        with pytest.raises(error):
+            await call
+    with pytest.raises(ValueError, match="shard"):
+        shards[-1]

@@ -612,3 +612,60 @@ async def test_unknown_users_raise_lookup_error(redis_client: Any) -> None:
     with contextlib.suppress(LookupError):
         await social.unfollow_user(42, uid)
     assert await redis_client.zcard(social.followers_key(uid)) == 0
+
+
+HUGE = 2**63  # one past a Redis integer
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda s: s.get_status_messages(1, page=2**62, count=4), ValueError),
+        (lambda s: s.get_status_messages(1, count=HUGE), ValueError),
+        (lambda s: s.get_status_messages(HUGE), ValueError),
+        (lambda s: s.get_list_messages("1/1", page=HUGE), ValueError),
+        (lambda s: s.fan_out(f"{HUGE}:1"), ValueError),
+        (lambda s: s.fan_out(f"1:{HUGE}"), ValueError),
+        (lambda s: s.fan_out("1:1", cursor="inf 2"), ValueError),
+        (lambda s: s.fan_out("1:1", cursor="1e999 2"), ValueError),
+        (lambda s: s.clean_timelines("1:1", cursor="-inf 2"), ValueError),
+        (lambda s: s.refill_timeline(1, cursor="nan 2"), ValueError),
+        (lambda s: s.delete_status(HUGE, f"{HUGE}:1"), ValueError),
+        (lambda s: s.create_status(HUGE, "m"), ValueError),
+        (lambda s: s.post_status(-1, "m"), ValueError),
+        (lambda s: s.follow_user(1, HUGE), ValueError),
+        (lambda s: s.create_list(HUGE, "l"), ValueError),
+        (lambda s: s.get_list(f"{HUGE}/1"), ValueError),
+        (lambda s: s.follow_user_list(f"1/{HUGE}", 2), ValueError),
+        (lambda s: s.get_user(HUGE), ValueError),
+    ],
+)
+async def test_out_of_range_numbers_never_reach_redis(call: Any, error: type[Exception]) -> None:
+    # object() is no client: any Redis call would fail with AttributeError, not the error here.
+    with pytest.raises(error):
+        await call(Social(object()))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"home_size": 2**53 + 1}, ValueError),  # Lua's numbers are exact up to 2**53
+        ({"fanout_batch": HUGE}, ValueError),
+        ({"home_size": True}, TypeError),
+        ({"fanout_batch": -1}, ValueError),
+    ],
+)
+def test_out_of_range_construction_is_rejected(
+    kwargs: dict[str, Any], error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        Social(object(), **kwargs)
+
+
+async def test_the_largest_home_size_works(redis_client: Any) -> None:
+    social = Social(redis_client, home_size=2**53, fanout_batch=2**53)
+    a, b = await social.create_user("a", "A"), await social.create_user("b", "B")
+    await social.follow_user(a, b)
+    status = await social.post_status(b, "m")
+    assert [m.id for m in await social.get_status_messages(a)] == [status]
+    assert [m.id for m in await social.get_status_messages(a, page=2**62, count=2)] == []

@@ -5,14 +5,21 @@
 -- user's side (social_follow_in) and the home copy (social_home_copy): whatever order
 -- concurrent calls reach the other node in, the last call made here wins there too.
 -- An unfollow also removes every status of the unfollowed user from the home timeline (the
--- status id starts with its author's id), not only the latest ones.
+-- status id starts with its author's id), not only the latest ones. Retry-safe by a receipt
+-- under the caller's token: the same call sent twice answers what the first run answered (its
+-- version and "changed"), and bumps the version and the counter once.
 -- KEYS[1] user       HASH of the follower, a user or a list (the 'following' counter)
 -- KEYS[2] following  ZSET followed uid -> follow time
 -- KEYS[3] edges      HASH followed uid -> version of the pair
 -- KEYS[4] home       ZSET status id -> posted (a home timeline, or a list's timeline)
--- ARGV[1] other uid  ARGV[2] 'follow' or 'unfollow'
+-- ARGV[1] other uid  ARGV[2] 'follow' or 'unfollow'  ARGV[3] token, the caller's, one per call
 -- returns: {1 if the ZSET changed else 0, version, follow time ('' after an unfollow)},
 --          or false if the follower does not exist
+-- @include once
+local kept = receipt(KEYS[1], ARGV[3])
+if kept then
+  return kept
+end
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return false
 end
@@ -47,4 +54,4 @@ else
   end
 end
 local version = redis.call('HINCRBY', KEYS[3], other, 1)
-return {changed, version, since}
+return remember(KEYS[1], ARGV[3], {changed, version, since})

@@ -1,6 +1,8 @@
 -- Copy a followed user's latest statuses into the follower's home timeline, capped (Redis in
 -- Action §8.3 follow_user, second MULTI). Only if the follow that read them is still the
--- latest call for the pair and still in force: a concurrent unfollow wins.
+-- latest call for the pair and still in force: a concurrent unfollow wins. Retry-safe from the
+-- data: a second run adds the same members with the same scores, and the trim cuts the same
+-- lowest ranks again, leaving the newest home_size of the same union.
 -- KEYS[1] edges      HASH followed uid -> version of the pair (follower's side)
 -- KEYS[2] following  ZSET followed uid -> follow time
 -- KEYS[3] home       ZSET status id -> posted

@@ -10,6 +10,7 @@
 -- ARGV[2] member    the cursor's member
 -- ARGV[3] count     batch size
 -- ARGV[4] status id ARGV[5] '1' if the status must exist (fan-out), '0' if it must not (clean)
+-- Read-only, so safe to run twice.
 -- returns: flat {member, score, ...} (empty when the guard fails: nothing left to do)
 local exists = redis.call('HEXISTS', KEYS[2], ARGV[4])
 if tostring(exists) ~= ARGV[5] then

@@ -1,5 +1,5 @@
 -- Write a new user's record once its login is claimed (Redis in Action §8.1.1 create_user).
--- Idempotent: a record that exists is left alone.
+-- Retry-safe from the data: a record that exists is left alone (the caller ignores the reply).
 -- KEYS[1] user    HASH {login, id, name, followers, following, posts, signup, status_seq}
 -- ARGV[1] uid     ARGV[2] login (as given)     ARGV[3] name
 -- returns: 1 if the record was written, 0 if it existed
