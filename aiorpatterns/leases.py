@@ -13,6 +13,13 @@ Cancellation contract: if ``acquire()`` is cancelled (or fails) at any await, a 
 removes the caller from the queue and gives up anything that was already handed to it, so nothing
 stays held by an owner that will never release it. ``release()`` is shielded: once called, it
 completes even if the caller is cancelled.
+
+Retry safety: every step is safe to run twice with the same arguments (redis-py's ``Retry`` and
+the cluster client re-send a script whose reply was lost): acquire recognises its token already
+holding or queued, release leaves a short-lived tombstone under its token so that a second run
+answers "released" again, and ``extend(seconds)`` passes a fresh call id for its receipt. Every
+clean-up (a release, an abandoned acquire, a renewal) survives any exception the client raises:
+it is tried twice, and a lease it could not give back ends with its timeout.
 """
 
 from __future__ import annotations
@@ -22,15 +29,15 @@ import contextlib
 import logging
 import math
 import os
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
-from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .cancellation import best_effort, honour_cancel, shielded
-from .checks import check_flag, check_keyspace, check_seconds
+from .cancellation import CLEANUP_TRIES, best_effort, honour_cancel, shielded
+from .checks import check_client, check_flag, check_keyspace, check_seconds
 from .errors import AcquireTimeoutError, LeaseLostError, NotOwnedError
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from .scripts import script
@@ -75,8 +82,7 @@ class Lease:
         keyspace: Keyspace = DEFAULT_KEYSPACE,
     ) -> None:
         check_name(name)
-        if redis is None:
-            raise TypeError("redis must be a redis.asyncio client, not None")
+        check_client(redis)
         check_keyspace(keyspace)
         if on_lost is not None and not callable(on_lost):
             raise TypeError(f"on_lost must be callable or None, not {type(on_lost).__name__}")
@@ -185,10 +191,13 @@ class Lease:
         Returns the new remaining lease in seconds; raises :class:`NotOwnedError` if lost.
         """
         ms = to_ms(check_seconds(seconds, "seconds"))
+        check_flag(replace, "replace")
         token = self._token
         if token is None:
             raise NotOwnedError(f"{self.kind} {self.name!r} is not held by this object")
-        left = int(await self._run(self._extend, self._extend_keys(), token, ms, int(replace)))
+        call = uuid.uuid4().hex  # one per call: a re-sent add finds its receipt, adds nothing
+        keys = self._extend_keys()
+        left = int(await self._run(self._extend, keys, token, ms, int(replace), call))
         if left <= 0:
             self._lost = True
             raise NotOwnedError(f"{self.kind} {self.name!r}: the lease expired or was taken over")
@@ -212,6 +221,11 @@ class Lease:
         except NotOwnedError as lost:
             if exc is None:  # never mask the block's own exception
                 raise LeaseLostError(str(lost)) from None
+        except Exception:
+            if exc is None:
+                raise
+            # The block's own exception says more; the lease still ends with its timeout.
+            log.warning("%s %r: release failed", self.kind, self.name, exc_info=True)
 
     # -- mechanics ---------------------------------------------------------------------------
 
@@ -302,7 +316,7 @@ class Lease:
         """
         try:
             await self._stop_renewer()
-            released = int(await self._run(self._release, self._keys(), token, "release"))
+            released = await self._release_tries(token)
             if not released:
                 self._lost = True
         finally:
@@ -310,6 +324,27 @@ class Lease:
             self._gate.release()
         if not released:
             raise NotOwnedError(f"{self.kind} {self.name!r}: the lease expired or was taken over")
+
+    async def _release_tries(self, token: str) -> int:
+        """Run the release script, tried again after any failure (as ``best_effort`` does).
+
+        The release is safe to run twice (a try whose reply was lost already released: the next
+        answers "released" again), so a client that broke under a cancellation storm, or any
+        other exception, gets a second try on another connection before the lease is left to
+        expire. The last failure is raised.
+        """
+        for attempt in range(1, CLEANUP_TRIES + 1):
+            try:
+                return int(await self._run(self._release, self._keys(), token, "release"))
+            except Exception as exc:
+                if attempt == CLEANUP_TRIES:
+                    log.warning(
+                        "%s %r: release failed %d times; the lease ends with its timeout: %r",
+                        *(self.kind, self.name, attempt, exc),
+                    )
+                    raise
+                log.info("%s %r: release failed, trying once more: %r", self.kind, self.name, exc)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _stop_renewer(self) -> None:
         """Stop the renewer and wait for it; a renewer that crashed never breaks a release."""
@@ -331,17 +366,26 @@ class Lease:
         """Reset the lease to ``timeout`` every third of it, until released, stopped or lost."""
         period = (self.timeout or 1.0) / 3
         me = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        valid_until = loop.time() + period * 3  # at the latest: the lease was just granted
         while True:
             await asyncio.sleep(period)
             if self._token != token or self._renewer is not me:
                 return
+            sent = loop.time()
             try:
                 left = int(
-                    await self._run(self._extend, self._extend_keys(), token, to_ms(period * 3), 1)
+                    await self._run(
+                        self._extend, self._extend_keys(), token, to_ms(period * 3), 1, ""
+                    )
                 )
-            except (RedisError, OSError) as exc:  # the lease may still be valid: retry soon
-                log.warning("%s %r: renewal failed: %s", self.kind, self.name, exc)
-                continue
+            except Exception as exc:  # any failure: the lease may still be valid, retry soon
+                log.warning("%s %r: renewal failed: %r", self.kind, self.name, exc)
+                if loop.time() < valid_until:
+                    continue
+                left = 0  # no renewal confirmed for a whole lease: it may have ended
+            else:
+                valid_until = sent + left / 1000
             if left <= 0 and self._token == token and self._renewer is me:
                 self._lost = True
                 log.warning("%s %r: lease lost while held", self.kind, self.name)

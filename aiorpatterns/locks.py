@@ -16,13 +16,19 @@ a string key, compare-and-delete release) and fixes the rest:
   failover), :attr:`Lock.lost` turns True and ``on_lost(lock)`` is called, so the holder can stop.
 
 Keys (one hash tag): ``<prefix>:lock:{<name>}`` (the token), ``…:fence``, ``…:queue``,
-``…:waiters`` and one wake list per waiting token, ``…:queue:<token>``. The fence counter is the
-only key without a TTL: resetting it would break fencing.
+``…:waiters`` and one wake list per waiting token, ``…:queue:<token>``, which also holds a
+released or abandoned token's tombstone for 15 s. ``extend(seconds)`` leaves a receipt
+``<lock>:<call id>`` for two minutes. The fence counter is the only key without a TTL:
+resetting it would break fencing.
 
 Cluster failover caveat (as for every single-instance Redis lock): replication is asynchronous,
 so a primary that dies right after granting a lock may fail over to a replica that never saw it,
 and a second client can then acquire the same name. Fencing tokens keep the guarded resource safe;
 the fence counter itself can also repeat values across such a failover.
+
+Every step is safe to run twice (a client retry after a lost reply): acquire recognises its token
+holding (same fence) or queued, release retires its token with a short-lived tombstone that a
+second run recognises, and ``extend(seconds)`` keeps a receipt under a fresh call id.
 """
 
 from __future__ import annotations

@@ -24,45 +24,34 @@ concurrent holder its own object with the same ``name`` and ``limit``.
 Keys (one hash tag), for :class:`Semaphore`: ``<prefix>:semaphore:{<name>}`` (ZSET token -> end of
 lease, server ms), ``…:queue``, ``…:waiters`` and one wake list per waiting token. For
 :class:`FairSemaphore`: ``<prefix>:fair_semaphore:{<name>}`` (timeouts ZSET, as above),
-``…:owner`` (ZSET token -> counter), ``…:counter``, ``…:queue``, ``…:waiters``. Every key expires
-when its last lease or waiter does, except the fair semaphore's counter (its values are fencing
-tokens, which must never repeat).
+``…:owner`` (ZSET token -> counter), ``…:counter``, ``…:queue``, ``…:waiters``. A released or
+abandoned token's wake list keeps a tombstone for 15 s, and ``extend(seconds)`` a receipt
+``<holders key>:<call id>`` for two minutes. Every key expires when its last lease or waiter
+does, except the fair semaphore's counter (its values are fencing tokens, which must never
+repeat).
 
 A server restart without persistence forgets every slot: holders find out at their next
-``refresh()`` or ``release()`` (:class:`~aiorpatterns.NotOwnedError`; a client without retries
-first raises redis-py's ``ConnectionError`` on its stale connection), and a waiter gets a slot on
+``refresh()`` or ``release()`` (:class:`~aiorpatterns.NotOwnedError`; on a client without
+retries ``refresh()`` first raises redis-py's ``ConnectionError`` on its stale connection, while
+``release()`` tries again, as every clean-up does), and a waiter gets a slot on
 the restarted server if its client reconnects, else redis-py's ``ConnectionError``: never a hang.
 The cluster failover caveat of :mod:`aiorpatterns.locks` applies to slots as well.
+
+Every step is safe to run twice (a client retry after a lost reply): acquire recognises its token
+holding or queued, release retires its token with a short-lived tombstone that a second run
+recognises, and ``extend(seconds)`` keeps a receipt under a fresh call id.
 """
 
 from __future__ import annotations
 
-import math
-import operator
 from collections.abc import Sequence
 from typing import Any
 
+from .checks import check_count
 from .leases import Lease
 from .scripts import script
 
 __all__ = ["FairSemaphore", "Semaphore"]
-
-
-def check_limit(value: object) -> int:
-    """Validate a semaphore limit: a whole number of slots, at least 1."""
-    if isinstance(value, bool):
-        raise TypeError("limit must be an int, not bool")
-    if isinstance(value, float):
-        if not math.isfinite(value) or not value.is_integer():
-            raise ValueError(f"limit must be a positive whole number, got {value!r}")
-        value = int(value)
-    try:
-        limit = operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(f"limit must be an int, not {type(value).__name__}") from None
-    if limit < 1:
-        raise ValueError(f"limit must be at least 1, got {limit!r}")
-    return limit
 
 
 class Semaphore(Lease):
@@ -82,7 +71,7 @@ class Semaphore(Lease):
     _extend = "semaphore_extend"
 
     def __init__(self, redis: Any, name: str, *, limit: int, **options: Any) -> None:
-        self.limit = check_limit(limit)
+        self.limit = check_count(limit, "limit")
         super().__init__(redis, name, **options)
         self.key = self.keyspace.key(self.kind, name)
         self._waiters = self.keyspace.key(self.kind, name, "waiters")

@@ -8,15 +8,20 @@ Every test that takes ``redis_client`` runs on a standalone server and on a 3-ma
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar
 
 import pytest
+from helpers import until
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from retrysafe import script_names
 
 from aiorpatterns import FairSemaphore, Lock, NotOwnedError, Semaphore
 from aiorpatterns.checks import MAX_SECONDS
@@ -176,3 +181,167 @@ async def test_call_caps_and_flags_are_checked_before_redis(
         await lease.acquire(blocking="no")  # type: ignore[arg-type]
     assert make(unreachable, "ok", timeout=MAX_SECONDS).timeout == MAX_SECONDS
     assert not lease.held
+
+
+def test_bad_numbers_never_reach_redis(make: Callable[..., Lease]) -> None:
+    """Durations go through checks.py before anything is sent (``object()`` is no client)."""
+    for value, error in ((0, ValueError), (-1, ValueError), (math.nan, ValueError),
+                         (math.inf, ValueError), ("1", TypeError), (True, TypeError)):  # fmt: skip
+        with pytest.raises(error, match="timeout"):
+            make(object(), "bad", timeout=value)
+    with pytest.raises(TypeError, match="redis"):
+        make(None, "bad")
+
+
+async def test_extend_checks_before_redis(make: Callable[..., Lease]) -> None:
+    lease = make(object(), "bad")
+    lease._token = "0" * 32  # as if held: the checks still come first
+    with pytest.raises(TypeError, match="replace"):
+        await lease.extend(1, replace="yes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="seconds"):
+        await lease.extend(math.nan)
+    with pytest.raises(ValueError, match="seconds"):
+        await lease.extend(MAX_SECONDS + 1)
+
+
+# -- clean-up survives any exception (issue 10: a client broken by a cancellation storm) ----
+
+
+class ClientBroke(Exception):
+    """Not a RedisError: what a client confused by a cancellation may raise instead."""
+
+
+class _Flaky:
+    """Mixin: the next ``fail[name]`` calls of script ``name`` raise ClientBroke, after running
+    on the server when ``ran`` (the reply was lost) or before (nothing was sent)."""
+
+    fail: dict[str, int]
+    ran: bool
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if str(args[0]).upper().endswith("EVALSHA"):
+            sha = args[1].decode() if isinstance(args[1], bytes) else str(args[1])
+            name = script_names().get(sha, "")
+            if self.fail.get(name, 0) > 0:
+                self.fail[name] -= 1
+                if self.ran:
+                    await super().execute_command(*args, **options)  # type: ignore[misc]
+                raise ClientBroke(f"client broke running {name}")
+        return await super().execute_command(*args, **options)  # type: ignore[misc]
+
+
+@pytest.fixture
+async def flaky(request: pytest.FixtureRequest, redis_client: Any) -> AsyncIterator[Any]:
+    """A client on ``redis_client``'s server whose chosen script calls fail (see _Flaky)."""
+    topology = request.node.callspec.params["redis_client"]
+    endpoint: Endpoint = request.getfixturevalue(
+        "redis_cluster_server" if topology == "cluster" else "redis_server"
+    )
+    base = RedisCluster if topology == "cluster" else Redis
+    kind: Any = type("Flaky" + base.__name__, (_Flaky, base), {})
+    client = kind.from_url(endpoint.url)
+    client.fail, client.ran = {}, True
+    yield client
+    await client.aclose()
+
+
+@pytest.mark.parametrize("ran", [True, False], ids=["reply-lost", "not-sent"])
+async def test_release_survives_one_failure(
+    flaky: Any, make: Callable[..., Lease], ran: bool
+) -> None:
+    """A release whose first try breaks (after running, or before) is tried again: the
+    ``async with`` exits normally and nothing stays held."""
+    lease = make(flaky, "flaky", timeout=60)
+    flaky.ran = ran
+    async with lease:
+        flaky.fail[lease._release] = 1
+    assert not lease.lost
+    assert flaky.fail[lease._release] == 0
+    successor = make(flaky, "flaky", timeout=60)
+    assert await successor.try_acquire()
+    await successor.release()
+
+
+async def test_release_that_keeps_failing_never_masks_the_block(
+    flaky: Any, make: Callable[..., Lease]
+) -> None:
+    """Both tries fail: ``release()`` raises the client's error, but an ``async with`` block's
+    own exception is what propagates (the lease then ends with its timeout)."""
+    flaky.ran = False
+    lease = make(flaky, "masked", timeout=60)
+    assert await lease.acquire()
+    flaky.fail[lease._release] = 2
+    with pytest.raises(ClientBroke):
+        await lease.release()
+    assert not lease.held
+    other = make(flaky, "masked2", timeout=60)
+
+    async def block() -> None:
+        async with other:
+            flaky.fail[other._release] = 2
+            raise KeyError("the block's own error")
+
+    with pytest.raises(KeyError):
+        await block()
+
+
+async def test_acquire_whose_reply_was_lost_gives_the_grant_back(
+    flaky: Any, make: Callable[..., Lease]
+) -> None:
+    """The acquire ran (granted) but its reply never came: the caller gets the error, and the
+    clean-up releases by token, so nothing is held by an owner that never knew."""
+    lease = make(flaky, "lostreply", timeout=60)
+    flaky.fail[lease._acquire] = 1
+    with pytest.raises(ClientBroke):
+        await lease.acquire()
+    assert not lease.held
+    assert await make(flaky, "lostreply", timeout=60).try_acquire()
+
+
+async def test_abandon_survives_one_failure(flaky: Any, make: Callable[..., Lease]) -> None:
+    """A cancelled waiter whose clean-up breaks once still leaves the queue (second try)."""
+    holder = make(flaky, "quitter", timeout=60)
+    waiter = make(flaky, "quitter", timeout=60, acquire_timeout=60)
+    assert await holder.acquire()
+    task = asyncio.ensure_future(waiter.acquire())
+
+    async def queued() -> bool:
+        return int(await flaky.zcard(holder._queue)) == 1
+
+    await until(queued, "the waiter to queue")
+    flaky.ran = False
+    flaky.fail[waiter._release] = 1  # the abandon's first try
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    async def left() -> bool:
+        return int(await flaky.zcard(holder._queue)) == 0 and not flaky.fail[waiter._release]
+
+    await until(left, "the abandon's second try")
+    await holder.release()
+    assert not await holder.owned()
+    assert await make(flaky, "quitter", timeout=60).try_acquire()  # free: not handed to it
+
+
+async def test_renewer_survives_any_exception(flaky: Any, make: Callable[..., Lease]) -> None:
+    """A renewal that breaks with a non-Redis error is tried again next period: the lease is
+    kept; when no renewal succeeds for a whole lease, the holder is told it is lost."""
+    lost = asyncio.Event()
+    lease = make(flaky, "renew", timeout=0.9, auto_renew=True, on_lost=lambda _: lost.set())
+    flaky.ran = False
+    assert await lease.acquire()
+    flaky.fail[lease._extend] = 1
+    await until(lambda: _zero(flaky.fail, lease._extend), "the failed renewal")
+    await asyncio.sleep(1.2)  # past the first lease: only the renewals after the failure kept it
+    assert await lease.owned()
+    assert not lease.lost
+    flaky.fail[lease._extend] = 10**6  # every renewal from now on fails
+    await asyncio.wait_for(lost.wait(), 20)
+    assert lease.lost
+    with contextlib.suppress(NotOwnedError):
+        await lease.release()
+
+
+async def _zero(counts: dict[str, int], name: str) -> bool:
+    return counts.get(name, 0) == 0

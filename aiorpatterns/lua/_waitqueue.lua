@@ -6,8 +6,11 @@
 -- in the same slot as every declared key (Redis Cluster allows same-slot keys in a script).
 
 local GRACE_MS = 5000
--- Left in a waiter's wake list by abandon(); never a grant (grants are > 0).
+-- Left in a token's wake list by abandon() and by a release; never a grant (grants are > 0).
 local TOMBSTONE = '0'
+-- How long a finished token's tombstone lives: longer than redis-py's default retry schedule
+-- (10 tries, backoff capped at 1 s), so a re-sent request of that token still finds it.
+local TOMBSTONE_MS = 15000
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -34,17 +37,27 @@ local function leave(token)
   redis.call('DEL', wake_key(token))
 end
 
--- Leave the queue for good (a cancelled or failed acquire). The caller gave up with a request
--- possibly still in flight on another connection (the one that was cancelled), which Redis may
--- run after this: a short-lived tombstone makes acquire refuse it (see abandoned()) instead of
--- granting, or queueing, a token nobody listens for.
-local function abandon(token)
-  leave(token)
-  redis.call('RPUSH', wake_key(token), TOMBSTONE)
-  redis.call('PEXPIRE', wake_key(token), GRACE_MS)
+-- Mark a token finished (released, or given up): a short-lived tombstone in its wake list.
+-- A late or re-sent acquire of that token is refused (see abandoned()), and a release run again
+-- by a client retry recognises its own earlier run (the token no longer holds, but is retired).
+local function retire(token)
+  local wake = wake_key(token)
+  redis.call('DEL', wake)
+  redis.call('RPUSH', wake, TOMBSTONE)
+  redis.call('PEXPIRE', wake, TOMBSTONE_MS)
 end
 
--- True if this token's clean-up already ran: its late request must do nothing.
+-- Leave the queue for good (a cancelled or failed acquire). The caller gave up with a request
+-- possibly still in flight on another connection (the one that was cancelled), which Redis may
+-- run after this: the tombstone makes acquire refuse it instead of granting, or queueing, a
+-- token nobody listens for.
+local function abandon(token)
+  dequeue(token)
+  retire(token)
+end
+
+-- True if this token is finished (its clean-up or its release already ran): a late request of
+-- it must do nothing.
 local function abandoned(token)
   return redis.call('LINDEX', wake_key(token), 0) == TOMBSTONE
 end

@@ -11,6 +11,8 @@
 -- returns: the caller's counter value (> 0) if it holds a slot now, else minus the time until
 --          the first holder's lease ends, in ms (< 0);
 --          -1, doing nothing, if the caller already gave up (see release, mode abandon)
+-- Safe to run twice: the same call sent again finds its token holding (and answers the same
+-- counter value: INCR ran once) or already queued (ZADD NX keeps its place).
 -- @include fair_semaphore
 
 local token, lease = ARGV[1], tonumber(ARGV[2])

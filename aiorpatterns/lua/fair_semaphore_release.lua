@@ -11,6 +11,9 @@
 -- ARGV[3] limit    how many holders the semaphore admits
 -- returns: release/abandon: 1 if the caller held a slot, else 0;
 --          settle: the caller's counter value if it holds a slot, else 0
+-- Safe to run twice: a release retires its token (a tombstone in its wake list), so the same
+-- release sent again finds the token no longer holding but retired and answers 1 again; the
+-- hand-off counts free slots afresh, so a second run hands on nothing more.
 -- @include fair_semaphore
 
 local token, mode, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
@@ -21,15 +24,19 @@ local mine = redis.call('ZSCORE', OWNERS, token)
 local held = mine and redis.call('ZSCORE', TIMEOUTS, token) and true or false
 
 if mode == 'abandon' then abandon(token) elseif mode == 'settle' then leave(token) end
+-- Read before this run retires the token: a tombstone now is our own earlier run's.
+local released = not held and mode == 'release' and abandoned(token)
 if mode ~= 'settle' then
   redis.call('ZREM', OWNERS, token)
   redis.call('ZREM', TIMEOUTS, token)
+  if held and mode == 'release' then retire(token) end
 end
 
 -- Hand on every free slot, not only ours: leases that ran out were reclaimed above too.
 local free = limit - redis.call('ZCARD', OWNERS)
 while free > 0 and hand_off(now) do free = free - 1 end
 
+if released then return 1 end
 if not held then return 0 end
 if mode == 'settle' then return tonumber(mine) end
 return 1

@@ -9,6 +9,8 @@
 -- returns: the fencing token (> 0) if the caller holds the lock now, else minus the
 --          holder's remaining lease in ms (< 0);
 --          -1, doing nothing, if the caller already gave up (see release, mode abandon)
+-- Safe to run twice: the same call sent again finds its token holding (and answers the same
+-- fence: no grant happened since) or already queued (ZADD NX keeps its place).
 local LOCK, FENCE, QUEUE, WAITERS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 
 local function grant(token, lease_ms)

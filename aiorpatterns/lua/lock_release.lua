@@ -9,6 +9,9 @@
 --                  "settle": keep the lock if it was handed to us, else leave the queue
 -- returns: release/abandon: 1 if the caller held the lock, else 0;
 --          settle: the fence if the caller holds the lock, else 0
+-- Safe to run twice: a release retires its token (a tombstone in its wake list), so the same
+-- release sent again finds the token no longer holding but retired and answers 1 again, handing
+-- nothing on a second time; abandon and settle leave the same state however often they run.
 local LOCK, FENCE, QUEUE, WAITERS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 
 local function grant(token, lease_ms)
@@ -26,7 +29,12 @@ if mode == 'settle' then
   if held then return tonumber(redis.call('GET', FENCE)) end
   return 0
 end
-if not held then return 0 end
+if not held then
+  -- Our own earlier run (a client retry re-sent it after a lost reply) released it.
+  if mode == 'release' and abandoned(token) then return 1 end
+  return 0
+end
 redis.call('DEL', LOCK)
+if mode == 'release' then retire(token) end
 hand_off(now_ms())
 return 1

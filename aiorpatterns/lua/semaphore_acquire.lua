@@ -9,6 +9,9 @@
 -- returns: 1 if the caller holds a slot now, else minus the time until the first
 --          holder's lease ends, in ms (< 0);
 --          -1, doing nothing, if the caller already gave up (see release, mode abandon)
+-- Safe to run twice: the same call sent again finds its token holding (and answers 1) or
+-- already queued (ZADD NX keeps its place); free slots are counted afresh, so none is handed on
+-- twice.
 local HOLDERS, QUEUE, WAITERS = KEYS[1], KEYS[2], KEYS[3]
 local now
 -- Declared before the wait queue is inlined: its hand_off() calls grant().

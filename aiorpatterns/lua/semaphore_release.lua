@@ -9,6 +9,9 @@
 -- ARGV[3] limit    how many holders the semaphore admits
 -- returns: release/abandon: 1 if the caller held a slot, else 0;
 --          settle: 1 if the caller holds a slot, else 0
+-- Safe to run twice: a release retires its token (a tombstone in its wake list), so the same
+-- release sent again finds the token no longer holding but retired and answers 1 again; the
+-- hand-off counts free slots afresh, so a second run hands on nothing more.
 local HOLDERS, QUEUE, WAITERS = KEYS[1], KEYS[2], KEYS[3]
 local now
 -- Declared before the wait queue is inlined: its hand_off() calls grant().
@@ -28,11 +31,16 @@ redis.call('ZREMRANGEBYSCORE', HOLDERS, '-inf', now)
 local held = redis.call('ZSCORE', HOLDERS, token) ~= false
 
 if mode == 'abandon' then abandon(token) elseif mode == 'settle' then leave(token) end
-if held and mode ~= 'settle' then redis.call('ZREM', HOLDERS, token) end
+-- Read before this run retires the token: a tombstone now is our own earlier run's.
+local released = not held and mode == 'release' and abandoned(token)
+if held and mode ~= 'settle' then
+  redis.call('ZREM', HOLDERS, token)
+  if mode == 'release' then retire(token) end
+end
 
 -- Hand on every free slot, not only ours: leases that ran out were reclaimed above too.
 local free = limit - redis.call('ZCARD', HOLDERS)
 while free > 0 and hand_off(now) do free = free - 1 end
 
-if held then return 1 end
+if held or released then return 1 end
 return 0
