@@ -21,17 +21,22 @@ Keys (``name`` is the site's name, default ``"articles"``), all under the tag ``
 posting time), ``…:voters:<id>`` (HASH user → direction, expires when voting closes),
 ``…:group:<group>`` (SET of ids) and ``…:cache:<order>:<group>`` (cached ZSET). A site
 therefore lives on one Redis Cluster node: use several sites (names) to spread the load.
+
+Retry safety: a post is written under the id taken before it, so a second run finds it and
+changes nothing; a vote carries a token made per call, and a second run finds the vote's receipt
+(``…:voters:<id>:<call>``, kept two minutes) and answers as the first did.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal
 
-from .checks import check_count, check_object, check_seconds, check_text, text
+from .checks import INT64_MAX, check_count, check_int, check_object, check_seconds, check_text, text
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from .scripts import script
 
@@ -195,7 +200,8 @@ class Articles:
             self.time_key,
             self.voters_key(article),
         ]
-        args = [article, user, "-1" if down else "1", self.vote_window, self.vote_score]
+        direction = "-1" if down else "1"
+        args = [article, user, direction, self.vote_window, self.vote_score, secrets.token_hex(16)]
         return Vote(text(await script("article_vote")(self.redis, keys, args)))
 
     async def get_article(self, article: str) -> Article | None:
@@ -268,7 +274,8 @@ class Articles:
         return {text(m) for m in await self.redis.smembers(self.group_key(group))}
 
     def _page(self, page: object) -> tuple[int, int]:
-        number = check_count(page, "page")
+        # The last rank of the page must fit a Redis integer too.
+        number = check_int(page, "page", minimum=1, maximum=INT64_MAX // self.page_size)
         start = (number - 1) * self.page_size
         return start, start + self.page_size - 1
 

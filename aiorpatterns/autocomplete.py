@@ -26,14 +26,19 @@ the exact spelling). Names must not contain NUL then.
 Keys: ``<prefix>:autocomplete:{<name>}`` (one ZSET per :class:`Autocomplete`) and
 ``<prefix>:contacts:{<user>}:<name>`` (one LIST per user, each in its own hash tag, so users
 spread over a cluster).
+
+Retry safety: :meth:`RecentContacts.add` carries a token made per call; a second run of the same
+call finds its receipt (``…:contacts:{<user>}:<name>:<call>``, kept two minutes) and answers as
+the first did. The other writes are single idempotent commands.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable
 from typing import Any
 
-from .checks import check_count, check_flag, check_keyspace, text
+from .checks import INT64_MAX, check_count, check_flag, check_keyspace, text
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from .scripts import script
 
@@ -173,7 +178,7 @@ class Autocomplete:
         Action §6.1.2 (``autocomplete_on_prefix``), and §11.3.1 (its Lua version).
         """
         bounds = self._bounds(prefix)
-        if type(limit) is not int or limit < 1:
+        if type(limit) is not int or not 1 <= limit <= INT64_MAX:
             limit = check_count(limit, "limit")
         if bounds is None:
             return []
@@ -244,7 +249,8 @@ class RecentContacts:
         """
         key = self.list_key(user)
         raw = _check_text(contact, "contact").encode()
-        added = await script("autocomplete_contact_add")(self.redis, (key,), (raw, self.size))
+        args = (raw, self.size, secrets.token_hex(16))
+        added = await script("autocomplete_contact_add")(self.redis, (key,), args)
         return bool(int(added))
 
     async def remove(self, user: str, contact: str) -> bool:

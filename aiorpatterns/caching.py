@@ -18,6 +18,10 @@ Keys: a page lives under its own hash tag, ``<prefix>:cache:{<name>:<digest>}`` 
 with ``…:claim`` and ``…:ready`` beside it, so pages spread over a cluster. A row cache lives
 under one tag, ``<prefix>:rows:{<name>}:delay`` / ``…:schedule`` / ``…:claims`` / ``…:data`` /
 ``…:wake``, so one row cache lives on one cluster node (use several names to spread them).
+
+Retry safety: every step carries the caller's token, so a step sent twice recognises its first
+run (a page claim already held by the token, a row claim's receipt, a finish whose claim is
+gone); a clean-up whose step's reply was lost gives the claim back by token alone.
 """
 
 from __future__ import annotations
@@ -32,13 +36,22 @@ import math
 import secrets
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 from urllib.parse import parse_qs, urlparse
 
 from redis.exceptions import RedisError
 
-from .cancellation import best_effort, cancelling, honour_cancel, shielded
-from .checks import check_client, check_count, check_keyspace, check_object, check_seconds, text
+from .cancellation import best_effort, cancelling, honour_cancel, observe, shielded
+from .checks import (
+    MAX_SECONDS,
+    check_client,
+    check_count,
+    check_float,
+    check_keyspace,
+    check_object,
+    check_seconds,
+    text,
+)
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from .messaging import encode_json
 from .scripts import script
@@ -59,6 +72,7 @@ _MIN_BLOCK = 0.01
 
 PageCallback = Callable[[str], "Awaitable[str] | str"]
 RowFetch = Callable[[str], Any]
+T = TypeVar("T")
 
 
 def _ms(seconds: float) -> int:
@@ -88,6 +102,28 @@ def extract_item_id(request: str) -> str | None:
 def is_dynamic(request: str) -> bool:
     """Return whether ``request`` carries the ``_`` cache-busting parameter (never cached)."""
     return "_" in parse_qs(urlparse(_request(request)).query, keep_blank_values=True)
+
+
+async def _settle(step: Awaitable[T]) -> T:
+    """Run ``step`` to its end even if the caller is cancelled meanwhile, then re-raise.
+
+    Unlike ``shielded``, a cancelled caller waits for the step (one round trip) before it gets
+    ``CancelledError``: a worker closed while it stores or hands back a row returns from
+    ``aclose()`` only once the row is no longer claimed.
+    """
+    done = asyncio.ensure_future(step)
+    done.add_done_callback(observe)
+    try:
+        return await asyncio.shield(done)
+    except asyncio.CancelledError:
+        if not done.done():
+            await asyncio.wait([done])
+        raise
+
+
+async def _clean_up(step: Callable[[], Awaitable[object]]) -> None:
+    """``best_effort(step)``, over before a caller cancelled meanwhile gets its cancel."""
+    await _settle(best_effort(step))
 
 
 async def _call(function: Callable[[str], Any], argument: str) -> Any:
@@ -201,21 +237,26 @@ class PageCache:
             woken = woken + 1 if signal is not None else 0
 
     async def _claim(self, keys: list[str], token: str, claim_ms: int) -> Any:
-        """Run the claim shielded: a caller cancelled meanwhile gives a won claim back."""
+        """Run the claim shielded: a caller cancelled or failing gives a won claim back."""
         step = asyncio.ensure_future(
             script("cache_page_claim")(self.redis, keys, [token, claim_ms])
         )
+        step.add_done_callback(observe)
         try:
             return await asyncio.shield(step)
-        except asyncio.CancelledError:
+        except BaseException:
             await best_effort(lambda: self._release_if_claimed(step, keys, token))
             raise
 
     async def _release_if_claimed(
         self, step: asyncio.Future[Any], keys: list[str], token: str
     ) -> None:
-        reply = await step
-        if text(reply[0]) == "claimed":
+        """Release the claim if the claim's reply said "claimed", or by token if it never came."""
+        try:
+            claimed = text((await step)[0]) == "claimed"
+        except Exception:
+            claimed = True  # the claim may have run on the server: release by token anyway
+        if claimed:
             await self._finish(keys, token, "release", "")
 
     async def _render(
@@ -226,10 +267,10 @@ class PageCache:
         except BaseException:
             await best_effort(lambda: self._finish(keys, token, "release", ""))
             raise
-        # Shielded: a caller cancelled now still stores the page and wakes the waiters. A Redis
-        # failure here only costs the waiters a render of their own after the claim expires.
-        with contextlib.suppress(RedisError, OSError):
-            await shielded(self._finish(keys, token, "fill", content))
+        # Shielded: a caller cancelled now gets its CancelledError, and the page is still stored
+        # and the waiters woken. A fill that fails twice only costs the waiters a render of
+        # their own after the claim expires.
+        await shielded(best_effort(lambda: self._finish(keys, token, "fill", content)))
         return content
 
     async def _finish(self, keys: list[str], token: str, mode: str, content: str) -> None:
@@ -285,12 +326,9 @@ class RowCache:
         cached copy). Redis in Action §2.4 (``schedule_row_cache``).
         """
         check_name(row, "row")
-        if isinstance(delay, bool) or not isinstance(delay, (int, float)):
-            raise TypeError(f"delay must be a number of seconds, not {type(delay).__name__}")
-        if not math.isfinite(delay):
-            raise ValueError(f"delay must be finite, got {delay!r}")
+        delay = check_float(delay, "delay", maximum=MAX_SECONDS)
         keys = [*self._keys, self.wake_key]
-        args = [row, repr(float(delay)), _ms(60.0)]
+        args = [row, repr(max(delay, 0.0)), _ms(60.0)]
         return bool(await script("cache_row_schedule")(self.redis, keys, args))
 
     async def get_row(self, row: str) -> Any:
@@ -330,32 +368,51 @@ class RowCache:
             value = await _call(fetch, row)
             payload = None if value is None else encode_json(value, "the fetched row")
         except asyncio.CancelledError:
-            await best_effort(lambda: self._finish(row, token, "release"))
+            await _clean_up(lambda: self._finish(row, token, "release"))
             raise
         except Exception:
             log.exception("fetching row %r of %r failed; retrying in %ss", row, self.name, retry)
-            await shielded(self._finish(row, token, "retry", retry=retry))
+            await _clean_up(lambda: self._finish(row, token, "retry", retry=retry))
             return row, None
-        # Shielded: once fetched, the row is stored even if the caller is cancelled meanwhile.
+        # Settled: once fetched, the row is stored even if the caller is cancelled meanwhile,
+        # and a cancelled caller (a worker being closed) returns only once it is.
         if payload is None:
-            await shielded(self._finish(row, token, "drop"))
+            await _settle(self._store(row, token, "drop"))
         else:
-            await shielded(self._finish(row, token, "store", payload))
+            await _settle(self._store(row, token, "store", payload))
         return row, None
 
+    async def _store(self, row: str, token: str, mode: str, payload: str = "") -> None:
+        """Finish a fetched row; if that fails, give the claim back rather than hold it."""
+        try:
+            await self._finish(row, token, mode, payload)
+        except BaseException:
+            await best_effort(lambda: self._finish(row, token, "release"))
+            raise
+
     async def _claim(self, token: str, lease: float) -> Any:
-        """Run the claim shielded: a caller cancelled meanwhile gives a won claim back."""
+        """Run the claim shielded: a caller cancelled or failing meanwhile gives a won claim back.
+
+        A cancelled caller returns once the claim is given back (see :func:`_settle`).
+        """
         step = asyncio.ensure_future(
             script("cache_row_claim")(self.redis, self._keys, [token, repr(lease)])
         )
+        step.add_done_callback(observe)
         try:
             return await asyncio.shield(step)
-        except asyncio.CancelledError:
-            await best_effort(lambda: self._release_if_claimed(step, token))
+        except BaseException:
+            await _clean_up(lambda: self._release_if_claimed(step, token))
             raise
 
     async def _release_if_claimed(self, step: asyncio.Future[Any], token: str) -> None:
-        reply = await step
+        """Release the claim if its reply said "claimed", or by token if the reply never came."""
+        try:
+            reply = await step
+        except Exception:
+            # The claim may have run on the server: its receipt names the row (cache_row_store).
+            await self._finish("", token, "release")
+            return
         if text(reply[0]) == "claimed":
             await self._finish(text(reply[1]), token, "release")
 

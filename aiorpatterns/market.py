@@ -15,15 +15,20 @@ Keys (``name`` is the market's name): ``<prefix>:market:{<name>}:items`` (ZSET l
 lives under one hash tag, so it runs unchanged on Redis Cluster (on one node).
 
 Prices and funds are whole numbers (cents, say) up to 2**53, exact in a sorted-set score.
+
+Retry safety: listing, unlisting and buying carry a token made per call; a second run of the
+same call finds the first's receipt (``…:items:<call>``, kept two minutes) and answers as it
+did (``True``, ``BOUGHT``) instead of "not in the inventory", "not listed" or ``GONE``.
 """
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from .checks import check_object, text
+from .checks import check_int, check_object, text
 from .errors import ScriptError
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from .scripts import script
@@ -63,11 +68,8 @@ class Listing:
 
 
 def _amount(value: object, what: str, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
-    if not minimum <= value <= MAX_AMOUNT:
-        raise ValueError(f"{what} must be between {minimum} and 2**53, got {value}")
-    return value
+    """A price, an amount, a count: a whole number in ``[minimum, 2**53]`` (exact as a score)."""
+    return check_int(value, what, minimum=minimum, maximum=MAX_AMOUNT)
 
 
 def _item(value: object) -> str:
@@ -152,7 +154,8 @@ class Market:
         §11.3.2 (``list_item_lua``), in one atomic step.
         """
         keys = [self.inventory_key(seller), self.market_key]
-        args = [_item(item), _listing(item, seller), _amount(price, "price", minimum=1)]
+        price = _amount(price, "price", minimum=1)
+        args = [_item(item), _listing(item, seller), price, secrets.token_hex(16)]
         return bool(await script("market_list")(self.redis, keys, args))
 
     async def unlist_item(self, item: str, seller: str) -> bool:
@@ -161,7 +164,7 @@ class Market:
         False if it is not listed (sold, or never listed). Beyond the book, which has no way back.
         """
         keys = [self.inventory_key(seller), self.market_key]
-        args = [_item(item), _listing(item, seller)]
+        args = [_item(item), _listing(item, seller), secrets.token_hex(16)]
         return bool(await script("market_unlist")(self.redis, keys, args))
 
     async def purchase_item(self, buyer: str, item: str, seller: str, price: int) -> Purchase:
@@ -179,7 +182,8 @@ class Market:
         ]
         if buyer == seller:
             raise ValueError(f"user {buyer!r} cannot buy from itself")
-        args = [_listing(_item(item), seller), item, _amount(price, "price", minimum=1)]
+        price = _amount(price, "price", minimum=1)
+        args = [_listing(_item(item), seller), item, price, secrets.token_hex(16)]
         reply = text(await script("market_purchase")(self.redis, keys, args))
         try:
             return Purchase(reply)

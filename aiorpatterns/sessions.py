@@ -20,13 +20,18 @@ Keys (``name`` is the store's name, default ``"sessions"``): ``<prefix>:session:
 ``…:recent``, ``…:viewed`` and, per token, ``…:viewed:<token>`` and ``…:cart:<token>``. The login
 HASH and the recent ZSET are single keys in the book as well, so a store lives on one cluster
 node either way; use several stores (names) to spread many users over a cluster.
+
+Retry safety: a view, a clean-up batch and a rescale carry a token made per call, and a second
+run of the same call finds its receipt (``…:login:<call>``, kept two minutes) and answers the
+first run's reply without counting or multiplying again; the other writes set the same values.
 """
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
-from .checks import check_count, check_keyspace, text
+from .checks import check_count, check_float, check_int, check_keyspace, text
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from .scripts import script
 
@@ -61,10 +66,7 @@ class Sessions:
         check_name(name)
         if redis is None:
             raise TypeError("redis must be a redis.asyncio client, not None")
-        if isinstance(history, bool) or not isinstance(history, int):
-            raise TypeError(f"history must be an int, not {type(history).__name__}")
-        if history < 1:
-            raise ValueError(f"history must be at least 1, got {history!r}")
+        history = check_count(history, "history")
         check_keyspace(keyspace)
         self.redis = redis
         self.name = name
@@ -108,7 +110,7 @@ class Sessions:
                 raise TypeError(f"item must be a str or None, not {type(item).__name__}")
             if not item:
                 raise ValueError("item must not be empty (pass None for no item)")
-            args.append(item)
+            args += [item, secrets.token_hex(16)]
         keys = (self.login_key, self.recent_key, self.viewed_key, history)
         await script("session_update")(self.redis, keys, args)
 
@@ -143,7 +145,7 @@ class Sessions:
                 self.recent_key, 0, min(size - limit, batch) - 1, withscores=True
             )
             keys = [self.login_key, self.recent_key]
-            args: list[object] = [limit]
+            args: list[object] = [secrets.token_hex(16), limit]
             for member, seen in oldest:
                 token = text(member)
                 keys += [self.history_key(token), self.cart_key(token)]
@@ -166,8 +168,7 @@ class Sessions:
             raise TypeError(f"item must be a str, not {type(item).__name__}")
         if not item:
             raise ValueError("item must not be empty")
-        if isinstance(count, bool) or not isinstance(count, int):
-            raise TypeError(f"count must be an int, not {type(count).__name__}")
+        count = check_int(count, "count")
         return bool(await script("cart_update")(self.redis, keys, [token, item, count]))
 
     async def cart(self, token: str) -> dict[str, int]:
@@ -193,12 +194,12 @@ class Sessions:
         5 minutes) so old popularity fades. Redis in Action §2.5 (``rescale_viewed``).
         """
         keep = check_count(keep, "keep")
-        if isinstance(factor, bool) or not isinstance(factor, (int, float)):
-            raise TypeError(f"factor must be a number, not {type(factor).__name__}")
-        if not 0 < factor <= 1:
+        factor = check_float(factor, "factor", maximum=1.0)
+        if factor <= 0:
             raise ValueError(f"factor must be in (0, 1], got {factor!r}")
-        args = [keep, repr(float(factor))]
-        return int(await script("session_rescale")(self.redis, [self.viewed_key], args))
+        keys = [self.viewed_key, self.login_key]
+        args = [keep, repr(factor), secrets.token_hex(16)]
+        return int(await script("session_rescale")(self.redis, keys, args))
 
     def __repr__(self) -> str:
         return f"<Sessions {self.keyspace.tag(self.kind, self.name)!r}>"

@@ -261,3 +261,20 @@ def test_bad_construction_is_rejected(kwargs: dict[str, Any], error: type[Except
     redis = options.pop("redis")
     with pytest.raises(error):
         Articles(redis, **options)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "name"),
+    [
+        # The page's last rank must fit a Redis integer.
+        (lambda s: s.get_articles(page=2**62), ValueError, "page"),
+        (lambda s: s.get_group_articles("g", page=2**63), ValueError, "page"),
+        (lambda s: s.get_articles(page=0), ValueError, "page"),
+        (lambda s: s.get_articles(page=1.0), TypeError, "page"),
+    ],
+)
+async def test_numbers_are_range_checked_before_redis(
+    call: Any, error: type[Exception], name: str
+) -> None:
+    with pytest.raises(error, match=name):
+        await call(Articles(object()))

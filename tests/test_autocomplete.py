@@ -499,3 +499,10 @@ async def _command_calls(redis: Any) -> dict[str, int]:
             command = name.removeprefix("cmdstat_")
             calls[command] = calls.get(command, 0) + int(stats["calls"])
     return calls
+
+
+async def test_a_limit_beyond_a_redis_integer_is_refused_before_redis() -> None:
+    with pytest.raises(ValueError, match="limit"):
+        await Autocomplete(object()).complete("a", limit=2**63)
+    with pytest.raises(ValueError, match="limit"):
+        await RecentContacts(object()).complete("u", "a", limit=2**63)

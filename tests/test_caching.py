@@ -14,8 +14,11 @@ from typing import Any
 
 import pytest
 from helpers import until
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from aiorpatterns.caching import PageCache, RowCache, RowCacheWorker, request_digest
+from aiorpatterns.scripts import script
 from aiorpatterns.sessions import Sessions
 
 URL = "http://test.com/?item=itemX"
@@ -155,6 +158,57 @@ async def test_two_workers_never_refresh_one_row_at_once(redis_client: Any) -> N
     assert await redis_client.hlen(rows.claims_key) == 0  # closing handed every claim back
 
 
+class _SlowStore:
+    """Mixin: every cache_row_store is held back until ``go`` is set (``sent`` says it waits)."""
+
+    sent: asyncio.Event
+    go: asyncio.Event
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if str(args[0]).upper() == "EVALSHA" and args[1] == script("cache_row_store").sha:
+            self.sent.set()
+            await self.go.wait()
+        return await super().execute_command(*args, **options)  # type: ignore[misc]
+
+
+class _SlowRedis(_SlowStore, Redis):
+    pass
+
+
+class _SlowCluster(_SlowStore, RedisCluster):
+    pass
+
+
+async def test_closing_a_worker_mid_store_returns_once_the_row_is_handed_back(
+    redis_client: Any, request: pytest.FixtureRequest
+) -> None:
+    # Issue 10 item 6: aclose() returned while the worker's store (shielded) was still in
+    # flight, so a claim was still in `claims` after the close; under CPU load, every time.
+    topology = request.node.callspec.params["redis_client"]
+    endpoint = request.getfixturevalue(
+        "redis_cluster_server" if topology == "cluster" else "redis_server"
+    )
+    slow: Any = (_SlowCluster if topology == "cluster" else _SlowRedis).from_url(endpoint.url)
+    slow.sent, slow.go = asyncio.Event(), asyncio.Event()
+    try:
+        rows = RowCache(slow)
+        await rows.schedule_row_cache("r", delay=60)
+        worker = RowCacheWorker(rows, lambda row: {"v": 1}, idle=0.05)
+        worker.start()
+        await slow.sent.wait()  # fetched; the store is about to be sent
+        closing = asyncio.create_task(worker.aclose())
+        # A bounded wait for what must not happen: aclose() returning with the row claimed.
+        await asyncio.wait([closing], timeout=0.1)
+        assert not closing.done(), "aclose() returned before the row was stored"
+        slow.go.set()
+        await closing
+        assert await redis_client.hlen(rows.claims_key) == 0
+        assert await rows.get_row("r") == {"v": 1}
+    finally:
+        slow.go.set()
+        await slow.aclose()
+
+
 async def _all_refreshed(counts: dict[str, int], rows: int, times: int) -> bool:
     return len(counts) == rows and min(counts.values()) >= times
 
@@ -222,6 +276,10 @@ async def test_a_cancelled_refresh_gives_the_row_back(redis_client: Any) -> None
         (lambda p, r: r.schedule_row_cache("", delay=1), ValueError),
         (lambda p, r: r.schedule_row_cache("x", delay="1"), TypeError),
         (lambda p, r: r.schedule_row_cache("x", delay=float("inf")), ValueError),
+        (lambda p, r: r.schedule_row_cache("x", delay=float("nan")), ValueError),
+        (lambda p, r: r.schedule_row_cache("x", delay=1e10), ValueError),  # beyond MAX_SECONDS
+        (lambda p, r: r.schedule_row_cache("x", delay=True), TypeError),
+        (lambda p, r: r.cache_rows(lambda x: x, retry=float("nan")), ValueError),
         (lambda p, r: r.cache_rows(None), TypeError),
         (lambda p, r: r.cache_rows(lambda x: x, lease=0), ValueError),
         (lambda p, r: r.get_row(5), TypeError),

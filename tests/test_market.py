@@ -199,3 +199,25 @@ def test_bad_construction() -> None:
         Market(object(), "")
     with pytest.raises(TypeError):
         Market(object(), keyspace="app")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "name"),
+    [
+        (lambda m: m.list_item("i", "s", float("nan")), TypeError, "price"),
+        (lambda m: m.list_item("i", "s", float("inf")), TypeError, "price"),
+        (lambda m: m.list_item("i", "s", 2**63), ValueError, "price"),
+        (lambda m: m.purchase_item("b", "i", "s", 2**53 + 1), ValueError, "price"),
+        (lambda m: m.purchase_item("b", "i", "s", -1), ValueError, "price"),
+        (lambda m: m.purchase_item("b", "i", "s", 10.0), TypeError, "price"),
+        (lambda m: m.deposit("u", 2**64), ValueError, "amount"),
+        (lambda m: m.deposit("u", 0), ValueError, "amount"),
+        (lambda m: m.listings(count=2**60), ValueError, "count"),
+        (lambda m: m.listings(offset=-1), ValueError, "offset"),
+    ],
+)
+async def test_numbers_are_range_checked_before_redis(
+    call: Any, error: type[Exception], name: str
+) -> None:
+    with pytest.raises(error, match=name):
+        await call(Market(object()))

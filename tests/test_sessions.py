@@ -250,7 +250,8 @@ async def test_an_active_token_read_as_old_survives(redis_client: Any) -> None:
 
     keys = [sessions.login_key, sessions.recent_key]
     keys += [sessions.history_key("old"), sessions.cart_key("old")]
-    removed = await script("session_clean")(redis_client, keys, [0, "old", repr(seen)])
+    args = ["c" * 32, 0, "old", repr(seen)]
+    removed = await script("session_clean")(redis_client, keys, args)
     assert removed == 0
     assert await sessions.check_token("old") == "alice"
     assert await sessions.cart("old") == {"item": 2}
@@ -300,3 +301,34 @@ async def test_rank_and_rescale_viewed(redis_client_text: Any) -> None:
 async def test_new_calls_reject_bad_input_before_redis(call: Any, error: type[Exception]) -> None:
     with pytest.raises(error):
         await call(Sessions(object()))
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "name"),
+    [
+        (lambda s: s.add_to_cart("t", "x", count=2**63), ValueError, "count"),
+        (lambda s: s.add_to_cart("t", "x", count=-(2**63) - 1), ValueError, "count"),
+        (lambda s: s.add_to_cart("t", "x", count=True), TypeError, "count"),
+        (lambda s: s.add_to_cart("t", "x", count=1.0), TypeError, "count"),
+        (lambda s: s.rescale_viewed(factor=float("nan")), ValueError, "factor"),
+        (lambda s: s.rescale_viewed(factor=float("inf")), ValueError, "factor"),
+        (lambda s: s.rescale_viewed(factor=0), ValueError, "factor"),
+        (lambda s: s.rescale_viewed(factor=-0.5), ValueError, "factor"),
+        (lambda s: s.rescale_viewed(factor=True), TypeError, "factor"),
+        (lambda s: s.rescale_viewed(keep=2**63), ValueError, "keep"),
+        (lambda s: s.clean_sessions(limit=2**63), ValueError, "limit"),
+    ],
+)
+async def test_numbers_are_range_checked_before_redis(
+    call: Any, error: type[Exception], name: str
+) -> None:
+    with pytest.raises(error, match=name):
+        await call(Sessions(object()))
+
+
+@pytest.mark.parametrize(
+    ("history", "error"), [(0, ValueError), (2**63, ValueError), (True, TypeError)]
+)
+def test_history_is_range_checked(history: Any, error: type[Exception]) -> None:
+    with pytest.raises(error, match="history"):
+        Sessions(object(), history=history)

@@ -5,6 +5,8 @@
 -- ARGV[1] id         the article
 -- ARGV[2..]          for each group, in KEYS order: 'add' or 'remove'
 -- returns: 1, or 0 (nothing changed) if the article does not exist
+-- Retry-safe as it is: a second run adds and removes the same members and drops the same
+-- caches, and answers the same.
 local id = ARGV[1]
 if not redis.call('ZSCORE', KEYS[1], id) then
   return 0

@@ -14,6 +14,7 @@
 -- ARGV[1] start      ARGV[2] stop (ranks, highest first)
 -- ARGV[3] ttl_ms     how long a group's cache lives (only with KEYS[7..8])
 -- returns: a flat list, six entries per article: id, meta JSON, up, down, score, posted
+-- Retry-safe as it is: a second run finds the group's cache built and reads the same page.
 if #KEYS >= 8 and redis.call('EXISTS', KEYS[1]) == 0 then
   -- Weight 0 for the SET: the cache holds the site's scores exactly.
   redis.call('ZINTERSTORE', KEYS[1], 2, KEYS[7], KEYS[8], 'WEIGHTS', 0, 1)

@@ -12,6 +12,12 @@
 -- ARGV[4] window     how long votes are taken (seconds)
 -- ARGV[5] weight     how much one vote moves the score
 -- returns: the posting time (server clock, text)
+-- Retry-safe by the id (taken by the caller before the step): a second run finds the article
+-- already written and answers its posting time, leaving its votes and score as they are.
+local posted = redis.call('ZSCORE', KEYS[5], ARGV[1])
+if posted and redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+  return posted
+end
 local t = redis.call('TIME')
 -- Built as text: a Lua number would round a microsecond timestamp to 14 digits.
 local now = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))

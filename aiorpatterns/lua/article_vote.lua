@@ -13,8 +13,16 @@
 -- ARGV[3] direction  '1' (up) or '-1' (down)
 -- ARGV[4] window     how long after posting votes are taken (seconds)
 -- ARGV[5] weight     how much one vote moves the score
+-- ARGV[6] call       the caller's token, one per article_vote call (the receipt's name)
 -- returns: 'voted', 'changed' (the user's earlier vote was the other way and is replaced),
 -- 'already' (the same vote again: nothing changes), 'closed' (voting is over) or 'missing'
+-- Retry-safe by a receipt under <voters>:<call> for a counted vote: a second run answers
+-- 'voted' or 'changed' as the first did, not 'already' (refusals write nothing to repeat).
+-- @include once
+local kept = receipt(KEYS[5], ARGV[6])
+if kept then
+  return kept
+end
 local id, user, direction = ARGV[1], ARGV[2], ARGV[3]
 local posted = redis.call('ZSCORE', KEYS[4], id)
 if not posted then
@@ -43,7 +51,7 @@ redis.call('HINCRBY', counter, id, 1)
 if before then
   redis.call('HINCRBY', other, id, -1)
   redis.call('ZINCRBY', KEYS[3], string.format('%.17g', 2 * sign * weight), id)
-  return 'changed'
+  return remember(KEYS[5], ARGV[6], 'changed')
 end
 redis.call('ZINCRBY', KEYS[3], string.format('%.17g', sign * weight), id)
-return 'voted'
+return remember(KEYS[5], ARGV[6], 'voted')

@@ -9,6 +9,8 @@
 -- ARGV[4] ttl_ms   how long the page stays cached
 -- ARGV[5] wake_ms  how long the wake-up signal stays (waiters that start blocking late see it)
 -- returns: 1 if the caller still held the claim, else 0 (a fill is stored either way)
+-- Retry-safe by the token: a second run no longer holds the claim, so a release does nothing
+-- and a fill stores the same content again (the caller does not read the reply).
 local owned = redis.call('GET', KEYS[2]) == ARGV[1]
 if owned then
   redis.call('DEL', KEYS[2])

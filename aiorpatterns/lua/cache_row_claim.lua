@@ -9,6 +9,14 @@
 -- ARGV[1] token    the worker's token for this claim
 -- ARGV[2] lease    how long the claim lasts (seconds)
 -- returns: {'claimed', row} or {'idle', seconds until the next row is due, '-1' if none}
+-- Retry-safe by a receipt under the token, kept while the claim lasts (cache_row_store drops
+-- it): a second run answers the row the first claimed instead of claiming another, and a
+-- worker whose claim reply was lost releases by token alone (cache_row_store with no row).
+-- @include once
+local kept = receipt(KEYS[3], ARGV[1])
+if kept then
+  return kept
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 for _ = 1, 100 do
@@ -24,7 +32,7 @@ for _ = 1, 100 do
   if delay > 0 then
     redis.call('ZADD', KEYS[2], string.format('%.6f', now + tonumber(ARGV[2])), row)
     redis.call('HSET', KEYS[3], row, ARGV[1])
-    return {'claimed', row}
+    return remember(KEYS[3], ARGV[1], {'claimed', row})
   end
   redis.call('ZREM', KEYS[1], row)
   redis.call('ZREM', KEYS[2], row)

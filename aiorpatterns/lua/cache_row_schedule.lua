@@ -8,6 +8,8 @@
 -- ARGV[1] row      ARGV[2] delay (seconds; 0 or less: stop caching and drop the cached row)
 -- ARGV[3] wake_ms  how long a wake-up signal stays
 -- returns: 1 if scheduled, 0 if removed
+-- Retry-safe as it is: a second run writes the same delay, due time (a moment later) and
+-- wake-up signal, or removes what is already gone, and answers the same.
 local row, delay = ARGV[1], tonumber(ARGV[2])
 if delay <= 0 then
   redis.call('ZREM', KEYS[1], row)

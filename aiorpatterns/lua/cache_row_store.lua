@@ -6,12 +6,26 @@
 -- KEYS[2] schedule ZSET row -> when it is next due
 -- KEYS[3] claims   HASH row -> token of the worker refreshing it
 -- KEYS[4] data     HASH row -> cached JSON
--- ARGV[1] row      ARGV[2] token
+-- ARGV[1] row      (empty: the row the token's claim receipt names, for a worker whose claim
+--                  reply was lost; see cache_row_claim)
+-- ARGV[2] token
 -- ARGV[3] mode     'store' (ARGV[4] is the JSON), 'retry' (due again in ARGV[5] seconds, at
 --                  most the delay), 'release' (due now) or 'drop' (the row no longer exists)
 -- ARGV[4] json     ARGV[5] retry
 -- returns: 1 if done, 0 if the claim was no longer the worker's
+-- Retry-safe by the token: a second run finds the claim no longer the worker's and does
+-- nothing (the caller does not read the reply).
+-- @include once
 local row = ARGV[1]
+if row == '' then
+  local kept = receipt(KEYS[3], ARGV[2])
+  if not kept or kept[1] ~= 'claimed' then
+    return 0
+  end
+  row = kept[2]
+end
+-- The worker is done with this claim: its receipt has nothing left to answer.
+redis.call('DEL', KEYS[3] .. ':' .. ARGV[2])
 if redis.call('HGET', KEYS[3], row) ~= ARGV[2] then
   return 0
 end

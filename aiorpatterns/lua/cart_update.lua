@@ -6,6 +6,8 @@
 -- KEYS[2] cart     HASH item -> count, of this token
 -- ARGV[1] token    ARGV[2] item    ARGV[3] count (a whole number)
 -- returns: 1, or 0 (nothing written) if the token has no session
+-- Retry-safe as it is: a second run sets the same count (or deletes what is gone) and answers
+-- the same.
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   return 0
 end

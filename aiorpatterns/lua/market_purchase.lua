@@ -10,8 +10,12 @@
 -- ARGV[1] listing    the market member (item and seller)
 -- ARGV[2] item       the item id
 -- ARGV[3] price      the price the buyer expects (a whole number)
+-- ARGV[4] call       the caller's token, one per purchase_item call (the receipt's name)
 -- returns: 'bought', 'gone' (not listed), 'price' (listed at another price) or 'funds'; an
 -- error, before any write, if a 'funds' field is not a whole number of at most 2^53
+-- Retry-safe by a receipt under <market>:<call> for a purchase: a second run answers 'bought'
+-- as the first did (the listing is gone, so it would answer 'gone'); refusals write nothing.
+-- @include once
 local MAX = 9007199254740992
 
 -- A funds field as a number (missing: 0), or nil if it is no whole number within +-2^53.
@@ -23,6 +27,10 @@ local function funds_of(key)
   end
 end
 
+local kept = receipt(KEYS[1], ARGV[4])
+if kept then
+  return kept
+end
 local price = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not price then
   return 'gone'
@@ -41,4 +49,4 @@ redis.call('HINCRBY', KEYS[2], 'funds', '-' .. price)
 redis.call('HINCRBY', KEYS[3], 'funds', price)
 redis.call('SADD', KEYS[4], ARGV[2])
 redis.call('ZREM', KEYS[1], ARGV[1])
-return 'bought'
+return remember(KEYS[1], ARGV[4], 'bought')

@@ -7,7 +7,15 @@
 -- ARGV[2] user     the user the token belongs to
 -- ARGV[3] keep     how many items the token's history keeps (the newest)
 -- ARGV[4] item     optional: the item viewed
+-- ARGV[5] call     optional, with an item: the caller's token, one per update_token call (the
+--                  name of the view's receipt; without it a view is counted on every run)
 -- returns: 1
+-- Retry-safe: the login and last-seen writes are the same again; a view (ZINCRBY) is counted
+-- once per call token, by a receipt kept under <login>:<call> only for views.
+-- @include once
+if #ARGV >= 5 and receipt(KEYS[1], ARGV[5]) then
+  return 1
+end
 local t = redis.call('TIME')
 -- Built as text: Lua numbers would round a microsecond timestamp to 14 digits.
 local now = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
@@ -20,5 +28,8 @@ if #ARGV >= 4 then
   redis.call('ZADD', KEYS[4], now, item)
   redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -(tonumber(ARGV[3]) + 1))
   redis.call('ZINCRBY', KEYS[3], -1, item)
+  if #ARGV >= 5 then
+    return remember(KEYS[1], ARGV[5], 1)
+  end
 end
 return 1
