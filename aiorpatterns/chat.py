@@ -26,14 +26,18 @@ the same position, to the member's next fetch; a reader that acknowledges in tim
 message exactly once. Nothing a member has not acknowledged is ever trimmed. A fetch cancelled
 at any await gives its batch back (a shielded clean-up), or leaves a tombstone that refuses a
 fetch still in flight; every call that changes a chat (create, send, join, leave, ack, release)
-is shielded: once called it completes, so a cancelled send is sent exactly once.
+is shielded: once called it completes, so a cancelled send is sent exactly once. Every step is
+safe to run twice (a client retry after a lost reply): a fetch by a token whose batch is out
+answers that same batch, and create, send, join, leave and settle keep a receipt under a token
+made per call (``_once.lua``), so a retried create never mistakes its own chat for a taken id.
 
 Keys: ``<prefix>:chat:{<chat>}:members`` (ZSET member -> position), ``…:claims`` (HASH
 member -> the batch out), ``…:msgs`` (ZSET JSON envelope -> id), ``…:seq`` (STRING last id),
 ``…:abandoned`` (short-lived tombstones), ``…:signal`` (STREAM of one entry whose id is the
 newest message's: a fetch with nothing pending waits on it with ``XREAD BLOCK``); per member
 ``<prefix>:chats:{<member>}`` (SET of chat ids, the index); ``<prefix>:chatid:{seq}`` (the
-counter of generated chat ids). On a cluster a chat lives on one node and each member's index on
+counter of generated chat ids); receipts ``…:members:<token>``, ``…:seq:<token>`` and
+``…:claims:<token>`` expire. On a cluster a chat lives on one node and each member's index on
 its own.
 """
 
@@ -167,6 +171,9 @@ class Chats:
     async def _create(
         self, members: list[str], sender_json: str, message_json: str, chat_id: str | None
     ) -> str:
+        # One token for the whole call: a retried chat_create finds its receipt and answers 1
+        # (without it, the retry's "exists" would send a generated id on to the next one).
+        token = uuid.uuid4().hex
         while True:
             cid = chat_id if chat_id is not None else str(await self.redis.incr(self._id_key))
             # The index first: an entry for a chat that was never created is ignored by
@@ -174,7 +181,7 @@ class Chats:
             added = await self._index("add", cid, members)
             first = int(
                 await script("chat_create")(
-                    self.redis, self.keys(cid), [sender_json, message_json, *members]
+                    self.redis, self.keys(cid), [sender_json, message_json, token, *members]
                 )
             )
             if first:
@@ -198,9 +205,8 @@ class Chats:
         keys = self.keys(chat_id)
         sender_json = encode_json(check_name(sender, "sender"), "sender")
         message_json = encode_json(message)
-        mid = int(
-            await shielded(script("chat_send")(self.redis, keys, [sender_json, message_json]))
-        )
+        args = [sender_json, message_json, uuid.uuid4().hex]  # a retry finds its receipt
+        mid = int(await shielded(script("chat_send")(self.redis, keys, args)))
         if not mid:
             raise LookupError(f"chat {chat_id!r} does not exist")
         return mid
@@ -217,7 +223,7 @@ class Chats:
 
     async def _join(self, chat_id: str, member: str, keys: Sequence[str]) -> bool:
         (added,) = await self._index("add", chat_id, [member])
-        joined = int(await script("chat_join")(self.redis, keys, [member]))
+        joined = int(await script("chat_join")(self.redis, keys, [member, uuid.uuid4().hex]))
         if joined < 0:
             if added:
                 await self._index("remove", chat_id, [member])
@@ -237,7 +243,7 @@ class Chats:
         return await shielded(self._leave(chat_id, member, keys))
 
     async def _leave(self, chat_id: str, member: str, keys: Sequence[str]) -> bool:
-        left = int(await script("chat_leave")(self.redis, keys, [member]))
+        left = int(await script("chat_leave")(self.redis, keys, [member, uuid.uuid4().hex]))
         # After the chat's own step: a crash in between leaves a stale index entry, harmless.
         await self._sync_index(chat_id, [member], [False])
         return left > 0
@@ -359,7 +365,9 @@ class Chats:
             batch = self._batch(reply, chat_id, member, token)
             honour_cancel(current, cancels)
         except BaseException:
-            await best_effort(lambda: self._settle(keys, member, token, "abandon"))
+            # By token, whatever the reply said (or if it never came): the step may have run.
+            call = uuid.uuid4().hex  # one for both tries: the second finds the first's receipt
+            await best_effort(lambda: self._settle(keys, member, token, "abandon", call=call))
             raise
         return batch
 
@@ -404,7 +412,9 @@ class Chats:
         if batch.claim is None:
             return True
         keys = self.keys(batch.chat)
-        return bool(await shielded(self._settle(keys, batch.member, batch.claim, "ack", last)))
+        return bool(
+            await shielded(self._settle(keys, batch.member, batch.claim, "ack", last, call=None))
+        )
 
     async def release(self, batch: ChatBatch) -> bool:
         """Give a batch back unacknowledged: the member's next fetch gets it again. Shielded."""
@@ -412,12 +422,22 @@ class Chats:
         if batch.claim is None:
             return False
         keys = self.keys(batch.chat)
-        return bool(await shielded(self._settle(keys, batch.member, batch.claim, "release")))
+        return bool(
+            await shielded(self._settle(keys, batch.member, batch.claim, "release", call=None))
+        )
 
     async def _settle(
-        self, keys: Sequence[str], member: str, token: str, mode: str, through: int = 0
+        self,
+        keys: Sequence[str],
+        member: str,
+        token: str,
+        mode: str,
+        through: int = 0,
+        *,
+        call: str | None,
     ) -> int:
-        args = [member, token, mode, through, _TOMB_MS]
+        # ``call`` names this settle for its receipt: made here unless the caller tries twice.
+        args = [member, token, mode, through, _TOMB_MS, call or uuid.uuid4().hex]
         return int(await script("chat_settle")(self.redis, keys, args))
 
     @staticmethod

@@ -28,10 +28,12 @@ while a consumer held them are counted in :attr:`FanoutConsumer.skipped` and log
 not acknowledged within ``min_idle`` may be delivered again, to another consumer or to the same
 one. A read cancelled at any await loses nothing: entries the server had already handed to the
 consumer are returned by its next read. ``publish``, ``publish_many`` and ``ack`` are shielded:
-once called, they complete, so a cancelled publish appends its entries exactly once.
+once called, they complete, so a cancelled publish appends its entries exactly once. Every script
+is safe to run twice (a client retry after a lost reply): a publish batch and a trim keep a
+receipt under a token made per call (``_once.lua``), and deleting a consumer twice is harmless.
 
 Keys: ``<prefix>:fanout:{<name>}``, one STREAM (its groups live inside it), so a fan-out lives on
-one cluster node; spread load with several names.
+one cluster node; spread load with several names. Receipts ``…:<token>`` beside it expire.
 """
 
 from __future__ import annotations
@@ -52,7 +54,15 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .cancellation import cancelling, honour_cancel, shielded
-from .checks import check_count, check_object, check_seconds, check_wait, text
+from .checks import (
+    check_count,
+    check_flag,
+    check_int,
+    check_object,
+    check_seconds,
+    check_wait,
+    text,
+)
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from .leases import to_ms
 from .messaging import encode_json
@@ -67,6 +77,8 @@ log = logging.getLogger(__name__)
 FIELD = "data"
 #: Entries per publish step: one script call (atomic) per batch.
 _PUBLISH_BATCH = 500
+#: Most entries one read asks for: XAUTOCLAIM reserves server memory for COUNT ids up front.
+MAX_READ_COUNT = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +143,7 @@ class Fanout:
         self.redis, self.name, self.keyspace = check_object(redis, name, keyspace)
         self.maxlen = None if maxlen is None else check_count(maxlen, "maxlen")
         self.max_age = check_seconds(max_age, "max_age", allow_none=True)
-        self.approximate = bool(approximate)
+        self.approximate = check_flag(approximate, "approximate")
         self.key = keyspace.key(self.kind, name)
 
     def __repr__(self) -> str:
@@ -168,7 +180,9 @@ class Fanout:
         ids: list[str] = []
         for start in range(0, len(texts), _PUBLISH_BATCH):
             batch = texts[start : start + _PUBLISH_BATCH]
-            ids.extend(text(i) for i in await publish(self.redis, [self.key], [*head, *batch]))
+            token = uuid.uuid4().hex  # one per batch: a retry of it finds its receipt
+            args = [*head, token, *batch]
+            ids.extend(text(i) for i in await publish(self.redis, [self.key], args))
         return ids
 
     # -- groups ------------------------------------------------------------------------------
@@ -227,6 +241,7 @@ class Fanout:
         The group must exist (:meth:`create_group`). Entries another consumer of the group has
         held for ``min_idle`` seconds without an ack are taken over by this one. A consumer that
         restarts under the same name first gets back the entries it held unacknowledged.
+        ``count`` (1 to :data:`MAX_READ_COUNT`) is how many entries a read asks for by default.
         """
         return FanoutConsumer(self, group, name, min_idle=min_idle, count=count)
 
@@ -237,7 +252,8 @@ class Fanout:
 
         Atomic (one script). With no group, nothing is dropped. Redis in Action §6.6 ``_clean``.
         """
-        return int(await script("fanout_trim")(self.redis, [self.key], []))
+        token = uuid.uuid4().hex
+        return int(await shielded(script("fanout_trim")(self.redis, [self.key], [token])))
 
     async def length(self) -> int:
         """How many entries the stream holds."""
@@ -272,7 +288,7 @@ class FanoutConsumer:
         self.group = group
         self.name = name
         self.min_idle = check_seconds(min_idle, "min_idle")
-        self.count = check_count(count, "count")
+        self.count = _check_read_count(count)
         #: Entries found already deleted by ``maxlen``/``max_age`` before this group read them.
         self.skipped = 0
         # Entries handed out and not acknowledged yet (id -> loop time): a re-read of our own
@@ -301,7 +317,7 @@ class FanoutConsumer:
         (``XREADGROUP … >``). ``timeout=None`` waits until something arrives, ``0`` does not
         wait; an empty list means nothing arrived in time.
         """
-        n = self.count if count is None else check_count(count, "count")
+        n = self.count if count is None else _check_read_count(count)
         wait = None if timeout is None else check_wait(timeout)
         loop = asyncio.get_running_loop()
         deadline = None if wait is None else loop.time() + wait
@@ -477,6 +493,10 @@ def _entries(reply: Any) -> list[Any]:
         values = next(iter(reply.values()))
         return list(values[0] if values and isinstance(values[0], list) else values)
     return list(reply[0][1] or [])
+
+
+def _check_read_count(count: object) -> int:
+    return check_int(count, "count", minimum=1, maximum=MAX_READ_COUNT)
 
 
 #: What ``XGROUP CREATE`` takes as a start: ``$``, or an entry id ``ms`` or ``ms-seq``.

@@ -20,12 +20,15 @@ it handed to another receive. Messages given back (released, or taken from a dea
 before newer ones. A receive cancelled at any await gives back a message the server had already
 handed it (a shielded clean-up), or leaves a tombstone that refuses a receive still in flight.
 ``send``, ``ack``, ``release`` and ``extend`` are shielded: once called, they complete, so a
-cancelled send is delivered exactly once.
+cancelled send is delivered exactly once. Every step is safe to run twice (a client retry after
+a lost reply): a claim by a token that already holds a message answers that same message, and
+send, ack, release and abandon keep a receipt under a token made per call (``_once.lua``).
 
 Keys (one hash tag per recipient): ``<prefix>:inbox:{<recipient>}:messages`` (LIST of JSON
 envelopes), ``…:held`` (HASH receive token -> envelope), ``…:leases`` (ZSET receive token ->
 deadline), ``…:seq`` (STRING last id, never expires) and two short-lived ones, ``…:signal`` (wake
--up tokens) and ``…:abandoned`` (tombstones), which expire.
+-up tokens) and ``…:abandoned`` (tombstones), which expire, as do the steps' receipts
+``…:seq:<token>`` and ``…:leases:<token>``.
 """
 
 from __future__ import annotations
@@ -114,7 +117,8 @@ class Inbox:
         """
         sender_json = encode_json(check_name(sender, "sender"), "sender")
         message_json = encode_json(message)
-        reply = await shielded(self._run("inbox_send", sender_json, message_json))
+        call = uuid.uuid4().hex  # made once: a retry of the step finds its receipt
+        reply = await shielded(self._run("inbox_send", sender_json, message_json, call))
         return int(reply)
 
     # A timeout parameter, not asyncio.timeout(): cancelling a wait costs a clean-up round trip,
@@ -138,12 +142,9 @@ class Inbox:
             while True:
                 honour_cancel(current, cancels)  # every turn: a swallowed cancel would loop on
                 reply = await self._run("inbox_claim", token, lease_ms, _BATCH)
-                if int(reply[0]) == 1:
-                    got = self._message(reply, token)
+                got, hint = self._claimed(reply, token)
+                if got is not None:
                     break
-                hint = int(reply[0])
-                if hint == -2:  # a token is fresh per call: only a bug could see it refused
-                    raise RuntimeError(f"inbox {self.recipient!r}: a live receive was refused")
                 pause = _pause(deadline, hint, cap)
                 if pause is None:
                     break
@@ -153,7 +154,10 @@ class Inbox:
                         await self.redis.blpop([self.keys[3]], timeout=pause)
             honour_cancel(current, cancels)
         except BaseException:
-            await best_effort(lambda: self._run("inbox_settle", token, "abandon", _TOMB_MS))
+            # By token, whatever the claim's reply said (or if it never came): the step may
+            # have run on the server and handed this token a message.
+            call = uuid.uuid4().hex
+            await best_effort(lambda: self._run("inbox_settle", token, "abandon", _TOMB_MS, call))
             raise
         return got
 
@@ -194,10 +198,26 @@ class Inbox:
             raise ValueError(
                 f"message {message.id} belongs to inbox {message.inbox!r}, not {self.recipient!r}"
             )
-        return int(await shielded(self._run("inbox_settle", message.claim, mode, ms)))
+        call = uuid.uuid4().hex  # made once: a retry of the step finds its receipt
+        return int(await shielded(self._run("inbox_settle", message.claim, mode, ms, call)))
 
     async def _run(self, name: str, *args: object) -> Any:
         return await script(name)(self.redis, self.keys, args)
+
+    def _claimed(self, reply: Sequence[Any], token: str) -> tuple[InboxMessage | None, int]:
+        """Read a claim step's reply: the message handed out, or None and the wait hint (ms).
+
+        The first element says which shape the reply has (``inbox_claim.lua``): ``1`` a message
+        ``{1, deadline, envelope}``, ``0`` none ``{0, wait_ms}``, ``-2`` a refused token.
+        """
+        kind = int(reply[0])
+        if kind == 1 and len(reply) == 3:
+            return self._message(reply, token), 0
+        if kind == 0 and len(reply) == 2:
+            return None, int(reply[1])
+        if kind == -2:  # a token is fresh per call: only a bug could see it refused
+            raise RuntimeError(f"inbox {self.recipient!r}: a live receive was refused")
+        raise RuntimeError(f"inbox {self.recipient!r}: unexpected claim reply {reply!r}")
 
     def _message(self, reply: Sequence[Any], token: str) -> InboxMessage:
         base = parse_envelope(reply[2])

@@ -31,7 +31,9 @@ status without its event (:meth:`StatusStream.publish` can announce it again), a
 racing a post of the same status can append its event before the post's: a reader drops a
 ``created`` event whose ``deleted`` event it has already yielded (it remembers the last
 :data:`DELETED_MEMORY` deletes). The stream is a notification feed; the statuses HASH is the
-record.
+record. Retry safety: the one write is a plain ``XADD`` (no script), so a client retry after a
+lost reply may append an event twice; a reader then sees a duplicate notification, never a
+lost one.
 
 Keys: ``<prefix>:streaming:{<name>}``, one STREAM with fields ``kind`` (``created`` or
 ``deleted``), ``status`` (the status id) and ``record`` (the status as JSON).
@@ -52,7 +54,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .cancellation import cancelling, honour_cancel, shielded
-from .checks import check_client, check_count, check_keyspace, check_wait, text
+from .checks import check_client, check_count, check_float, check_keyspace, check_wait, text
 from .fanout import _entries
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from .messaging import encode_json
@@ -176,10 +178,7 @@ class SampleFilter(StatusFilter):
     """
 
     def __init__(self, fraction: float, *, seed: str = "") -> None:
-        if isinstance(fraction, bool) or not isinstance(fraction, int | float):
-            raise TypeError(f"fraction must be a number, not {type(fraction).__name__}")
-        if not math.isfinite(fraction) or not 0 <= fraction <= 1:
-            raise ValueError(f"fraction must be between 0 and 1, got {fraction!r}")
+        fraction = check_float(fraction, "fraction", minimum=0, maximum=1)
         if not isinstance(seed, str):
             raise TypeError(f"seed must be a str, not {type(seed).__name__}")
         self.fraction = float(fraction)
@@ -278,11 +277,7 @@ Box = tuple[float, float, float, float]
 
 
 def _coordinate(value: object, what: str, limit: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{what} must be a number, not {type(value).__name__}")
-    if not math.isfinite(value) or not -limit <= value <= limit:
-        raise ValueError(f"{what} must be between {-limit:g} and {limit:g}, got {value!r}")
-    return float(value)
+    return check_float(value, what, minimum=-limit, maximum=limit)
 
 
 def _position(status: StatusMessage) -> tuple[float, float] | None:

@@ -10,6 +10,7 @@ import asyncio
 import collections
 import math
 import random
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -230,10 +231,21 @@ async def test_leaving_trims_what_only_the_leaver_held_back(redis_client: Any) -
     assert await chats.leave(chat_id, "a")
     assert await chats.leave(chat_id, "b")
     assert not await chats.exists(chat_id)
-    assert await keys_of(redis_client) == ["aiorp:chatid:{seq}"]
+    assert await _lasting(redis_client) == ["aiorp:chatid:{seq}"]
     with pytest.raises(LookupError):
         await chats.send(chat_id, "a", "anyone?")
-    assert await keys_of(redis_client) == ["aiorp:chatid:{seq}"]
+    assert await _lasting(redis_client) == ["aiorp:chatid:{seq}"]
+
+
+async def _lasting(redis: Any) -> list[str]:
+    """The keys that stay: every other one is a step's receipt, which expires (_once.lua)."""
+    lasting = []
+    for key in await keys_of(redis):
+        if await redis.pttl(key) < 0:
+            lasting.append(key)
+        else:
+            assert re.search(r":[0-9a-f]{32}$", key), f"{key} expires but is not a receipt"
+    return lasting
 
 
 async def test_create_ids_and_existing_chats(redis_client: Any) -> None:
@@ -611,3 +623,19 @@ async def test_through_an_autopipeline(redis_client: Any) -> None:
             assert [m.id for m in batch] == list(range(1, 12))
         assert all(await asyncio.gather(*(chats.ack(b) for b in batches)))
         assert set((await chats.members(chat_id)).values()) == {0, 11}
+
+
+async def test_counts_are_checked_before_redis_and_whole_range_works(redis_client: Any) -> None:
+    """Range checks (issue 10): a bad count is refused first; any accepted one works in Redis."""
+    offline = Chats(object())
+    with pytest.raises(ValueError, match="count"):
+        await offline.fetch("c", "b", count=2**63)
+    with pytest.raises(ValueError, match="count"):
+        await offline.fetch_pending("b", count=2**63)
+    with pytest.raises(ValueError, match="through"):
+        await offline.ack(ChatBatch("c", "b", (), claim="x"), through=2**63)
+    chats = Chats(redis_client)
+    chat_id = await chats.create("a", ["b"], "hi")
+    batch = await chats.fetch(chat_id, "b", count=2**63 - 1)  # reaches LIMIT intact
+    assert [m.message for m in batch] == ["hi"]
+    assert await chats.ack(batch)

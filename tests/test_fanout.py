@@ -27,7 +27,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from aiorpatterns.fanout import Fanout, FanoutConsumer, FanoutEntry, FanoutGroup
+from aiorpatterns.fanout import MAX_READ_COUNT, Fanout, FanoutConsumer, FanoutEntry, FanoutGroup
 from aiorpatterns.server import free_port
 
 ROOT = str(Path(__file__).resolve().parents[1])
@@ -502,3 +502,22 @@ async def test_bad_input_is_refused_before_redis(unreachable: Redis) -> None:
     for build, kind in builds:
         with pytest.raises(kind):
             build()
+
+
+async def test_numbers_are_checked_before_redis_and_whole_range_works(redis_client: Any) -> None:
+    """Range checks (issue 10): a bad number is refused first; any accepted one works in Redis."""
+    offline = Fanout(object(), "f")
+    with pytest.raises(TypeError, match="approximate"):
+        Fanout(object(), "f", approximate="no")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="count"):
+        offline.consumer("g", count=MAX_READ_COUNT + 1)
+    with pytest.raises(ValueError, match="count"):
+        await offline.consumer("g").read(count=2**63)
+    with pytest.raises(TypeError, match="count"):
+        await offline.consumer("g").read(count=1.0)  # type: ignore[arg-type]
+    # The largest accepted numbers reach Redis intact (not as a Lua float like 9.2e+18).
+    fanout = Fanout(redis_client, "wide", maxlen=2**63 - 1, approximate=False)
+    await fanout.create_group("g")
+    ids = await fanout.publish_many(range(3))
+    got = await fanout.consumer("g", "c", count=MAX_READ_COUNT).read(timeout=0)
+    assert [e.id for e in got] == ids

@@ -242,7 +242,9 @@ async def test_a_receive_that_arrives_after_its_clean_up_is_refused(redis_client
     inbox = Inbox(redis_client, "tomb")
     await inbox.send("x", sender="s")
     token = uuid.uuid4().hex
-    assert await script("inbox_settle")(redis_client, inbox.keys, [token, "abandon", 60000]) == 0
+    call = uuid.uuid4().hex
+    abandon = [token, "abandon", 60000, call]
+    assert await script("inbox_settle")(redis_client, inbox.keys, abandon) == 0
     reply = await script("inbox_claim")(redis_client, inbox.keys, [token, 1000, 100])
     assert [int(x) for x in reply] == [-2]
     assert await inbox.counts() == InboxCounts(waiting=1, held=0)

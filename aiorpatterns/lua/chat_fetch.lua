@@ -14,10 +14,13 @@
 --          {0, now_ms, position} if nothing is pending; {-1} if not a member (or no chat);
 --          {-2, ms} if another fetch of this member holds a batch for ms more;
 --          {-3} if this token was abandoned (its fetch() has given up)
+-- Safe to run twice: a token whose batch is still out gets that same batch back (same messages,
+-- same deadline), never a longer one or a new claim.
 -- @include chat_common
 
 local member, token = ARGV[1], ARGV[2]
-local count, claim_ms = tonumber(ARGV[3]), tonumber(ARGV[4])
+-- count goes to LIMIT as the caller's text: a Lua number above 2^53 would print as 9.2e+18.
+local count, claim_ms = ARGV[3], tonumber(ARGV[4])
 -- The caller's clean-up already ran (a cancelled fetch whose step reached the server late, on
 -- another connection): a batch handed out now would wait for nobody until its claim ends.
 if redis.call('ZSCORE', ABANDONED, token) then return {-3} end
@@ -31,6 +34,12 @@ if claim then
   -- One batch per member at a time: a second fetch would hand out the same messages again.
   -- A claim past its deadline belongs to a reader presumed dead: its batch is handed out anew.
   if owner ~= token and deadline > now then return {-2, deadline - now} end
+  if owner == token and deadline > now then
+    -- This token's fetch ran already (its reply was lost): the same batch again.
+    local last = string.match(claim, ' (%d+)$')
+    local again = redis.call('ZRANGEBYSCORE', MSGS, '(' .. position, last, 'WITHSCORES')
+    return {1, now, deadline, position, unpack(again)}
+  end
 end
 local found = redis.call('ZRANGEBYSCORE', MSGS, '(' .. position, '+inf', 'WITHSCORES',
   'LIMIT', 0, count)

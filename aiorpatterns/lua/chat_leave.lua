@@ -7,15 +7,20 @@
 -- KEYS[5] abandoned  ZSET fetch token -> tombstone end
 -- KEYS[6] signal     STREAM, one entry <message id>-0 per message: wakes waiting fetches
 -- ARGV[1] member     who leaves
+-- ARGV[2] token      the leave() call's random token (its receipt: a retry answers as the
+--                    first run did)
 -- returns: 0 if not a member, 1 if they left, 2 if they left and the chat was deleted
 -- @include chat_common
+-- @include once
 
-local member = ARGV[1]
+local member, token = ARGV[1], ARGV[2]
+local kept = receipt(MEMBERS, token)
+if kept then return kept end
 if redis.call('ZREM', MEMBERS, member) == 0 then return 0 end
 redis.call('HDEL', CLAIMS, member)
 if redis.call('EXISTS', MEMBERS) == 0 then
   redis.call('DEL', CLAIMS, MSGS, SEQ, ABANDONED, SIGNAL)
-  return 2
+  return remember(MEMBERS, token, 2)
 end
 trim()
-return 1
+return remember(MEMBERS, token, 1)

@@ -7,9 +7,13 @@
 -- KEYS[6] signal     STREAM, one entry <message id>-0 per message: wakes waiting fetches
 -- ARGV[1] sender_json   the sender's name as a JSON string
 -- ARGV[2] message_json  the message, JSON text
+-- ARGV[3] token         the send() call's random token (its receipt: a retry sends nothing)
 -- returns: the message's id, or 0 if the chat does not exist
 -- @include chat_common
+-- @include once
 
+local kept = receipt(SEQ, ARGV[3])
+if kept then return kept end
 -- A message to a deleted chat would leave keys that no member will ever trim.
 if redis.call('EXISTS', MEMBERS) == 0 then return 0 end
-return post(ARGV[1], ARGV[2])
+return remember(SEQ, ARGV[3], post(ARGV[1], ARGV[2]))

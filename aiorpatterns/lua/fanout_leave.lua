@@ -4,6 +4,8 @@
 -- ARGV[1] group    the consumer group
 -- ARGV[2] consumer the consumer's name
 -- returns: 1 if deleted, 0 if it still holds entries (or the group is gone)
+-- Safe to run twice as it is: a consumer already deleted holds nothing, and deleting it again
+-- changes nothing, so a retry answers 1 again.
 local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
 local pending = redis.pcall('XPENDING', stream, group, '-', '+', 1, consumer)
 if type(pending) ~= 'table' or pending.err or #pending > 0 then return 0 end

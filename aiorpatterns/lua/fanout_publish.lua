@@ -4,14 +4,21 @@
 -- ARGV[1] maxlen      most entries kept (0: no bound)
 -- ARGV[2] exact       "1": trim to exactly maxlen / max age; "0": approximately ("~", cheaper)
 -- ARGV[3] max_age_ms  drop entries older than this, by the server's clock (0: no bound)
--- ARGV[4..] the entries' JSON texts, in order
+-- ARGV[4] token       this batch's random token (its receipt: a retry appends nothing and
+--                     answers the same ids)
+-- ARGV[5..] the entries' JSON texts, in order
 -- returns: the new entries' ids, in order
+-- @include once
+
 local stream = KEYS[1]
-local maxlen, exact, max_age = tonumber(ARGV[1]), ARGV[2] == '1', tonumber(ARGV[3])
+local kept = receipt(stream, ARGV[4])
+if kept then return kept end
+-- maxlen goes to XADD as the caller's text: a Lua number above 2^53 would print as 9.2e+18.
+local maxlen, exact, max_age = ARGV[1], ARGV[2] == '1', tonumber(ARGV[3])
 local how = exact and '=' or '~'
 local ids = {}
-for i = 4, #ARGV do
-  if maxlen > 0 then
+for i = 5, #ARGV do
+  if maxlen ~= '0' then
     ids[#ids + 1] = redis.call('XADD', stream, 'MAXLEN', how, maxlen, '*', 'data', ARGV[i])
   else
     ids[#ids + 1] = redis.call('XADD', stream, '*', 'data', ARGV[i])
@@ -23,4 +30,4 @@ if max_age > 0 then
   -- Entry ids start with the server's time in ms, so MINID drops entries by age.
   redis.call('XTRIM', stream, 'MINID', how, string.format('%.0f', oldest))
 end
-return ids
+return remember(stream, ARGV[4], ids)

@@ -1,8 +1,13 @@
 -- Drop the entries every consumer group has acknowledged (Redis in Action §6.6 _clean, which
 -- waits for a count of readers and compares that count as bytes: inventory row 29).
 -- KEYS[1] stream   STREAM of entries
+-- ARGV[1] token    the trim() call's random token (its receipt: a retry answers the same count)
 -- returns: how many entries were dropped (0 if the stream has no group)
+-- @include once
+
 local stream = KEYS[1]
+local kept = receipt(stream, ARGV[1])
+if kept then return kept end
 if redis.call('EXISTS', stream) == 0 then return 0 end
 
 local function parse(id)
@@ -29,5 +34,7 @@ for _, group in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
   if floor == nil or less(keep, floor) then floor = keep end
 end
 if floor == nil then return 0 end
-return redis.call('XTRIM', stream, 'MINID', '=',
+local dropped = redis.call('XTRIM', stream, 'MINID', '=',
   string.format('%.0f', floor[1]) .. '-' .. string.format('%.0f', floor[2]))
+if dropped == 0 then return 0 end -- a second run drops nothing either: no receipt needed
+return remember(stream, ARGV[1], dropped)

@@ -7,11 +7,15 @@
 -- KEYS[6] seq        STRING last message id
 -- ARGV[1] sender_json   the sender's name as a JSON string
 -- ARGV[2] message_json  the message, JSON text
+-- ARGV[3] token         the send() call's random token (its receipt: a retry sends nothing)
 -- returns: the message's id
 -- @include inbox_common
+-- @include once
 
+local kept = receipt(SEQ, ARGV[3])
+if kept then return kept end
 local id = redis.call('INCR', SEQ)
 redis.call('RPUSH', MESSAGES, '{"id":' .. int(id) .. ',"ts":' .. int(now_ms()) .. ',"sender":'
   .. ARGV[1] .. ',"message":' .. ARGV[2] .. '}')
 wake(1)
-return id
+return remember(SEQ, ARGV[3], id)

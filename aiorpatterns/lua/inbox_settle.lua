@@ -9,18 +9,26 @@
 -- ARGV[1] token      the receive() call's token
 -- ARGV[2] mode       "ack", "release", "extend" or "abandon"
 -- ARGV[3] ms         extend: the new lease from now; abandon: how long the tombstone lasts
+-- ARGV[4] call       this settle call's random token: an ack, release or abandon that took
+--                    effect keeps its receipt under it, so a retry answers 1 again (extend
+--                    needs none: running it twice sets the same lease)
 -- returns: ack/release/abandon: 1 if the message was still this token's, else 0;
 --          extend: the new deadline (ms), or 0 if the message is no longer this token's
 -- @include inbox_common
+-- @include once
 
-local token, mode, ms = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local token, mode, ms, call = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local kept = receipt(LEASES, call)
+if kept then return kept end
 local mine = redis.call('ZSCORE', LEASES, token) ~= false
-if mode == 'abandon' and not mine then
+if mode == 'abandon' then
+  -- A tombstone even when the token held a message: a retry of its claim arriving late (on
+  -- another connection) must not take a new one for a receive that has given up.
   local now = now_ms()
   redis.call('ZREMRANGEBYSCORE', ABANDONED, '-inf', now)
   redis.call('ZADD', ABANDONED, now + ms, token)
   redis.call('PEXPIRE', ABANDONED, ms)
-  return 0
+  if not mine then return 0 end
 end
 if not mine then return 0 end
 if mode == 'ack' then
@@ -34,4 +42,4 @@ else
   give_back({token})
   wake(1)
 end
-return 1
+return remember(LEASES, call, 1)
