@@ -29,6 +29,12 @@ for one task (its worker was presumed dead, or died after the work but before th
 handlers idempotent. ``put`` is idempotent per ``task_id``: retrying a put that was cancelled or
 failed never enqueues twice.
 
+Retries: every step is safe to run twice with the same arguments (redis-py's ``Retry`` and the
+cluster client re-send a script whose reply was lost): a put finds its task id already queued, a
+claim finds its token already holding a task and returns that one, a settle finds its token in
+the task's record and answers the same outcome, an ack finds its task gone and answers done, and
+``promote`` and the dead-letter maintenance keep a receipt of their reply (``_once.lua``).
+
 Cancellation: a cancelled ``put`` enqueued the task or did not (put it again with the same
 ``task_id`` to be sure). A cancelled ``get`` gives back a task the server had already claimed for
 it (a shielded clean-up), or leaves a tombstone that makes a claim still in flight return
@@ -57,7 +63,15 @@ from typing import Any, Literal
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .cancellation import best_effort, cancelling, honour_cancel, shielded
-from .checks import check_count, check_keyspace, check_seconds, check_wait, text
+from .checks import (
+    MAX_SECONDS,
+    check_float,
+    check_int,
+    check_keyspace,
+    check_seconds,
+    check_wait,
+    text,
+)
 from .errors import ScriptError
 from .keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from .leases import to_ms
@@ -76,6 +90,8 @@ _SERVER_TICK = 0.1
 _BATCH = 100
 #: Reasons are stored with the task; a traceback-sized one is cut to this many characters.
 _REASON_MAX = 2000
+#: Largest count a script reads (Lua numbers are doubles: integers stay exact up to 2**53).
+_LUA_INT_MAX = 2**53
 #: The order of KEYS in every queue script.
 _PARTS = (
     "ready",
@@ -93,6 +109,15 @@ _SIGNAL = _PARTS.index("signal")
 _DEAD = _PARTS.index("dead")
 
 FailOutcome = Literal["retrying", "dead", "lost"]
+
+
+def _attempts(value: object) -> int:
+    return check_int(value, "max_attempts", minimum=1, maximum=_LUA_INT_MAX)
+
+
+def _delay_seconds(value: object, what: str) -> float:
+    """A delay: finite seconds >= 0, at most MAX_SECONDS (its ms stay exact in Lua)."""
+    return check_float(check_wait(value, what), what, maximum=MAX_SECONDS)
 
 
 def _seconds(ms: object) -> float:
@@ -228,9 +253,9 @@ class TaskQueue:
         self.priorities = levels
         self.default_priority = default_priority
         self.visibility_timeout = check_seconds(visibility_timeout, "visibility_timeout")
-        self.max_attempts = check_count(max_attempts, "max_attempts")
-        self.retry_backoff = check_wait(retry_backoff, "retry_backoff")
-        self.max_backoff = check_wait(max_backoff, "max_backoff")
+        self.max_attempts = _attempts(max_attempts)
+        self.retry_backoff = _delay_seconds(retry_backoff, "retry_backoff")
+        self.max_backoff = _delay_seconds(max_backoff, "max_backoff")
         self.keys = tuple(keyspace.key("queue", name, part) for part in _PARTS)
 
     def __repr__(self) -> str:
@@ -318,9 +343,7 @@ class TaskQueue:
         elif not task_id:
             raise ValueError("task_id must not be empty")
         vis = check_seconds(visibility_timeout, "visibility_timeout", allow_none=True)
-        attempts = (
-            self.max_attempts if max_attempts is None else check_count(max_attempts, "max_attempts")
-        )
+        attempts = self.max_attempts if max_attempts is None else _attempts(max_attempts)
         delay_ms = math.ceil(wait * 1000) if wait > 0 else 0
         task, cancels = cancelling()
         await self._run(
@@ -351,9 +374,9 @@ class TaskQueue:
                     raise ValueError("at must be an aware datetime (with a tzinfo)")
                 when = at.timestamp()
             else:
-                when = check_wait(at, "at")
-            return max(0.0, when - time.time())
-        return 0.0 if delay is None else check_wait(delay, "delay")
+                when = check_float(at, "at", minimum=0.0)
+            return _delay_seconds(max(0.0, when - time.time()), "at (from now)")
+        return 0.0 if delay is None else _delay_seconds(delay, "delay")
 
     # -- consuming ---------------------------------------------------------------------------
 
@@ -446,10 +469,12 @@ class TaskQueue:
         await best_effort(lambda: self._run("queue_settle", "", token, "abandon", "", 0))
 
     async def ack(self, task: Task) -> bool:
-        """Delete a task that was handled; True if it was still ours to delete.
+        """Delete a task that was handled; True if it is done, False if another consumer has it.
 
         False means another consumer runs it now (our visibility deadline passed and it was
-        delivered again) or it is gone already. A late ack for a task taken back but not yet
+        delivered again): that consumer owns it. True means it was deleted, or was gone already
+        (acked before: by this very call re-sent after a lost reply, by an earlier ack, or by
+        the consumer that ran it after us). A late ack for a task taken back but not yet
         delivered again still deletes it. Shielded: a cancelled caller still acks.
         """
         self._check_task(task)
@@ -462,12 +487,13 @@ class TaskQueue:
 
         The retry is due after ``delay`` seconds, or the queue's exponential backoff. With
         ``retry=False`` the task is dead-lettered at once. Returns ``"retrying"``, ``"dead"``, or
-        ``"lost"`` if the task was no longer ours. Shielded.
+        ``"lost"`` if the task was no longer ours. Settling one delivery again (the same call
+        re-sent, or called twice) answers what the first settlement did. Shielded.
         """
         self._check_task(task)
         if not isinstance(reason, str):
             raise TypeError(f"reason must be a str, not {type(reason).__name__}")
-        wait = self.backoff(task.attempts) if delay is None else check_wait(delay, "delay")
+        wait = self.backoff(task.attempts) if delay is None else _delay_seconds(delay, "delay")
         mode = "retry" if retry else "dead"
         code = int(
             await self._settle(
@@ -494,7 +520,8 @@ class TaskQueue:
         """Push a running task's visibility deadline to ``seconds`` from now (a heartbeat).
 
         ``seconds`` defaults to the task's visibility timeout. False if the task is no longer
-        ours (its deadline passed and another consumer took it, or it was settled).
+        ours (its deadline passed and another consumer took it, or it was settled). Sent twice
+        (a client retry), it extends from the later run: the same as one heartbeat.
         """
         self._check_task(task)
         wait = task.visibility_timeout if seconds is None else check_seconds(seconds, "seconds")
@@ -514,7 +541,8 @@ class TaskQueue:
         lost-task window): any number of promoters may run, and each task moves once.
         Consumers promote by themselves, so calling this is never required.
         """
-        reply = await self._run("queue_promote", check_count(limit, "limit"))
+        limit = check_int(limit, "limit", minimum=1, maximum=_LUA_INT_MAX)
+        reply = await self._run("queue_promote", limit, uuid.uuid4().hex)
         return [text(x) for x in reply[1:]]
 
     async def counts(self) -> QueueCounts:
@@ -524,8 +552,8 @@ class TaskQueue:
 
     async def dead_letters(self, *, count: int = 100, offset: int = 0) -> list[DeadLetter]:
         """List dead-lettered tasks, oldest first, with the reason each one died."""
-        count = check_count(count, "count")
-        offset = check_count(offset, "offset", minimum=0)
+        count = check_int(count, "count", minimum=1, maximum=_LUA_INT_MAX)
+        offset = check_int(offset, "offset", minimum=0, maximum=_LUA_INT_MAX)
         reply = await self._run("queue_inspect", "dead", offset, count)
         letters = []
         for i in range(0, len(reply), 3):
@@ -565,17 +593,21 @@ class TaskQueue:
                 if not isinstance(one, str):
                     raise TypeError(f"task ids must be str, not {type(one).__name__}")
             batches = [chosen[i : i + 500] for i in range(0, len(chosen), 500)]
-            return sum([int(await self._run("queue_dead", mode, *b)) for b in batches if b])
+            return sum([await self._dead_batch(mode, b) for b in batches if b])
         done = 0
         while True:
             # Re-read from the start: what the previous batch handled has left the dead set.
             batch = [text(x) for x in await self.redis.zrange(self.keys[_DEAD], 0, 499)]
             if not batch:
                 return done
-            moved = int(await self._run("queue_dead", mode, *batch))
+            moved = await self._dead_batch(mode, batch)
             if moved == 0:
                 return done
             done += moved
+
+    async def _dead_batch(self, mode: str, ids: Sequence[str]) -> int:
+        # A token per call: its receipt answers a re-sent call with the count the first run got.
+        return int(await self._run("queue_dead", mode, uuid.uuid4().hex, *ids))
 
     # -- mechanics ---------------------------------------------------------------------------
 

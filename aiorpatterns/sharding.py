@@ -5,19 +5,25 @@ each stays in the compact encoding; §11.4 spreads one logical list over many sm
 Lua. Here the shard of a key is a stable CRC-32 (the same in every process, unlike ``hash()``),
 each hash shard is its own cluster object (shards spread over slots), and every key of one
 sharded list shares one hash tag, with every key a script touches declared in ``KEYS``.
+
+Retries: each push and pop call carries a token made here, and the script keeps its reply under
+it (``_once.lua``), so a call re-sent after a lost reply answers the same and pushes or pops
+nothing more. A pop that is cancelled or fails is given back by its token: the server answers
+what that pop took (or refuses it for good if it has not run yet), and the item is pushed back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 import zlib
 from typing import Any, Literal
 
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .cancellation import best_effort, cancelling, honour_cancel, shielded
-from .checks import check_count, check_object, text
+from .cancellation import best_effort, cancelling, honour_cancel, observe, shielded
+from .checks import check_count, check_object, check_wait, text
 from .keys import DEFAULT_KEYSPACE, Keyspace
 from .scripts import script
 from .waiting import MAX_WAIT_SLICE, blocking_cap
@@ -128,7 +134,15 @@ class ShardedList:
                 raise TypeError(f"items must be str, int or float, not {type(item).__name__}")
         return list(items)
 
-    async def _push(self, side: Side, items: list[object]) -> int:
+    async def _push(self, side: Side, items: list[object], token: str | None = None) -> int:
+        """Push ``items``, in as many calls as the declared shards need.
+
+        Each call that pushes has its own token, ``<token>.<n>`` for the n-th call that pushed:
+        a re-sent call finds its receipt, and so does a whole push repeated with the same
+        ``token`` (a give-back tried again), which then pushes each item once.
+        """
+        base = uuid.uuid4().hex if token is None else token
+        calls = 0
         step = -1 if side == "left" else 1
         length = 0
         while items:
@@ -136,13 +150,14 @@ class ShardedList:
             need = len(items) // self.chunk_size + 2
             keys = [self.meta_key, self.signal_key]
             keys += [self._shard(guess + step * k) for k in range(need)]
-            args = [side, guess, self.chunk_size, _SIGNAL_MS, *items]
+            args = [side, guess, self.chunk_size, _SIGNAL_MS, f"{base}.{calls}", *items]
             pushed, first, last, length = (
                 int(x) for x in await script("shard_list_push")(self.redis, keys, args)
             )
             self._ends = [first, last]
             if pushed > 0:
                 del items[:pushed]
+                calls += 1
         return length
 
     async def llen(self) -> int:
@@ -158,23 +173,34 @@ class ShardedList:
         return await self._pop("right")
 
     async def _pop(self, side: Side) -> str | None:
-        step = asyncio.ensure_future(self._pop_step(side))
+        token = uuid.uuid4().hex
+        step = asyncio.ensure_future(self._pop_step(side, token))
         try:
             return await asyncio.shield(step)
-        except asyncio.CancelledError:
-            await best_effort(lambda: self._give_back(step, side))
+        except BaseException:
+            # Cancelled, or the pop's reply never came (it may have run): give back by token.
+            step.add_done_callback(observe)  # its outcome is the give-back's now
+            await best_effort(lambda: self._give_back(side, token))
             raise
 
-    async def _give_back(self, step: asyncio.Future[str | None], side: Side) -> None:
-        item = await step
-        if item is not None:
-            await self._push(side, [item])
+    async def _give_back(self, side: Side, token: str) -> None:
+        """Push back what the pop with ``token`` took, if it took anything, exactly once.
 
-    async def _pop_step(self, side: Side) -> str | None:
+        The server answers that pop's receipt, or leaves one saying "nothing" so the pop, if it
+        is still on its way, takes nothing. The push back is keyed by the same token, so trying
+        this again (best_effort's second try) pushes the item once.
+        """
+        keys = [self.meta_key, self.signal_key, self._shard(0)]
+        reply = await script("shard_list_pop")(self.redis, keys, [side, 0, token, "abandon"])
+        if int(reply[0]) == 1:
+            await self._push(side, [text(reply[1])], token=f"{token}:back")
+
+    async def _pop_step(self, side: Side, token: str) -> str | None:
         while True:
             guess = self._ends[0 if side == "left" else 1]
             keys = [self.meta_key, self.signal_key, self._shard(guess)]
-            reply = await script("shard_list_pop")(self.redis, keys, [side, guess])
+            args = [side, guess, token, "pop"]
+            reply = await script("shard_list_pop")(self.redis, keys, args)
             code = int(reply[0])
             if code == 1:
                 self._ends = [int(reply[2]), int(reply[3])]
@@ -198,10 +224,8 @@ class ShardedList:
         return await self._bpop("right", timeout)
 
     async def _bpop(self, side: Side, timeout: float | None) -> str | None:  # noqa: ASYNC109
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0
-        ):
-            raise ValueError(f"timeout must be None or seconds >= 0, got {timeout!r}")
+        if timeout is not None:
+            timeout = check_wait(timeout, "timeout")
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         cap = blocking_cap(self.redis)

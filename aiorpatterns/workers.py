@@ -19,12 +19,19 @@ Payloads are ``[name, args]`` or ``[name, args, kwargs]`` (what :meth:`TaskQueue
 <aiorpatterns.TaskQueue.put_call>` writes). Handlers may be coroutine functions or plain
 callables; a plain one runs on the event loop, so hand blocking work to a thread yourself.
 Delivery is at least once (see :mod:`aiorpatterns.queues`): make handlers idempotent.
+
+Retries and clean-up: the worker's steps are the queue's, each safe to run twice (a re-sent
+claim returns the same task, a re-sent ack or settle answers as the first did), and a task given
+back on shutdown, or for want of room, is released by its claim token through
+:func:`~aiorpatterns.cancellation.best_effort`: whatever the client raises, the release is tried
+again, and a handler cancelled before it ever started still gives its task back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import json
 import logging
@@ -33,7 +40,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
-from .cancellation import cancelling
+from .cancellation import best_effort, cancelling
 from .checks import check_count, check_wait
 from .keys import check_name
 from .queues import Task, TaskQueue
@@ -132,6 +139,10 @@ class Worker:
         self._room = asyncio.Event()
         self._fetchers: list[asyncio.Task[None]] = []
         self._handling: set[asyncio.Task[None]] = set()
+        #: Handling tasks whose coroutine has begun (a task cancelled before its first step
+        #: never runs its own clean-up, so :meth:`_handled` gives its claim back instead).
+        self._begun: set[asyncio.Task[None]] = set()
+        self._cleanups: set[asyncio.Task[None]] = set()
         self._started = False
         self._closing = False
         self._shutdown: asyncio.Task[None] | None = None
@@ -213,17 +224,18 @@ class Worker:
             _, pending = await asyncio.wait(pending, timeout=0.5)
         if pending:
             log.error("%d fetch loop(s) did not stop when cancelled", len(pending))
-        if not self._handling:
-            return
-        _, late = await asyncio.wait(set(self._handling), timeout=grace)
-        for task in late:
-            task.cancel()
-        if late:
-            _, stuck = await asyncio.wait(late, timeout=_CANCEL_WAIT)
-            if stuck:
-                log.error(
-                    "%d handler(s) ignored cancellation; their tasks stay claimed", len(stuck)
-                )
+        if self._handling:
+            _, late = await asyncio.wait(set(self._handling), timeout=grace)
+            for task in late:
+                task.cancel()
+            if late:
+                _, stuck = await asyncio.wait(late, timeout=_CANCEL_WAIT)
+                if stuck:
+                    log.error(
+                        "%d handler(s) ignored cancellation; their tasks stay claimed", len(stuck)
+                    )
+        if self._cleanups:
+            await asyncio.wait(set(self._cleanups), timeout=_CANCEL_WAIT)
 
     async def _fetch(self, queue: TaskQueue) -> None:
         backoff = _RETRY_FIRST
@@ -250,16 +262,28 @@ class Worker:
             self._active += 1
             handling = asyncio.create_task(self._handle(queue, task))
             self._handling.add(handling)
-            handling.add_done_callback(self._handled)
+            handling.add_done_callback(functools.partial(self._handled, queue=queue, task=task))
 
-    def _handled(self, handling: asyncio.Task[None]) -> None:
+    def _handled(self, handling: asyncio.Task[None], queue: TaskQueue, task: Task) -> None:
         self._handling.discard(handling)
         self._active -= 1
         self._room.set()
+        if handling in self._begun:
+            self._begun.discard(handling)
+        elif handling.cancelled():
+            # Cancelled before its first step: nothing of _handle ran, so give the task back
+            # here (shielded, tracked so that aclose waits for it).
+            cleanup = asyncio.create_task(self._give_back(queue, task))
+            self._cleanups.add(cleanup)
+            cleanup.add_done_callback(self._cleanups.discard)
+            return
         if not handling.cancelled() and handling.exception() is not None:
             log.error("task handling crashed", exc_info=handling.exception())
 
     async def _handle(self, queue: TaskQueue, task: Task) -> None:
+        me = asyncio.current_task()
+        if me is not None:
+            self._begun.add(me)
         beat = asyncio.create_task(self._beat(queue, task)) if self.heartbeat else None
         try:
             await self._dispatch(queue, task)
@@ -287,8 +311,7 @@ class Worker:
         except asyncio.CancelledError:
             if current is not None and current.cancelling() > cancels:
                 # Shutting down past the grace period: the task goes back, uncounted.
-                if await queue.release(task):
-                    self.stats.released += 1
+                await self._give_back(queue, task)
                 raise
             # Nobody cancelled this worker: the handler raised it (a cancelled future it
             # awaited, say). That is the handler failing, not a reason to stop serving.
@@ -306,12 +329,17 @@ class Worker:
             log.warning("task %s (%s) was taken over before its ack", task.id, name)
 
     async def _give_back(self, queue: TaskQueue, task: Task) -> None:
-        """Release a claimed task the worker has no room for; if Redis fails, its visibility
-        timeout gives it back instead, and the fetch loop keeps serving."""
-        try:
-            await queue.release(task)
-        except Exception as exc:
-            log.warning("task %s: release failed: %r; it returns after its timeout", task.id, exc)
+        """Release a claimed task unhandled, by its claim token, whatever goes wrong.
+
+        Tried twice and never raising (:func:`best_effort`): if Redis stays unreachable, the
+        task's visibility timeout gives it back instead, and the worker keeps serving.
+        """
+
+        async def release() -> None:
+            if await queue.release(task):
+                self.stats.released += 1
+
+        await best_effort(release)
 
     async def _fail(self, queue: TaskQueue, task: Task, reason: str, *, retry: bool) -> None:
         outcome = await queue.fail(task, reason, retry=retry)

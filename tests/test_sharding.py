@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import zlib
 from collections import deque
 from typing import Any
@@ -65,3 +66,15 @@ async def test_bad_input_before_redis() -> None:
         await lst.rpush(object())  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         await ShardedHash(object(), "h", total_elements=10).get(None)  # type: ignore[arg-type]
+    for bad, error in [
+        (-1, ValueError),
+        (math.nan, ValueError),
+        ("1", TypeError),
+        (True, TypeError),
+    ]:
+        with pytest.raises(error, match="timeout"):
+            await lst.blpop(timeout=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="chunk_size"):
+        ShardedList(object(), "x", chunk_size=0)
+    with pytest.raises(ValueError, match="chunk_size"):
+        ShardedList(object(), "x", chunk_size=2**63)

@@ -13,7 +13,9 @@
 -- META record fields: p level (0 = highest), q sequence number, a attempts (deliveries so far),
 -- m max attempts, v visibility timeout ms (absent: the consumer's default), e enqueued at,
 -- d due at, rd ready since, k claimed at, c claim token (while running), r reason or last
--- error, t dead-lettered at. Times are the server's clock in ms, so no client clock matters.
+-- error, t dead-lettered at, s the claim token that last settled it and o that settlement's
+-- reply (so a settle re-sent by a client retry answers the same and does nothing). Times are
+-- the server's clock in ms, so no client clock matters.
 local READY, DELAYED, RUNNING, TASKS, META = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local DEAD, SIGNAL, CLAIMS, ABANDONED, SEQ = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 

@@ -11,12 +11,17 @@
 -- KEYS[10] seq       STRING FIFO sequence counter
 -- ARGV[1] id          the task id
 -- ARGV[2] token       the claim token it was delivered with
--- returns: 1 if the task was deleted; 0 if it is gone already or another consumer runs it now
+-- returns: 1 if the task is done (deleted now, or gone already: acked, by this token's earlier
+--          run or by a later consumer); 0 if another consumer runs it now
+-- Safe to run twice: the second run finds the task gone and answers 1, as the first did.
 -- @include queue_common
 
 local id, token = ARGV[1], ARGV[2]
 local m = load(id)
-if not m then return 0 end
+if not m then return 1 end
+-- Not delivered since it was (re)queued (an id put again after this token's ack, or a dead
+-- letter re-queued): that is not the delivery this token acks, and that one is done.
+if (m.a or 0) == 0 and not m.c then return 1 end
 -- Redelivered after our visibility timeout and running elsewhere: that consumer owns it now.
 if redis.call('ZSCORE', RUNNING, id) and m.c ~= token then return 0 end
 -- Ours, or a late ack for a task taken back but not yet redelivered (or dead-lettered): the

@@ -16,12 +16,24 @@
 -- returns: {id, payload, record, now_ms, deadline_ms} for a claimed task; else {wait_ms}:
 --          ms until a delayed task is due or a visibility timeout ends (0: already), -1 if
 --          neither is pending, -2 if this token was abandoned (its get() has given up)
+-- Safe to run twice: a token that already holds a running task gets that same task back (one
+-- claim, one attempt counted), never a second one; a claim that found nothing found nothing.
 -- @include queue_common
 
 local token, default_vis, batch = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 -- The caller's clean-up already ran (a cancelled get() whose claim reached the server late, on
 -- another connection): a task claimed now would go to nobody until its visibility ends.
 if redis.call('ZSCORE', ABANDONED, token) then return {-2} end
+-- The same claim sent again after its reply was lost (a client retry): answer what it claimed.
+local held = redis.call('HGET', CLAIMS, token)
+if held then
+  local m = load(held)
+  local deadline = redis.call('ZSCORE', RUNNING, held)
+  local data = redis.call('HGET', TASKS, held)
+  if m and m.c == token and deadline and data then
+    return {held, data, cjson.encode(m), m.k, tonumber(deadline)}
+  end
+end
 local now = now_ms()
 local moved = #promote(now, batch) + reclaim(now, batch)
 while true do

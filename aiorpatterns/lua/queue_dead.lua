@@ -10,14 +10,19 @@
 -- KEYS[9] abandoned  ZSET claim token -> tombstone end (ms)
 -- KEYS[10] seq       STRING FIFO sequence counter
 -- ARGV[1] mode        "requeue": back to the tail of its level, attempts reset; "delete"
--- ARGV[2..] ids       dead task ids (ids not in the dead-letter set are skipped)
+-- ARGV[2] token       the caller's token for this call (its receipt: see _once.lua)
+-- ARGV[3..] ids       dead task ids (ids not in the dead-letter set are skipped)
 -- returns: how many tasks were re-queued or deleted
+-- Safe to run twice: the second run finds the first's receipt and answers the same count.
 -- @include queue_common
+-- @include once
 
-local mode = ARGV[1]
+local mode, token = ARGV[1], ARGV[2]
+local kept = receipt(DEAD, token)
+if kept then return kept end
 local now = now_ms()
 local done = 0
-for i = 2, #ARGV do
+for i = 3, #ARGV do
   local id = ARGV[i]
   if redis.call('ZSCORE', DEAD, id) then
     local m = load(id)
@@ -35,4 +40,4 @@ for i = 2, #ARGV do
   end
 end
 if mode == 'requeue' then wake(done) end
-return done
+return remember(DEAD, token, done)

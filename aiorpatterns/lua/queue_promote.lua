@@ -10,12 +10,17 @@
 -- KEYS[9] abandoned  ZSET claim token -> tombstone end (ms)
 -- KEYS[10] seq       STRING FIFO sequence counter
 -- ARGV[1] limit       most tasks to promote
+-- ARGV[2] token       the caller's token for this call (its receipt: see _once.lua)
 -- returns: {now_ms, id, id, ...} the ids promoted
+-- Safe to run twice: the second run finds the first's receipt and answers the same ids.
 -- @include queue_common
+-- @include once
 
+local kept = receipt(DELAYED, ARGV[2])
+if kept then return kept end
 local now = now_ms()
 local ids = promote(now, tonumber(ARGV[1]))
 wake(#ids)
 local reply = {now}
 for i, id in ipairs(ids) do reply[i + 1] = id end
-return reply
+return remember(DELAYED, ARGV[2], reply)

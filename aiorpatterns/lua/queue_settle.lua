@@ -19,6 +19,9 @@
 -- ARGV[4] reason      why (kept as the task's last error / dead-letter reason)
 -- ARGV[5] delay_ms    the retry delay
 -- returns: 0 not ours (gone, or running elsewhere), 1 released, 2 scheduled for retry, 3 dead
+-- Safe to run twice: the record keeps the token that settled it (s) and the outcome (o), so
+-- the same call again answers that outcome and changes nothing; "abandon" always leaves its
+-- tombstone, so a claim with that token still on its way (a client retry) claims nothing.
 -- @include queue_common
 
 local id, token, mode, reason, delay = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
@@ -26,22 +29,25 @@ local id, token, mode, reason, delay = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonum
 local TOMBSTONE_MS = 60000
 local now = now_ms()
 if mode == 'abandon' then
+  -- Tombstone even when the claim is here to release: the same claim may still be re-sent.
+  redis.call('ZREMRANGEBYSCORE', ABANDONED, '-inf', now)
+  redis.call('ZADD', ABANDONED, now + TOMBSTONE_MS, token)
+  redis.call('PEXPIRE', ABANDONED, TOMBSTONE_MS)
   id = redis.call('HGET', CLAIMS, token)
-  if not id then
-    redis.call('ZREMRANGEBYSCORE', ABANDONED, '-inf', now)
-    redis.call('ZADD', ABANDONED, now + TOMBSTONE_MS, token)
-    redis.call('PEXPIRE', ABANDONED, TOMBSTONE_MS)
-    return 0
-  end
+  if not id then return 0 end
   mode = 'release'
 end
 local m = load(id)
+-- Settled by this token already (this very call, re-sent after its reply was lost).
+if m and m.s == token then return m.o end
 if not m or m.c ~= token or not redis.call('ZSCORE', RUNNING, id) then return 0 end
 redis.call('ZREM', RUNNING, id)
 redis.call('HDEL', CLAIMS, token)
 m.c = nil
+m.s = token
 if mode == 'release' then
   m.a = math.max((m.a or 1) - 1, 0)
+  m.o = 1
   make_ready(id, m, now, false)
   save(id, m)
   wake(1)
@@ -50,9 +56,11 @@ end
 m.r = reason
 if mode == 'retry' and (m.a or 0) < (m.m or 1) then
   m.d = now + delay
+  m.o = 2
   save(id, m)
   schedule(id, now + delay)
   return 2
 end
+m.o = 3
 bury(id, m, now, reason)
 return 3

@@ -6,10 +6,16 @@
 -- ARGV[2] guess    the number of the end shard the caller assumed (KEYS[3])
 -- ARGV[3] chunk    most items one shard holds
 -- ARGV[4] ttl_ms   how long wake-up tokens live
--- ARGV[5..] items  in push order (LPUSH/RPUSH semantics)
+-- ARGV[5] token    the caller's token for this call (its receipt: see _once.lua)
+-- ARGV[6..] items  in push order (LPUSH/RPUSH semantics)
 -- returns: {pushed, first, last, length}; pushed is -1 (nothing pushed) when the guess was
 -- wrong, and the caller retries with the ends returned.
+-- Safe to run twice: a call that pushed keeps its reply under the token, so the same call
+-- re-sent (a client retry) answers it again and pushes nothing more.
+-- @include once
 local left = ARGV[1] == 'left'
+local kept = receipt(KEYS[1], ARGV[5])
+if kept then return kept end
 local ends = redis.call('HMGET', KEYS[1], 'first', 'last', 'count')
 local first = tonumber(ends[1] or '0')
 local last = tonumber(ends[2] or '0')
@@ -21,7 +27,7 @@ local step = left and -1 or 1
 local cmd = left and 'LPUSH' or 'RPUSH'
 local chunk = tonumber(ARGV[3])
 local n = #ARGV
-local i = 5
+local i = 6
 local k = 3
 while i <= n do
   local room = chunk - redis.call('LLEN', KEYS[k])
@@ -41,7 +47,7 @@ while i <= n do
     cur = cur + step
   end
 end
-local pushed = i - 5
+local pushed = i - 6
 if left then first = cur else last = cur end
 local length = redis.call('HINCRBY', KEYS[1], 'count', pushed)
 redis.call('HSET', KEYS[1], 'first', first, 'last', last)
@@ -53,4 +59,4 @@ if #tokens > 0 then
   redis.call('LTRIM', KEYS[2], -length, -1)
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
 end
-return {pushed, first, last, length}
+return remember(KEYS[1], ARGV[5], {pushed, first, last, length})
