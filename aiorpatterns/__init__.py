@@ -7,58 +7,18 @@ for the book section behind each one.
 
 from __future__ import annotations
 
-from .ads import (
-    AdIndex,
-    Targeting,
-    cpa_to_ecpm,
-    cpc_to_ecpm,
+from .coordination.locks import (
+    Lock,
 )
-from .articles import (
-    Article,
-    Articles,
-    Vote,
+from .coordination.semaphores import (
+    FairSemaphore,
+    Semaphore,
 )
-from .autocomplete import (
-    Autocomplete,
-    RecentContacts,
-    prefix_range,
-)
-from .autopipeline import (
+from .core.autopipeline import (
     AutoPipeline,
     AutoPipelineStats,
 )
-from .caching import (
-    PageCache,
-    RowCache,
-    RowCacheWorker,
-)
-from .chat import (
-    ChatBatch,
-    Chats,
-)
-from .config import (
-    Config,
-    redis_from_config,
-)
-from .counters import (
-    PRECISIONS,
-    AccessTimer,
-    Counters,
-    Sample,
-    Statistics,
-    Stats,
-    slowest,
-)
-from .encodings import (
-    COMPACT_ENCODINGS,
-    CompactLimits,
-    compact_limits,
-    encoding,
-    is_compact,
-    listpack_bytes,
-    memory_usage,
-)
-from .errors import (
+from .core.errors import (
     AcquireTimeoutError,
     AiorpatternsError,
     LeaseLostError,
@@ -71,78 +31,130 @@ from .errors import (
     ShardsUnavailableError,
     SyncTimeoutError,
 )
-from .fanout import (
-    Fanout,
-    FanoutConsumer,
-    FanoutEntry,
-    FanoutGroup,
-)
-from .geoip import (
-    City,
-    IpLocations,
-    IpRange,
-)
-from .inbox import (
-    Inbox,
-    InboxCounts,
-    InboxMessage,
-)
-from .jobs import (
-    JobIndex,
-    JobLevelIndex,
-    JobYearsIndex,
-)
-from .keys import (
+from .core.keys import (
     Keyspace,
 )
-from .locations import (
+from .core.scripts import (
+    Script,
+    script,
+)
+from .memory.encodings import (
+    COMPACT_ENCODINGS,
+    CompactLimits,
+    compact_limits,
+    encoding,
+    is_compact,
+    listpack_bytes,
+    memory_usage,
+)
+from .memory.locations import (
     DEFAULT_COUNTRIES,
     DEFAULT_STATES,
     Location,
     LocationCounts,
     Locations,
 )
-from .locks import (
-    Lock,
+from .memory.sharding import (
+    ShardedHash,
+    ShardedList,
+    shard_of,
 )
-from .logfiles import (
+from .memory.visitors import (
+    HLL_STANDARD_ERROR,
+    UniqueVisitors,
+    expected_size,
+    visitor_id,
+)
+from .messaging.chat import (
+    ChatBatch,
+    Chats,
+)
+from .messaging.envelope import (
+    Message,
+)
+from .messaging.fanout import (
+    Fanout,
+    FanoutConsumer,
+    FanoutEntry,
+    FanoutGroup,
+)
+from .messaging.inbox import (
+    Inbox,
+    InboxCounts,
+    InboxMessage,
+)
+from .ops.config import (
+    Config,
+    redis_from_config,
+)
+from .ops.counters import (
+    PRECISIONS,
+    AccessTimer,
+    Counters,
+    Sample,
+    Statistics,
+    Stats,
+    slowest,
+)
+from .ops.geoip import (
+    City,
+    IpLocations,
+    IpRange,
+)
+from .ops.logfiles import (
     LogProcessor,
     LogProgress,
     process_logs,
 )
-from .logs import (
+from .ops.logs import (
     SEVERITIES,
     CommonLog,
     CommonMessages,
     LogEntry,
     RecentLog,
 )
-from .market import (
-    Listing,
-    Market,
-    Purchase,
-)
-from .messaging import (
-    Message,
-)
-from .queues import (
-    DeadLetter,
-    QueueCounts,
-    Task,
-    TaskQueue,
-)
-from .replication import (
+from .ops.replication import (
     AofAcks,
     supports_waitaof,
     wait_for_aof,
     wait_for_replicas,
     wait_for_sync,
 )
-from .scripts import (
-    Script,
-    script,
+from .queues.taskqueue import (
+    DeadLetter,
+    QueueCounts,
+    Task,
+    TaskQueue,
 )
-from .search import (
+from .queues.worker import (
+    Worker,
+    WorkerStats,
+)
+from .scaling.shards import (
+    ScatterResult,
+    ShardedClients,
+    sharded_zrangebyscore,
+    syndicate,
+    zrangebyscore_merged,
+)
+from .scaling.shardsearch import (
+    ShardedSearch,
+    ShardedSearchResult,
+    to_numeric_key,
+    to_string_key,
+)
+from .search.ads import (
+    AdIndex,
+    Targeting,
+    cpa_to_ecpm,
+    cpc_to_ecpm,
+)
+from .search.autocomplete import (
+    Autocomplete,
+    RecentContacts,
+    prefix_range,
+)
+from .search.index import (
     ParsedQuery,
     SearchIndex,
     SearchResult,
@@ -152,44 +164,17 @@ from .search import (
     tokenize,
     zadd_string,
 )
-from .semaphores import (
-    FairSemaphore,
-    Semaphore,
+from .search.jobs import (
+    JobIndex,
+    JobLevelIndex,
+    JobYearsIndex,
 )
-from .server import (
-    ClusterServer,
-    RedisServer,
-    ServerNotFoundError,
-    find_server_binary,
-    server_version,
-)
-from .sessions import (
-    Sessions,
-)
-from .sharding import (
-    ShardedHash,
-    ShardedList,
-    shard_of,
-)
-from .shards import (
-    ScatterResult,
-    ShardedClients,
-    sharded_zrangebyscore,
-    syndicate,
-    zrangebyscore_merged,
-)
-from .shardsearch import (
-    ShardedSearch,
-    ShardedSearchResult,
-    to_numeric_key,
-    to_string_key,
-)
-from .social import (
+from .social.network import (
     Social,
     SocialUser,
     UserList,
 )
-from .streaming import (
+from .social.streaming import (
     AllOfFilter,
     AnyOfFilter,
     FollowFilter,
@@ -201,18 +186,33 @@ from .streaming import (
     StatusStream,
     TrackFilter,
 )
-from .timelines import (
+from .social.timelines import (
     StatusMessage,
 )
-from .visitors import (
-    HLL_STANDARD_ERROR,
-    UniqueVisitors,
-    expected_size,
-    visitor_id,
+from .testing.server import (
+    ClusterServer,
+    RedisServer,
+    ServerNotFoundError,
+    find_server_binary,
+    server_version,
 )
-from .workers import (
-    Worker,
-    WorkerStats,
+from .webapp.articles import (
+    Article,
+    Articles,
+    Vote,
+)
+from .webapp.caching import (
+    PageCache,
+    RowCache,
+    RowCacheWorker,
+)
+from .webapp.market import (
+    Listing,
+    Market,
+    Purchase,
+)
+from .webapp.sessions import (
+    Sessions,
 )
 
 __all__ = [

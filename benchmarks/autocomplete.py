@@ -10,7 +10,7 @@ also at 100 clients):
 
 - ``book-original`` / ``book-lua``: the ports in :mod:`benchmarks.baselines`; a try is one pass
   through the WATCH loop body (counted by the port's ``on_try`` hook), or one EVALSHA;
-- ``aiorpatterns``: :class:`aiorpatterns.autocomplete.Autocomplete`, one read-only
+- ``aiorpatterns``: :class:`aiorpatterns.search.autocomplete.Autocomplete`, one read-only
   ``ZRANGE … BYLEX LIMIT 0 10`` per call, each client on its own connection;
 - ``aiorpatterns-autopipeline``: the same, with all of a process' clients sharing one
   ``AutoPipeline`` (one connection), so concurrent calls share round trips;
@@ -108,8 +108,8 @@ def _walk(index: int) -> Iterator[str]:
 
 
 def _ours(client: Any) -> Any:
-    from aiorpatterns.autocomplete import Autocomplete
-    from aiorpatterns.keys import Keyspace
+    from aiorpatterns.core.keys import Keyspace
+    from aiorpatterns.search.autocomplete import Autocomplete
 
     return Autocomplete(client, GUILD, keyspace=Keyspace(BENCH_PREFIX.rstrip(":")))
 
@@ -254,7 +254,7 @@ class _AutoPipelined:
         self.auto: Any = None
 
     async def open(self, stats: Sequence[ClientStats]) -> list[Op]:
-        from aiorpatterns.autopipeline import AutoPipeline
+        from aiorpatterns.core.autopipeline import AutoPipeline
 
         self.client = await connect(self.job.target)
         self.auto = AutoPipeline(self.client)
@@ -269,7 +269,7 @@ class _AutoPipelined:
 
 
 def _limit(job: Job) -> ClientPerCoroutine:
-    from aiorpatterns.autocomplete import prefix_range
+    from aiorpatterns.search.autocomplete import prefix_range
 
     def make(client: Any, st: ClientStats, index: int) -> Op:
         key = _ours(client).key
@@ -386,16 +386,19 @@ TABLE = Table(
             "aiorpatterns",
             _library,
             also_clients=(MANY,),
-            requires="aiorpatterns.autocomplete:Autocomplete",
+            requires="aiorpatterns.search.autocomplete:Autocomplete",
         ),
         Variant(
             "aiorpatterns-autopipeline",
             _AutoPipelined,
             also_clients=(MANY,),
-            requires="aiorpatterns.autopipeline:AutoPipeline",
+            requires="aiorpatterns.core.autopipeline:AutoPipeline",
         ),
         Variant(
-            "limit", _limit, also_clients=(MANY,), requires="aiorpatterns.autocomplete:prefix_range"
+            "limit",
+            _limit,
+            also_clients=(MANY,),
+            requires="aiorpatterns.search.autocomplete:prefix_range",
         ),
     ),
     references=("book-original", "book-lua"),

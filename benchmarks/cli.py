@@ -2,7 +2,7 @@
 
 The harness of Redis in Action's benchmark tables (§4.5 pipelines, §11.2 locks, and §6.3
 semaphores): ``python -m benchmarks <pipeline|lock|semaphore|all>``. Without ``--url`` it starts
-its own server (or cluster) through :mod:`aiorpatterns.server`.
+its own server (or cluster) through :mod:`aiorpatterns.testing.server`.
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ def _book(module: Any) -> Any:
 
 def _ours(job: Job) -> ClientPerCoroutine:
     from aiorpatterns import Keyspace, Lock
-    from aiorpatterns.scripts import script
+    from aiorpatterns.core.scripts import script
 
     sha = script(Lock._acquire).sha
     keyspace = Keyspace(BENCH_PREFIX.rstrip(":"))
@@ -139,7 +139,7 @@ def _limit(job: Job) -> ClientPerCoroutine:
 
 
 async def _prepare(client: Any) -> None:
-    from aiorpatterns.scripts import script
+    from aiorpatterns.core.scripts import script
 
     await ch11_locks.load(client)
     for name in ("lock_acquire", "lock_release", "lock_extend"):

@@ -8,7 +8,7 @@ own connection (the book's were processes). Rows:
 
 - ``book-no-lock`` / ``book-lock`` / ``book-fine-lock`` / ``book-lua``: the ports in
   :mod:`benchmarks.baselines` (``ch04_market``, ``ch06_market``, ``ch11_market``);
-- ``aiorpatterns``: :class:`aiorpatterns.market.Market` (one Lua step per listing and per
+- ``aiorpatterns``: :class:`aiorpatterns.webapp.market.Market` (one Lua step per listing and per
   purchase, with the expected price); ``aiorpatterns-autopipeline``: the same with all of a
   process' clients sharing one ``AutoPipeline`` (one connection);
 - ``limit``: pipelines of 100 (ZADD, ZREM) pairs on one ZSET per pair: a listing and a sale's
@@ -167,7 +167,7 @@ class BookLua(Shop):
 
 
 class Ours(Shop):
-    """:class:`aiorpatterns.market.Market`, one object per client it is given."""
+    """:class:`aiorpatterns.webapp.market.Market`, one object per client it is given."""
 
     def __init__(self) -> None:
         self._markets: dict[int, Any] = {}
@@ -176,7 +176,7 @@ class Ours(Shop):
         market = self._markets.get(id(client))
         if market is None:
             from aiorpatterns import Keyspace
-            from aiorpatterns.market import Market
+            from aiorpatterns.webapp.market import Market
 
             keyspace = Keyspace(BENCH_PREFIX.rstrip(":"))
             market = self._markets[id(client)] = Market(client, "bench", keyspace=keyspace)
@@ -275,7 +275,7 @@ class _Pairs(ClientPerCoroutine):
 
     async def open(self, stats: Sequence[ClientStats]) -> list[Op]:
         if self.shared:
-            from aiorpatterns.autopipeline import AutoPipeline
+            from aiorpatterns.core.autopipeline import AutoPipeline
 
             self.clients.append(await connect(self.job.target))
             self.auto = AutoPipeline(self.clients[0])
@@ -336,7 +336,7 @@ def _derive(row: Row) -> Mapping[str, float | None]:
 
 async def _prepare(client: Any) -> None:
     await ch11_market.load(client)
-    from aiorpatterns.scripts import script
+    from aiorpatterns.core.scripts import script
 
     for name in ("market_list", "market_purchase"):
         await script(name).load(client)

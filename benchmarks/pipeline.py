@@ -6,7 +6,7 @@ calling in a loop with the same token, user and item, over a Unix socket and TCP
 Rows:
 
 - ``book-plain`` / ``book-pipeline``: the ports in :mod:`benchmarks.baselines.ch04_sessions`;
-- ``aiorpatterns``: :class:`aiorpatterns.sessions.Sessions` (one Lua script, one round trip);
+- ``aiorpatterns``: :class:`aiorpatterns.webapp.sessions.Sessions` (one Lua script, one round trip);
 - ``aiorpatterns-autopipeline``: the same through one ``AutoPipeline`` shared by 100 client
   coroutines per run (so many calls share each round trip);
 - ``limit``: 100 calls per non-transactional pipeline on one connection, each call in its
@@ -68,8 +68,8 @@ def _book_pipeline(job: Job) -> ClientPerCoroutine:
 
 
 def _sessions(client: Any) -> Any:
-    from aiorpatterns.keys import Keyspace
-    from aiorpatterns.sessions import Sessions
+    from aiorpatterns.core.keys import Keyspace
+    from aiorpatterns.webapp.sessions import Sessions
 
     return Sessions(client, "bench", keyspace=Keyspace(BENCH_PREFIX.rstrip(":")))
 
@@ -97,7 +97,7 @@ class _AutoPipelined:
         self.auto: Any = None
 
     async def open(self, stats: Sequence[ClientStats]) -> list[Op]:
-        from aiorpatterns.autopipeline import AutoPipeline
+        from aiorpatterns.core.autopipeline import AutoPipeline
 
         self.client = await connect(self.job.target)
         self.auto = AutoPipeline(self.client)
@@ -112,7 +112,7 @@ class _AutoPipelined:
 
 
 def _limit(job: Job) -> ClientPerCoroutine:
-    from aiorpatterns.scripts import script
+    from aiorpatterns.core.scripts import script
 
     session_update = script("session_update")
 
@@ -159,7 +159,7 @@ def _limit_commands(job: Job) -> ClientPerCoroutine:
 
 
 async def _prepare(client: Any) -> None:
-    from aiorpatterns.scripts import script
+    from aiorpatterns.core.scripts import script
 
     await script("session_update").load(client)
 
@@ -174,14 +174,14 @@ TABLE = Table(
     variants=(
         Variant("book-plain", _book_plain, book=_BOOK_PLAIN),
         Variant("book-pipeline", _book_pipeline, book=_BOOK_PIPELINE),
-        Variant("aiorpatterns", _ours, requires="aiorpatterns.sessions:Sessions"),
+        Variant("aiorpatterns", _ours, requires="aiorpatterns.webapp.sessions:Sessions"),
         Variant(
             "aiorpatterns-autopipeline",
             _AutoPipelined,
             clients=(AUTOPIPELINE_CLIENTS,),
-            requires="aiorpatterns.autopipeline:AutoPipeline",
+            requires="aiorpatterns.core.autopipeline:AutoPipeline",
         ),
-        Variant("limit", _limit, clients=(1,), requires="aiorpatterns.sessions:Sessions"),
+        Variant("limit", _limit, clients=(1,), requires="aiorpatterns.webapp.sessions:Sessions"),
         Variant("limit-commands", _limit_commands, clients=(1,)),
     ),
     references=("book-pipeline",),

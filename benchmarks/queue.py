@@ -59,7 +59,7 @@ SCRIPTS = (
 
 
 def _keyspace() -> Any:
-    from aiorpatterns.keys import Keyspace
+    from aiorpatterns.core.keys import Keyspace
 
     return Keyspace(BENCH_PREFIX.rstrip(":"))
 
@@ -109,7 +109,7 @@ def _book(job: Job) -> ClientPerCoroutine:
 
 
 def _get(job: Job) -> ClientPerCoroutine:
-    from aiorpatterns.queues import TaskQueue
+    from aiorpatterns.queues.taskqueue import TaskQueue
 
     def make(client: Any, st: ClientStats, _: int) -> Op:
         queue = TaskQueue(client, "get", keyspace=_keyspace())
@@ -144,8 +144,8 @@ class WorkerWorkload:
         self.name = f"worker-{uuid.uuid4().hex[:8]}"
 
     async def open(self, stats: Sequence[ClientStats]) -> list[Op]:
-        from aiorpatterns.queues import TaskQueue
-        from aiorpatterns.workers import Worker
+        from aiorpatterns.queues.taskqueue import TaskQueue
+        from aiorpatterns.queues.worker import Worker
 
         waiting, started = self.waiting, self.started
 
@@ -220,7 +220,7 @@ def _limit(job: Job) -> ClientPerCoroutine:
 
 
 async def _prepare(client: Any) -> None:
-    from aiorpatterns.scripts import script
+    from aiorpatterns.core.scripts import script
 
     for name in SCRIPTS:
         await script(name).load(client)
@@ -237,8 +237,10 @@ TABLE = Table(
     unit="tasks",
     variants=(
         Variant("book-list", _book),
-        Variant("aiorpatterns-get", _get, requires="aiorpatterns.queues:TaskQueue"),
-        Variant("aiorpatterns-worker", WorkerWorkload, requires="aiorpatterns.workers:Worker"),
+        Variant("aiorpatterns-get", _get, requires="aiorpatterns.queues.taskqueue:TaskQueue"),
+        Variant(
+            "aiorpatterns-worker", WorkerWorkload, requires="aiorpatterns.queues.worker:Worker"
+        ),
         Variant("limit", _limit),
     ),
     references=("book-list",),

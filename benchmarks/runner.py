@@ -766,7 +766,7 @@ def _row(
 
 def run_plan(plan: RunPlan, reporter: Reporter | None = None) -> list[TableResult]:
     """Run a plan end to end: start servers if no URL was given, run every table, stop them."""
-    from aiorpatterns.server import ClusterServer, RedisServer
+    from aiorpatterns.testing.server import ClusterServer, RedisServer
 
     reporter = reporter or SilentReporter()
     tables = [load_table(name) for name in plan.tables]

@@ -11,7 +11,7 @@ a row counts tries and acquires. Rows:
   book has no waiting loop for semaphores, so the driver retries the way every acquire loop of
   the book does (``acquire_lock_with_timeout``): sleep 1 ms after a failed try, until the
   deadline. A try is one call of the book's acquire function;
-- ``aiorpatterns`` / ``aiorpatterns-fair``: :class:`aiorpatterns.semaphores.Semaphore` and
+- ``aiorpatterns`` / ``aiorpatterns-fair``: :class:`~aiorpatterns.Semaphore` and
   ``FairSemaphore`` (FIFO hand-off, no polling), one object per client, waiting with the time
   left as ``acquire_timeout``; a try is one run of the class's acquire script, counted by a
   :class:`~benchmarks.runner.CountingClient` (EVALSHAs of that script's SHA);
@@ -102,7 +102,7 @@ async def _fair_lock(client: Any) -> str | None:
 def _ours(class_name: str) -> Callable[[Job], ClientPerCoroutine]:
     def factory(job: Job) -> ClientPerCoroutine:
         from aiorpatterns import Keyspace, semaphores
-        from aiorpatterns.scripts import script
+        from aiorpatterns.core.scripts import script
 
         cls = getattr(semaphores, class_name)
         sha = script(cls._acquire).sha
@@ -145,8 +145,8 @@ def _limit(job: Job) -> ClientPerCoroutine:
 
 
 async def _prepare(client: Any) -> None:
-    from aiorpatterns import semaphores
-    from aiorpatterns.scripts import script
+    from aiorpatterns.coordination import semaphores
+    from aiorpatterns.core.scripts import script
 
     for cls in (semaphores.Semaphore, semaphores.FairSemaphore):
         for name in (cls._acquire, cls._release, cls._extend):
@@ -175,11 +175,15 @@ TABLE = Table(
         Variant(
             "book-fair-lock", _book(_fair_lock, _fair_release), unsupported=_NO_CLUSTER_ZINTERSTORE
         ),
-        Variant("aiorpatterns", _ours("Semaphore"), requires="aiorpatterns.semaphores:Semaphore"),
+        Variant(
+            "aiorpatterns",
+            _ours("Semaphore"),
+            requires="aiorpatterns.coordination.semaphores:Semaphore",
+        ),
         Variant(
             "aiorpatterns-fair",
             _ours("FairSemaphore"),
-            requires="aiorpatterns.semaphores:FairSemaphore",
+            requires="aiorpatterns.coordination.semaphores:FairSemaphore",
         ),
         Variant("limit", _limit),
     ),

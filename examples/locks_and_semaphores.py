@@ -12,7 +12,7 @@ import asyncio
 from redis.asyncio import Redis
 
 from aiorpatterns import Lock, Semaphore
-from aiorpatterns.server import RedisServer
+from aiorpatterns.testing.server import RedisServer
 
 
 async def count_under_lock(redis: Redis) -> None:

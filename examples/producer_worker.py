@@ -16,9 +16,9 @@ import time
 
 from redis.asyncio import Redis
 
-from aiorpatterns.queues import TaskQueue
-from aiorpatterns.server import RedisServer
-from aiorpatterns.workers import Worker
+from aiorpatterns.queues.taskqueue import TaskQueue
+from aiorpatterns.queues.worker import Worker
+from aiorpatterns.testing.server import RedisServer
 
 START = time.monotonic()
 

@@ -1,8 +1,8 @@
 """Two filtered readers of a social network's status stream, on a server this script starts.
 
 Run: ``uv run python examples/streaming_filters.py``. Users post and delete statuses through
-:class:`aiorpatterns.social.Social` with ``events=`` a
-:class:`aiorpatterns.streaming.StatusStream`; one reader tracks the word "redis", the other
+:class:`aiorpatterns.social.network.Social` with ``events=`` a
+:class:`aiorpatterns.social.streaming.StatusStream`; one reader tracks the word "redis", the other
 follows bob or anything posted inside a box around London. The second reader disconnects half-way
 and resumes from the last event id it saw, missing nothing (Redis in Action §8.5, on a Redis
 Stream instead of pub/sub). The script prints what each reader got and exits by itself.
@@ -14,15 +14,15 @@ import asyncio
 
 from redis.asyncio import Redis
 
-from aiorpatterns.server import RedisServer
-from aiorpatterns.social import Social
-from aiorpatterns.streaming import (
+from aiorpatterns.social.network import Social
+from aiorpatterns.social.streaming import (
     FollowFilter,
     LocationFilter,
     StatusEvent,
     StatusStream,
     TrackFilter,
 )
+from aiorpatterns.testing.server import RedisServer
 
 LONDON = (-0.51, 51.28, 0.33, 51.69)  # (west, south, east, north)
 

@@ -14,8 +14,8 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from retrysafe import TwiceCluster, TwiceRedis
 
-from aiorpatterns.keys import DEFAULT_KEYSPACE
-from aiorpatterns.pytest_plugin import Endpoint
+from aiorpatterns.core.keys import DEFAULT_KEYSPACE
+from aiorpatterns.testing.pytest_plugin import Endpoint
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
-from aiorpatterns.pytest_plugin import Endpoint
-from aiorpatterns.server import ClusterServer, RedisServer
+from aiorpatterns.testing.pytest_plugin import Endpoint
+from aiorpatterns.testing.server import ClusterServer, RedisServer
 
 
 def text(value: bytes | str) -> str:

@@ -20,23 +20,20 @@ import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from aiorpatterns.scripts import script
+from aiorpatterns.core.scripts import script, scripts_by_name
 
 _DOUBLED = frozenset({"EVALSHA", "EVAL", "EVALSHA_RO", "EVAL_RO"})
 
 
 @cache
 def script_names() -> dict[str, str]:
-    """Every registered script by its SHA1 (``lua/<name>.lua``, includes excluded)."""
-    folder = resources.files("aiorpatterns").joinpath("lua")
-    names = [p.name[:-4] for p in folder.iterdir() if p.name.endswith(".lua")]
-    return {script(n).sha: n for n in names if not n.startswith("_")}
+    """Every registered script by its SHA1 (includes excluded)."""
+    return {script(n).sha: n for n in scripts_by_name() if not n.startswith("_")}
 
 
 class _Twice:

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from redis.exceptions import NoPermissionError
 
 from aiorpatterns import FairSemaphore, Keyspace, Lock, Semaphore
-from aiorpatterns.keys import DEFAULT_KEYSPACE
+from aiorpatterns.core.keys import DEFAULT_KEYSPACE
 
 
 async def _eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:

@@ -70,7 +70,7 @@ from aiorpatterns import (
     sharded_zrangebyscore,
     syndicate,
 )
-from aiorpatterns.keys import DEFAULT_KEYSPACE
+from aiorpatterns.core.keys import DEFAULT_KEYSPACE
 
 
 async def _eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:

@@ -20,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aiorpatterns.ads import MAX_BID, AdIndex, Targeting, cpa_to_ecpm, cpc_to_ecpm
-from aiorpatterns.search import SearchIndex, tokenize
+from aiorpatterns.search.ads import MAX_BID, AdIndex, Targeting, cpa_to_ecpm, cpc_to_ecpm
+from aiorpatterns.search.index import SearchIndex, tokenize
 
 CONTENT = "this is some random content, look at how it is indexed."
 SETTINGS = settings(

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from redis.crc import key_slot
 
-from aiorpatterns.articles import VOTE_SCORE, Article, Articles, Vote
-from aiorpatterns.keys import Keyspace
+from aiorpatterns.core.keys import Keyspace
+from aiorpatterns.webapp.articles import VOTE_SCORE, Article, Articles, Vote
 
 
 async def test_book_article_functionality(redis_client_text: Any) -> None:

@@ -23,10 +23,16 @@ from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 from redis.exceptions import ReadOnlyError
 
-from aiorpatterns.autocomplete import CONTACTS, PAGE, Autocomplete, RecentContacts, prefix_range
-from aiorpatterns.autopipeline import AutoPipeline
-from aiorpatterns.keys import Keyspace
-from aiorpatterns.server import RedisServer
+from aiorpatterns.core.autopipeline import AutoPipeline
+from aiorpatterns.core.keys import Keyspace
+from aiorpatterns.search.autocomplete import (
+    CONTACTS,
+    PAGE,
+    Autocomplete,
+    RecentContacts,
+    prefix_range,
+)
+from aiorpatterns.testing.server import RedisServer
 
 #: The ch11 test's sentence: 'these are some words that we will be autocompleting on'.
 WORDS = ["these", "are", "some", "words", "that", "we", "will", "be", "autocompleting", "on"]

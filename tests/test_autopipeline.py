@@ -28,9 +28,9 @@ from redis.exceptions import (
 )
 
 from aiorpatterns import Lock
-from aiorpatterns.autopipeline import AutoPipeline, AutoPipelineStats
-from aiorpatterns.pytest_plugin import Endpoint
-from aiorpatterns.scripts import script
+from aiorpatterns.core.autopipeline import AutoPipeline, AutoPipelineStats
+from aiorpatterns.core.scripts import script
+from aiorpatterns.testing.pytest_plugin import Endpoint
 
 # -- helpers ----------------------------------------------------------------------------------
 

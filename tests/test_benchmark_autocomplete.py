@@ -18,8 +18,8 @@ from typing import Any
 import helpers
 import pytest
 
-from aiorpatterns.autocomplete import Autocomplete
-from aiorpatterns.pytest_plugin import Endpoint
+from aiorpatterns.search.autocomplete import Autocomplete
+from aiorpatterns.testing.pytest_plugin import Endpoint
 from benchmarks import autocomplete as table
 from benchmarks.baselines import ch06_autocomplete, ch11_autocomplete
 from benchmarks.cli import main

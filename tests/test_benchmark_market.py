@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from helpers import bench_keys_left, run_table
 
-from aiorpatterns.pytest_plugin import Endpoint
+from aiorpatterns.testing.pytest_plugin import Endpoint
 from benchmarks import market as table
 from benchmarks.baselines import ch04_market, ch06_market, ch11_market
 

@@ -14,7 +14,7 @@ import helpers
 import pytest
 from helpers import bench_keys_left, run_table
 
-from aiorpatterns.pytest_plugin import Endpoint
+from aiorpatterns.testing.pytest_plugin import Endpoint
 from benchmarks import queue as table
 
 ROW_KEYS = helpers.ROW_KEYS

@@ -16,7 +16,7 @@ import helpers
 import pytest
 from helpers import bench_keys_left, run_table
 
-from aiorpatterns.pytest_plugin import Endpoint
+from aiorpatterns.testing.pytest_plugin import Endpoint
 from benchmarks import ziplist as table
 from benchmarks.runner import ClientStats, Job, Target
 

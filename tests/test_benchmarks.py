@@ -18,7 +18,7 @@ from typing import Any
 import helpers
 import pytest
 
-from aiorpatterns.pytest_plugin import Endpoint
+from aiorpatterns.testing.pytest_plugin import Endpoint
 from benchmarks.baselines import ch04_sessions, ch06_locks, ch06_semaphores, ch11_locks
 from benchmarks.cli import main, output_path
 from benchmarks.runner import ClientStats, CountingClient, jain_index, percentile
@@ -84,7 +84,7 @@ def test_all_tables_write_json_png_and_markdown(redis_server: Endpoint, tmp_path
 
 
 def test_our_rows_run_when_our_classes_exist(redis_server: Endpoint, tmp_path: Path) -> None:
-    pytest.importorskip("aiorpatterns.semaphores")
+    pytest.importorskip("aiorpatterns.coordination.semaphores")
     _run(tmp_path, "semaphore", "--url", redis_server.url)
     data = _check_json(tmp_path / "out.json", "semaphore")
     ours = [r for r in data["rows"] if r["variant"].startswith("aiorpatterns")]

@@ -17,9 +17,9 @@ from helpers import until
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from aiorpatterns.caching import PageCache, RowCache, RowCacheWorker, request_digest
-from aiorpatterns.scripts import script
-from aiorpatterns.sessions import Sessions
+from aiorpatterns.core.scripts import script
+from aiorpatterns.webapp.caching import PageCache, RowCache, RowCacheWorker, request_digest
+from aiorpatterns.webapp.sessions import Sessions
 
 URL = "http://test.com/?item=itemX"
 

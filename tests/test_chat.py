@@ -20,10 +20,10 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from aiorpatterns.autopipeline import AutoPipeline
-from aiorpatterns.chat import ChatBatch, Chats
-from aiorpatterns.messaging import Message
-from aiorpatterns.server import free_port
+from aiorpatterns.core.autopipeline import AutoPipeline
+from aiorpatterns.messaging.chat import ChatBatch, Chats
+from aiorpatterns.messaging.envelope import Message
+from aiorpatterns.testing.server import free_port
 
 # A consistent snapshot of one chat, read in one step: lowest position, lowest stored id, last
 # id, number of stored messages, and the claims.

@@ -20,10 +20,10 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from aiorpatterns.config import Config, redis_from_config
-from aiorpatterns.keys import Keyspace
-from aiorpatterns.pytest_plugin import Endpoint
-from aiorpatterns.server import free_port
+from aiorpatterns.core.keys import Keyspace
+from aiorpatterns.ops.config import Config, redis_from_config
+from aiorpatterns.testing.pytest_plugin import Endpoint
+from aiorpatterns.testing.server import free_port
 
 
 async def gets(client: Any, key: str) -> int:

@@ -22,7 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.crc import key_slot
 
-from aiorpatterns.counters import (
+from aiorpatterns.core.keys import Keyspace
+from aiorpatterns.ops.counters import (
     PRECISIONS,
     AccessTimer,
     Counters,
@@ -30,7 +31,6 @@ from aiorpatterns.counters import (
     Stats,
     slowest,
 )
-from aiorpatterns.keys import Keyspace
 
 LONG = 10**9  # a period no real boundary crosses during a run
 DAY = 86400

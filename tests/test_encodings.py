@@ -22,7 +22,8 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from aiorpatterns.encodings import (
+from aiorpatterns.core.errors import LimitsMismatchError
+from aiorpatterns.memory.encodings import (
     COMPACT_ENCODINGS,
     CompactLimits,
     compact_limits,
@@ -31,8 +32,7 @@ from aiorpatterns.encodings import (
     listpack_bytes,
     memory_usage,
 )
-from aiorpatterns.errors import LimitsMismatchError
-from aiorpatterns.server import free_port
+from aiorpatterns.testing.server import free_port
 
 _PROPERTY = settings(
     max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

@@ -1,5 +1,5 @@
 """The scripts under ``examples/`` run to the end and do what they print (each starts its own
-server through :mod:`aiorpatterns.server`, on whichever engine the suite uses)."""
+server through :mod:`aiorpatterns.testing.server`, on whichever engine the suite uses)."""
 
 from __future__ import annotations
 

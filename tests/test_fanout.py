@@ -27,8 +27,14 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from aiorpatterns.fanout import MAX_READ_COUNT, Fanout, FanoutConsumer, FanoutEntry, FanoutGroup
-from aiorpatterns.server import free_port
+from aiorpatterns.messaging.fanout import (
+    MAX_READ_COUNT,
+    Fanout,
+    FanoutConsumer,
+    FanoutEntry,
+    FanoutGroup,
+)
+from aiorpatterns.testing.server import free_port
 
 ROOT = str(Path(__file__).resolve().parents[1])
 
@@ -163,7 +169,7 @@ _VICTIM = """
 import asyncio, json, sys
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from aiorpatterns.fanout import Fanout
+from aiorpatterns.messaging.fanout import Fanout
 
 async def main():
     url, topology = sys.argv[1], sys.argv[2]

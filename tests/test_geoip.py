@@ -22,10 +22,10 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from aiorpatterns.geoip import City, IpLocations, check_ranges
-from aiorpatterns.keys import Keyspace
-from aiorpatterns.scripts import script
-from aiorpatterns.server import free_port
+from aiorpatterns.core.keys import Keyspace
+from aiorpatterns.core.scripts import script
+from aiorpatterns.ops.geoip import City, IpLocations, check_ranges
+from aiorpatterns.testing.server import free_port
 
 SETTINGS = settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

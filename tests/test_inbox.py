@@ -18,10 +18,10 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from aiorpatterns.autopipeline import AutoPipeline
-from aiorpatterns.inbox import Inbox, InboxCounts, InboxMessage
-from aiorpatterns.scripts import script
-from aiorpatterns.server import free_port
+from aiorpatterns.core.autopipeline import AutoPipeline
+from aiorpatterns.core.scripts import script
+from aiorpatterns.messaging.inbox import Inbox, InboxCounts, InboxMessage
+from aiorpatterns.testing.server import free_port
 
 
 async def test_send_and_receive_in_order(redis_client_text: Any) -> None:

@@ -16,7 +16,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aiorpatterns.jobs import MAX_LEVEL_LIMIT, MAX_SKILLS, JobIndex, JobLevelIndex, JobYearsIndex
+from aiorpatterns.search.jobs import (
+    MAX_LEVEL_LIMIT,
+    MAX_SKILLS,
+    JobIndex,
+    JobLevelIndex,
+    JobYearsIndex,
+)
 
 SETTINGS = settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

@@ -15,7 +15,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
 from aiorpatterns import Keyspace
-from aiorpatterns.keys import DEFAULT_KEYSPACE
+from aiorpatterns.core.keys import DEFAULT_KEYSPACE
 
 # Any text a caller might use (no lone surrogates: they cannot be sent to Redis at all).
 _chars = st.characters(blacklist_categories=("Cs",))

@@ -1,4 +1,4 @@
-"""The contract Lock, Semaphore and FairSemaphore share (aiorpatterns.leases, §6.2-§6.3, §11.2).
+"""The contract Lock, Semaphore and FairSemaphore share (coordination.leases, §6.2-§6.3, §11.2).
 
 Round trips per uncontended call, the tombstone that refuses a cancelled acquire's late request,
 concurrent releases, ``owned()``, and the argument checks every lease makes before Redis.
@@ -24,11 +24,11 @@ from redis.backoff import NoBackoff
 from retrysafe import script_names
 
 from aiorpatterns import FairSemaphore, Lock, NotOwnedError, Semaphore
-from aiorpatterns.checks import MAX_SECONDS
-from aiorpatterns.leases import Lease
-from aiorpatterns.pytest_plugin import Endpoint
-from aiorpatterns.scripts import script
-from aiorpatterns.server import free_port
+from aiorpatterns.coordination.leases import Lease
+from aiorpatterns.core.checks import MAX_SECONDS
+from aiorpatterns.core.scripts import script
+from aiorpatterns.testing.pytest_plugin import Endpoint
+from aiorpatterns.testing.server import free_port
 
 KINDS: dict[str, Callable[..., Lease]] = {
     "Lock": Lock,

@@ -22,15 +22,15 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from aiorpatterns.keys import Keyspace
-from aiorpatterns.locations import (
+from aiorpatterns.core.keys import Keyspace
+from aiorpatterns.memory.locations import (
     DEFAULT_COUNTRIES,
     DEFAULT_STATES,
     Location,
     LocationCounts,
     Locations,
 )
-from aiorpatterns.server import free_port
+from aiorpatterns.testing.server import free_port
 
 Model = dict[int, Location | None]
 

@@ -26,9 +26,9 @@ from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.crc import key_slot
 
 from aiorpatterns import AcquireTimeoutError, Keyspace, LeaseLostError, Lock, NotOwnedError
-from aiorpatterns.pytest_plugin import Endpoint
-from aiorpatterns.scripts import script
-from aiorpatterns.server import CLUSTER_SLOTS, ClusterServer, RedisServer, free_port
+from aiorpatterns.core.scripts import script
+from aiorpatterns.testing.pytest_plugin import Endpoint
+from aiorpatterns.testing.server import CLUSTER_SLOTS, ClusterServer, RedisServer, free_port
 
 CANCELLED: Any = object()
 

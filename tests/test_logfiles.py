@@ -22,9 +22,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisClusterException, ResponseError
 
-from aiorpatterns.errors import ProgressConflictError
-from aiorpatterns.logfiles import LogProcessor, LogProgress, process_logs
-from aiorpatterns.server import free_port
+from aiorpatterns.core.errors import ProgressConflictError
+from aiorpatterns.ops.logfiles import LogProcessor, LogProgress, process_logs
+from aiorpatterns.testing.server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -151,7 +151,7 @@ import asyncio, sys
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.cluster import RedisCluster
-from aiorpatterns.logfiles import LogProcessor
+from aiorpatterns.ops.logfiles import LogProcessor
 
 async def main(url: str, topology: str, directory: str) -> None:
     client = (RedisCluster if topology == "cluster" else Redis).from_url(url)

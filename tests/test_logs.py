@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from redis.crc import key_slot
 
-from aiorpatterns.keys import Keyspace
-from aiorpatterns.logs import CommonLog, CommonMessages, RecentLog, severity_name
+from aiorpatterns.core.keys import Keyspace
+from aiorpatterns.ops.logs import CommonLog, CommonMessages, RecentLog, severity_name
 
 #: A period no real clock boundary crosses during a test run (next one in 2033).
 LONG = 10**9

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from redis.crc import key_slot
 
-from aiorpatterns.keys import Keyspace
-from aiorpatterns.market import Listing, Market, Purchase
+from aiorpatterns.core.keys import Keyspace
+from aiorpatterns.webapp.market import Listing, Market, Purchase
 
 
 async def test_the_books_scenario(redis_client_text: Any) -> None:

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from aiorpatterns.checks import check_count
-from aiorpatterns.messaging import Message, encode_json, parse_envelope
+from aiorpatterns.core.checks import check_count, encode_json
+from aiorpatterns.messaging.envelope import Message, parse_envelope
 
 
 def test_encode_json_is_compact_and_keeps_text() -> None:

@@ -1,9 +1,10 @@
 """The flat public API: ``__all__`` is sorted, complete and importable.
 
-Rule: every module of the package is public unless its name starts with ``_`` or it is listed in
-:data:`INTERNAL` with the reason. A public module declares its API in its own ``__all__``, and
-every name there is re-exported, as the same object, by ``aiorpatterns``. Modules are found with
-:func:`pkgutil.iter_modules`, so a new module must be exported or declared internal here.
+Rule: every module of the package (``family.module``, and each family package itself) is public
+unless its name starts with ``_`` or it is listed in :data:`INTERNAL` with the reason. A public
+module declares its API in its own ``__all__``, and every name there is re-exported, as the same
+object, by ``aiorpatterns``. Modules are found with :func:`pkgutil.walk_packages`, so a new module
+must be exported or declared internal here.
 """
 
 from __future__ import annotations
@@ -18,20 +19,21 @@ import pytest
 import aiorpatterns
 
 INTERNAL = {
-    "cancellation": "helpers the patterns share for cancel-safety, not an API",
-    "checks": "the argument checks the patterns share, not an API",
-    "leases": "the shared base of Lock and Semaphore; users hold those",
-    "pytest_plugin": "loaded by pytest as an entry point; importing it needs pytest",
-    "waiting": "how the patterns wait in Redis (slices, socket timeouts), not an API",
+    "core.cancellation": "helpers the patterns share for cancel-safety, not an API",
+    "core.checks": "the argument checks the patterns share, not an API",
+    "coordination.leases": "the shared base of Lock and Semaphore; users hold those",
+    "testing.pytest_plugin": "loaded by pytest as an entry point; importing it needs pytest",
+    "core.waiting": "how the patterns wait in Redis (slices, socket timeouts), not an API",
 }
 
 
 def _modules() -> list[str]:
-    return sorted(m.name for m in pkgutil.iter_modules(aiorpatterns.__path__))
+    found = pkgutil.walk_packages(aiorpatterns.__path__, prefix="aiorpatterns.")
+    return sorted(m.name.removeprefix("aiorpatterns.") for m in found)
 
 
 def _public_modules() -> list[ModuleType]:
-    names = [n for n in _modules() if not n.startswith("_") and n not in INTERNAL]
+    names = [n for n in _modules() if not n.split(".")[-1].startswith("_") and n not in INTERNAL]
     return [importlib.import_module(f"aiorpatterns.{n}") for n in names]
 
 

@@ -8,8 +8,8 @@ import pytest
 import redis
 from redis.asyncio.cluster import RedisCluster
 
-from aiorpatterns.pytest_plugin import Endpoint
-from aiorpatterns.server import RedisServer
+from aiorpatterns.testing.pytest_plugin import Endpoint
+from aiorpatterns.testing.server import RedisServer
 
 pytest_plugins = ["pytester"]
 

@@ -24,9 +24,9 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from aiorpatterns.queues import DEFAULT_PRIORITIES, QueueCounts, Task, TaskQueue
-from aiorpatterns.scripts import script
-from aiorpatterns.server import free_port
+from aiorpatterns.core.scripts import script
+from aiorpatterns.queues.taskqueue import DEFAULT_PRIORITIES, QueueCounts, Task, TaskQueue
+from aiorpatterns.testing.server import free_port
 
 
 async def idle(queue: TaskQueue) -> None:

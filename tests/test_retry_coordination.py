@@ -19,7 +19,7 @@ from helpers import until
 from retrysafe import assert_retry_safe
 
 from aiorpatterns import FairSemaphore, Lock, Semaphore
-from aiorpatterns.leases import Lease, to_ms
+from aiorpatterns.coordination.leases import Lease, to_ms
 
 
 def _lock(redis: Any, name: str, **kw: Any) -> Lease:

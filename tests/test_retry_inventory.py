@@ -15,7 +15,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 from retrysafe import script_names
 
-from aiorpatterns.scripts import script
+from aiorpatterns.core.scripts import script
 
 _CALL = re.compile(r"redis\.p?call\(\s*(?:'([A-Za-z]+)'|\"([A-Za-z]+)\"|([A-Za-z_][\w.\[\]]*))")
 

@@ -19,11 +19,11 @@ import pytest
 from helpers import text
 from retrysafe import assert_retry_safe, plain
 
-from aiorpatterns.chat import Chats
-from aiorpatterns.fanout import Fanout
-from aiorpatterns.inbox import Inbox
-from aiorpatterns.messaging import parse_envelope
-from aiorpatterns.scripts import script
+from aiorpatterns.core.scripts import script
+from aiorpatterns.messaging.chat import Chats
+from aiorpatterns.messaging.envelope import parse_envelope
+from aiorpatterns.messaging.fanout import Fanout
+from aiorpatterns.messaging.inbox import Inbox
 
 _RECEIPT = re.compile(r":[0-9a-f]{32}$")
 

@@ -23,11 +23,11 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from retrysafe import assert_retry_safe as _assert_retry_safe
 
-from aiorpatterns.counters import AccessTimer, Counters, Stats, slowest
-from aiorpatterns.geoip import IpLocations
-from aiorpatterns.logfiles import LogProcessor
-from aiorpatterns.logs import CommonLog, RecentLog
-from aiorpatterns.visitors import UniqueVisitors
+from aiorpatterns.memory.visitors import UniqueVisitors
+from aiorpatterns.ops.counters import AccessTimer, Counters, Stats, slowest
+from aiorpatterns.ops.geoip import IpLocations
+from aiorpatterns.ops.logfiles import LogProcessor
+from aiorpatterns.ops.logs import CommonLog, RecentLog
 
 NOW = 1_700_000_003.25
 LONG = 10**9  # a period no real boundary crosses during a run

@@ -22,11 +22,11 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from retrysafe import assert_retry_safe, plain, script_names
 
-from aiorpatterns.pytest_plugin import Endpoint
-from aiorpatterns.queues import QueueCounts, TaskQueue
-from aiorpatterns.scripts import script
-from aiorpatterns.sharding import ShardedList
-from aiorpatterns.workers import Worker
+from aiorpatterns.core.scripts import script
+from aiorpatterns.memory.sharding import ShardedList
+from aiorpatterns.queues.taskqueue import QueueCounts, TaskQueue
+from aiorpatterns.queues.worker import Worker
+from aiorpatterns.testing.pytest_plugin import Endpoint
 
 
 def counts(ready: int = 0, delayed: int = 0, running: int = 0, dead: int = 0) -> QueueCounts:

@@ -14,10 +14,10 @@ import pytest
 from helpers import text
 from retrysafe import assert_retry_safe, plain
 
-from aiorpatterns.ads import AdIndex
-from aiorpatterns.jobs import JobIndex, JobLevelIndex, JobYearsIndex
-from aiorpatterns.scripts import script
-from aiorpatterns.search import SearchIndex
+from aiorpatterns.core.scripts import script
+from aiorpatterns.search.ads import AdIndex
+from aiorpatterns.search.index import SearchIndex
+from aiorpatterns.search.jobs import JobIndex, JobLevelIndex, JobYearsIndex
 
 DOCS = {
     "1": ("red shoes for running", {"updated": 30, "votes": 2, "title": "b"}),

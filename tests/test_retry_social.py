@@ -18,7 +18,7 @@ import pytest
 from helpers import text
 from retrysafe import assert_retry_safe, plain
 
-from aiorpatterns.social import Social
+from aiorpatterns.social.network import Social
 
 _RECEIPT = re.compile(r":[0-9a-f]{32}$")
 

@@ -19,13 +19,13 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from retrysafe import assert_retry_safe, plain, script_names
 
-from aiorpatterns.articles import Articles, Vote
-from aiorpatterns.autocomplete import RecentContacts
-from aiorpatterns.caching import PageCache, RowCache
-from aiorpatterns.market import Market
-from aiorpatterns.pytest_plugin import Endpoint
-from aiorpatterns.scripts import script
-from aiorpatterns.sessions import Sessions
+from aiorpatterns.core.scripts import script
+from aiorpatterns.search.autocomplete import RecentContacts
+from aiorpatterns.testing.pytest_plugin import Endpoint
+from aiorpatterns.webapp.articles import Articles, Vote
+from aiorpatterns.webapp.caching import PageCache, RowCache
+from aiorpatterns.webapp.market import Market
+from aiorpatterns.webapp.sessions import Sessions
 
 URL = "http://test.com/?item=itemX"
 

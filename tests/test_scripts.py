@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import AsyncIterator
-from importlib import resources
 from typing import Any
 
 import pytest
@@ -15,8 +14,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from aiorpatterns import Keyspace
-from aiorpatterns.scripts import Script, script
-from aiorpatterns.server import free_port
+from aiorpatterns.core.scripts import Script, script, scripts_by_name
+from aiorpatterns.testing.server import free_port
 
 KS = Keyspace()
 
@@ -26,12 +25,7 @@ def lock_keys(name: str) -> list[str]:
 
 
 def script_names() -> list[str]:
-    lua = resources.files("aiorpatterns").joinpath("lua")
-    return sorted(
-        p.name.removesuffix(".lua")
-        for p in lua.iterdir()
-        if p.name.endswith(".lua") and not p.name.startswith("_")
-    )
+    return sorted(name for name in scripts_by_name() if not name.startswith("_"))
 
 
 @pytest.fixture
@@ -52,7 +46,7 @@ def test_lock_scripts_declare_their_key_counts() -> None:
 @pytest.mark.parametrize("name", script_names())
 def test_every_script_header_matches_its_body(name: str) -> None:
     """Headers number KEYS 1..n, the body uses no undeclared KEYS, includes are inlined."""
-    raw = resources.files("aiorpatterns").joinpath("lua", f"{name}.lua").read_text()
+    raw = scripts_by_name()[name].read_text()
     declared: list[int] = []
     for first, last in re.findall(r"^-- KEYS\[(\d+)(?:\.\.(\d+))?\]", raw, re.MULTILINE):
         declared += range(int(first), int(last or first) + 1)
@@ -70,8 +64,8 @@ def test_every_script_header_matches_its_body(name: str) -> None:
 
 
 def test_include_inlines_the_shared_wait_queue() -> None:
-    """``-- @include waitqueue`` pastes lua/_waitqueue.lua into the including script."""
-    shared = resources.files("aiorpatterns").joinpath("lua", "_waitqueue.lua").read_text()
+    """``-- @include waitqueue`` pastes coordination/lua/_waitqueue.lua into the script."""
+    shared = scripts_by_name()["_waitqueue"].read_text()
     assert shared in script("lock_acquire").source
     assert shared in script("lock_release").source
     assert shared not in script("lock_extend").source
@@ -103,12 +97,12 @@ async def test_evalsha_reloads_after_script_flush(redis_client_text: Any) -> Non
     key = KS.key("lock", "scripted")
     await r.script_flush()
     assert await r.script_exists(extend.sha) == [False]
-    assert int(await extend(r, [key], ["tok", 1000, 0])) == 0  # NOSCRIPT -> LOAD -> EVALSHA
+    assert int(await extend(r, [key], ["tok", 1000, 0, ""])) == 0  # NOSCRIPT -> LOAD -> EVALSHA
     assert await r.script_exists(extend.sha) == [True]  # on a cluster: on every primary
     await r.set(key, "tok", px=1000)
-    assert int(await extend(r, [key], ["tok", 5000, 1])) == 5000  # plain EVALSHA hit
+    assert int(await extend(r, [key], ["tok", 5000, 1, ""])) == 5000  # plain EVALSHA hit
     await r.script_flush()
-    assert int(await extend(r, [key], ["tok", 6000, 1])) == 6000
+    assert int(await extend(r, [key], ["tok", 6000, 1, ""])) == 6000
     assert extend.sha == hashlib.sha1(extend.source.encode()).hexdigest()  # a str, still
 
 
@@ -163,4 +157,4 @@ async def test_script_objects_are_independent_of_clients(redis_client: Any) -> N
     s = script("lock_extend")
     assert isinstance(s, Script)
     assert "client" not in repr(s)
-    assert int(await s(redis_client, [KS.key("lock", "free")], ["t", 100, 0])) == 0
+    assert int(await s(redis_client, [KS.key("lock", "free")], ["t", 100, 0, ""])) == 0

@@ -20,11 +20,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
-from aiorpatterns.autopipeline import AutoPipeline
-from aiorpatterns.keys import Keyspace
-from aiorpatterns.pytest_plugin import Endpoint
-from aiorpatterns.scripts import script
-from aiorpatterns.search import (
+from aiorpatterns.core.autopipeline import AutoPipeline
+from aiorpatterns.core.keys import Keyspace
+from aiorpatterns.core.scripts import script
+from aiorpatterns.search.index import (
     LOWER,
     MAX_QUERY_WORDS,
     STOP_WORDS,
@@ -37,6 +36,7 @@ from aiorpatterns.search import (
     tokenize,
     zadd_string,
 )
+from aiorpatterns.testing.pytest_plugin import Endpoint
 
 CONTENT = "this is some random content, look at how it is indexed."
 SETTINGS = settings(

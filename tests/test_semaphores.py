@@ -21,11 +21,11 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from aiorpatterns.errors import AcquireTimeoutError, LeaseLostError, NotOwnedError
-from aiorpatterns.keys import Keyspace
-from aiorpatterns.pytest_plugin import Endpoint
-from aiorpatterns.semaphores import FairSemaphore, Semaphore
-from aiorpatterns.server import ClusterServer, RedisServer, free_port
+from aiorpatterns.coordination.semaphores import FairSemaphore, Semaphore
+from aiorpatterns.core.errors import AcquireTimeoutError, LeaseLostError, NotOwnedError
+from aiorpatterns.core.keys import Keyspace
+from aiorpatterns.testing.pytest_plugin import Endpoint
+from aiorpatterns.testing.server import ClusterServer, RedisServer, free_port
 
 CLASSES = [Semaphore, FairSemaphore]
 SemaphoreClass = type[Semaphore]

@@ -16,8 +16,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from aiorpatterns import server as server_module
-from aiorpatterns.server import (
+from aiorpatterns.testing import server as server_module
+from aiorpatterns.testing.server import (
     CLUSTER_SLOTS,
     ClusterServer,
     RedisServer,
@@ -223,7 +223,7 @@ def test_server_version_names_the_engine() -> None:
 
 _CHILD = """
 import sys, time
-from aiorpatterns.server import RedisServer
+from aiorpatterns.testing.server import RedisServer
 server = RedisServer().start()
 print(server.process.pid, server.directory, flush=True)
 time.sleep(120)

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from redis.crc import key_slot
 
-from aiorpatterns.keys import Keyspace
-from aiorpatterns.sessions import HISTORY, Sessions
+from aiorpatterns.core.keys import Keyspace
+from aiorpatterns.webapp.sessions import HISTORY, Sessions
 
 
 async def test_check_token_returns_the_user(redis_client_text: Any) -> None:
@@ -113,7 +113,7 @@ async def test_stores_are_independent(redis_client: Any) -> None:
 
 
 async def test_concurrent_updates_through_an_autopipeline(redis_client: Any) -> None:
-    autopipeline = pytest.importorskip("aiorpatterns.autopipeline")
+    autopipeline = pytest.importorskip("aiorpatterns.core.autopipeline")
     auto = autopipeline.AutoPipeline(redis_client)
     try:
         sessions = Sessions(auto)
@@ -246,7 +246,7 @@ async def test_an_active_token_read_as_old_survives(redis_client: Any) -> None:
     await sessions.update_token("new", "bob")
     seen = await sessions.last_seen("old")
     await sessions.update_token("old", "alice")  # refreshed after the cleaner read it
-    from aiorpatterns.scripts import script
+    from aiorpatterns.core.scripts import script
 
     keys = [sessions.login_key, sessions.recent_key]
     keys += [sessions.history_key("old"), sessions.cart_key("old")]

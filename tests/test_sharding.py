@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from aiorpatterns.sharding import ShardedHash, ShardedList, shard_of
+from aiorpatterns.memory.sharding import ShardedHash, ShardedList, shard_of
 
 
 def test_shard_of_is_stable_crc32() -> None:

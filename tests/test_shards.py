@@ -23,21 +23,21 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from aiorpatterns.errors import ShardsUnavailableError
-from aiorpatterns.search import SearchIndex, parse_query, tokenize
-from aiorpatterns.server import RedisServer, free_port
-from aiorpatterns.shards import (
+from aiorpatterns.core.errors import ShardsUnavailableError
+from aiorpatterns.scaling.shards import (
     ShardedClients,
     sharded_zrangebyscore,
     syndicate,
     zrangebyscore_merged,
 )
-from aiorpatterns.shardsearch import (
+from aiorpatterns.scaling.shardsearch import (
     ShardedSearch,
     ShardedSearchResult,
     to_numeric_key,
     to_string_key,
 )
+from aiorpatterns.search.index import SearchIndex, parse_query, tokenize
+from aiorpatterns.testing.server import RedisServer, free_port
 
 SETTINGS = settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

@@ -23,10 +23,10 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.crc import key_slot
 
-from aiorpatterns.keys import Keyspace
-from aiorpatterns.server import free_port
-from aiorpatterns.social import Social, SocialUser, UserList
-from aiorpatterns.timelines import StatusMessage
+from aiorpatterns.core.keys import Keyspace
+from aiorpatterns.social.network import Social, SocialUser, UserList
+from aiorpatterns.social.timelines import StatusMessage
+from aiorpatterns.testing.server import free_port
 
 DELAYS = (0, 0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01)
 

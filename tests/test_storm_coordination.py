@@ -22,7 +22,7 @@ from helpers import text, until
 from storms import storm
 
 from aiorpatterns import AcquireTimeoutError, FairSemaphore, Lock, Semaphore
-from aiorpatterns.leases import Lease
+from aiorpatterns.coordination.leases import Lease
 
 TASKS = 60
 #: Long enough that a slot left by a task that is gone is still held when the test looks.

@@ -21,9 +21,9 @@ import pytest
 from helpers import until
 from storms import storm
 
-from aiorpatterns.chat import ChatBatch, Chats
-from aiorpatterns.fanout import Fanout, FanoutEntry
-from aiorpatterns.inbox import Inbox, InboxMessage
+from aiorpatterns.messaging.chat import ChatBatch, Chats
+from aiorpatterns.messaging.fanout import Fanout, FanoutEntry
+from aiorpatterns.messaging.inbox import Inbox, InboxMessage
 
 TASKS = 50
 MESSAGES = 60

@@ -16,10 +16,10 @@ import pytest
 from helpers import until
 from storms import storm
 
-from aiorpatterns.cancellation import shielded
-from aiorpatterns.queues import QueueCounts, TaskQueue
-from aiorpatterns.sharding import ShardedList
-from aiorpatterns.workers import Worker
+from aiorpatterns.core.cancellation import shielded
+from aiorpatterns.memory.sharding import ShardedList
+from aiorpatterns.queues.taskqueue import QueueCounts, TaskQueue
+from aiorpatterns.queues.worker import Worker
 
 
 def topology(request: pytest.FixtureRequest) -> str:

@@ -24,10 +24,10 @@ from helpers import text
 from redis.asyncio import Redis
 from storms import storm
 
-from aiorpatterns.search import SearchIndex, parse_query, tokenize
-from aiorpatterns.server import RedisServer
-from aiorpatterns.shardsearch import ShardedSearch
-from aiorpatterns.social import Social
+from aiorpatterns.scaling.shardsearch import ShardedSearch
+from aiorpatterns.search.index import SearchIndex, parse_query, tokenize
+from aiorpatterns.social.network import Social
+from aiorpatterns.testing.server import RedisServer
 
 AUTHORS = 5
 FOLLOWERS = 40

@@ -17,7 +17,7 @@ import pytest
 from helpers import until
 from storms import storm
 
-from aiorpatterns.caching import PageCache, RowCache, RowCacheWorker
+from aiorpatterns.webapp.caching import PageCache, RowCache, RowCacheWorker
 
 PAGES = [f"http://test.com/?item=p{i}" for i in range(3)]
 

@@ -24,9 +24,8 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from aiorpatterns.server import free_port
-from aiorpatterns.social import Social
-from aiorpatterns.streaming import (
+from aiorpatterns.social.network import Social
+from aiorpatterns.social.streaming import (
     AllOfFilter,
     AnyOfFilter,
     FollowFilter,
@@ -38,7 +37,8 @@ from aiorpatterns.streaming import (
     StatusStream,
     TrackFilter,
 )
-from aiorpatterns.timelines import StatusMessage
+from aiorpatterns.social.timelines import StatusMessage
+from aiorpatterns.testing.server import free_port
 
 DELAYS = (0, 0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01)
 _NETWORKS = itertools.count()
@@ -644,7 +644,7 @@ async def stream_offline_missed_dollar(redis: Redis) -> bool:
 
 
 def test_words_tokenise_case_insensitively() -> None:
-    from aiorpatterns.streaming import words
+    from aiorpatterns.social.streaming import words
 
     assert words("Hello, WORLD! hello_there x-y") == {"hello", "world", "hello_there", "x", "y"}
     assert text(b"a") == "a"

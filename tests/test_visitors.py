@@ -21,14 +21,14 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.crc import key_slot
 
-from aiorpatterns.keys import Keyspace
-from aiorpatterns.server import free_port
-from aiorpatterns.visitors import (
+from aiorpatterns.core.keys import Keyspace
+from aiorpatterns.memory.visitors import (
     HLL_STANDARD_ERROR,
     UniqueVisitors,
     expected_size,
     visitor_id,
 )
+from aiorpatterns.testing.server import free_port
 
 DAY = dt.date(2024, 5, 2)
 

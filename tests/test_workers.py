@@ -19,8 +19,8 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from aiorpatterns.queues import QueueCounts, TaskQueue
-from aiorpatterns.workers import BadTaskError, Worker, decode_call
+from aiorpatterns.queues.taskqueue import QueueCounts, TaskQueue
+from aiorpatterns.queues.worker import BadTaskError, Worker, decode_call
 
 
 async def until(check: Callable[[], Awaitable[bool] | bool], what: str, limit: float = 15) -> None:
@@ -317,8 +317,8 @@ WORKER_SCRIPT = """
 import asyncio, sys
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from aiorpatterns.queues import TaskQueue
-from aiorpatterns.workers import Worker
+from aiorpatterns.queues.taskqueue import TaskQueue
+from aiorpatterns.queues.worker import Worker
 
 async def main(url, topology, name):
     client = RedisCluster.from_url(url) if topology == "cluster" else Redis.from_url(url)

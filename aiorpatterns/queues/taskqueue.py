@@ -1,0 +1,649 @@
+"""Reliable task queues: FIFO with priority levels, delayed tasks, retries and dead letters.
+
+Redis in Action §6.4 builds a task queue from a LIST that workers ``BLPOP`` (§6.4.1), priorities
+from several lists popped by one ``BLPOP`` (§6.4.1, ``worker_watch_queues``) and delayed tasks
+from a ZSET that a poller moves, one item at a time under a lock, to the list (§6.4.2). A task
+popped by a worker that then crashes is lost, and so is a delayed task whose poller dies between
+its ZREM and its RPUSH (inventory rows 24-26). Here:
+
+- a task is a record in one queue; ``get()`` *claims* it: one Lua step pops the most urgent ready
+  task and files it under a visibility deadline (the server's clock), so a worker that dies or
+  hangs loses it to the next consumer once the deadline passes, never to nobody;
+- the same step first promotes due delayed tasks and takes back expired claims, so no separate
+  poller is needed and no task is moved twice, whatever number of consumers or
+  :meth:`TaskQueue.promote` callers run at once;
+- ``ack`` deletes a task, ``extend`` (a heartbeat) pushes its deadline back, ``fail`` retries it
+  with exponential backoff until ``max_attempts`` deliveries, then dead-letters it with the
+  reason; dead letters can be listed, re-queued and deleted;
+- priorities are levels of one ready set (highest first, FIFO within a level): one ``ZPOPMIN``
+  serves them all, as the book's one ``BLPOP`` over several lists did;
+- a consumer with nothing to do blocks on a wake-up list that every ``put`` pushes to, for at
+  most :data:`~aiorpatterns.core.waiting.MAX_WAIT_SLICE` seconds or until the next delayed task is
+  due or a visibility deadline ends (told by the same step, in server time), then re-checks:
+  no polling, and a lost wake-up costs latency, never a task.
+
+Delivery contract: **at least once**. A task is deleted only by an ``ack`` (or
+:meth:`~TaskQueue.delete_dead`); every delivery counts toward ``max_attempts``, except one given
+back with :meth:`~TaskQueue.release` or by a cancelled ``get()``. A handler can run more than once
+for one task (its worker was presumed dead, or died after the work but before the ack), so make
+handlers idempotent. ``put`` is idempotent per ``task_id``: retrying a put that was cancelled or
+failed never enqueues twice.
+
+Retries: every step is safe to run twice with the same arguments (redis-py's ``Retry`` and the
+cluster client re-send a script whose reply was lost): a put finds its task id already queued, a
+claim finds its token already holding a task and returns that one, a settle finds its token in
+the task's record and answers the same outcome, an ack finds its task gone and answers done, and
+``promote`` and the dead-letter maintenance keep a receipt of their reply (``_once.lua``).
+
+Cancellation: a cancelled ``put`` enqueued the task or did not (put it again with the same
+``task_id`` to be sure). A cancelled ``get`` gives back a task the server had already claimed for
+it (a shielded clean-up), or leaves a tombstone that makes a claim still in flight return
+nothing. ``ack``, ``fail`` and ``release`` are shielded: once called, they complete.
+
+Keys (one hash tag per queue, so every step runs on one Redis Cluster node):
+``<prefix>:queue:{<name>}:`` + ``ready`` (ZSET), ``delayed`` (ZSET), ``running`` (ZSET),
+``tasks`` (HASH id -> payload), ``meta`` (HASH id -> JSON record), ``dead`` (ZSET), ``claims``
+(HASH), ``seq`` (the FIFO counter, never expires), and two short-lived ones, ``signal`` (wake-up
+tokens) and ``abandoned`` (tombstones), which expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ..core.cancellation import best_effort, cancelling, honour_cancel, shielded
+from ..core.checks import (
+    MAX_SECONDS,
+    check_float,
+    check_int,
+    check_keyspace,
+    check_seconds,
+    check_wait,
+    text,
+    to_ms,
+)
+from ..core.errors import ScriptError
+from ..core.keys import DEFAULT_KEYSPACE, Keyspace, check_name
+from ..core.scripts import script
+from ..core.waiting import MAX_WAIT_SLICE, blocking_cap
+
+__all__ = ["DeadLetter", "QueueCounts", "Task", "TaskQueue"]
+
+#: Priority levels of a queue unless it is given its own (highest first).
+DEFAULT_PRIORITIES = ("high", "normal", "low")
+#: Most priority levels a queue may have (scores stay exact integers, see _queue_common.lua).
+MAX_LEVELS = 64
+#: The server's timer tick at the default ``hz`` 10: blocking timeouts can fire this late.
+_SERVER_TICK = 0.1
+#: Most delayed tasks promoted, and expired claims taken back, by one claim step.
+_BATCH = 100
+#: Reasons are stored with the task; a traceback-sized one is cut to this many characters.
+_REASON_MAX = 2000
+#: Largest count a script reads (Lua numbers are doubles: integers stay exact up to 2**53).
+_LUA_INT_MAX = 2**53
+#: The order of KEYS in every queue script.
+_PARTS = (
+    "ready",
+    "delayed",
+    "running",
+    "tasks",
+    "meta",
+    "dead",
+    "signal",
+    "claims",
+    "abandoned",
+    "seq",
+)
+_SIGNAL = _PARTS.index("signal")
+_DEAD = _PARTS.index("dead")
+
+FailOutcome = Literal["retrying", "dead", "lost"]
+
+
+def _attempts(value: object) -> int:
+    return check_int(value, "max_attempts", minimum=1, maximum=_LUA_INT_MAX)
+
+
+def _delay_seconds(value: object, what: str) -> float:
+    """A delay: finite seconds >= 0, at most MAX_SECONDS (its ms stay exact in Lua)."""
+    return check_float(check_wait(value, what), what, maximum=MAX_SECONDS)
+
+
+def _seconds(ms: object) -> float:
+    return int(ms) / 1000 if isinstance(ms, int | float | str) else 0.0
+
+
+def encode_payload(payload: object) -> str:
+    """Return ``payload`` as compact JSON text; TypeError/ValueError if it is not JSON.
+
+    JSON, never pickle (DESIGN "Payloads"): NaN and infinities are refused too, since other
+    JSON readers reject them.
+    """
+    try:
+        return json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except TypeError as exc:
+        raise TypeError(f"payload is not JSON-serialisable: {exc}") from None
+    except ValueError as exc:  # NaN / infinity, or a circular reference
+        raise ValueError(f"payload is not valid JSON: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One delivery of a task, as :meth:`TaskQueue.get` returns it.
+
+    Times are the Redis server's clock (Unix seconds), so they compare with each other whatever
+    the clients' clocks say. ``attempts`` counts deliveries, this one included.
+    """
+
+    id: str
+    data: str
+    queue: str
+    priority: str
+    attempts: int
+    max_attempts: int
+    enqueued_at: float
+    due_at: float
+    ready_at: float
+    claimed_at: float
+    deadline: float
+    visibility_timeout: float
+    last_error: str | None
+    claim: str = field(repr=False)
+
+    @property
+    def payload(self) -> Any:
+        """The payload decoded from JSON (``ValueError`` if it is not JSON)."""
+        return json.loads(self.data)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A dead-lettered task: its payload, how often it was tried, and why it died."""
+
+    id: str
+    data: str
+    queue: str
+    priority: str
+    attempts: int
+    max_attempts: int
+    reason: str
+    enqueued_at: float
+    died_at: float
+
+    @property
+    def payload(self) -> Any:
+        """The payload decoded from JSON (``ValueError`` if it is not JSON)."""
+        return json.loads(self.data)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCounts:
+    """How many tasks a queue holds in each state."""
+
+    ready: int
+    delayed: int
+    running: int
+    dead: int
+
+    @property
+    def total(self) -> int:
+        return self.ready + self.delayed + self.running + self.dead
+
+
+class TaskQueue:
+    """A reliable task queue named ``name`` (Redis in Action §6.4).
+
+    ``priorities`` names the levels, highest first; ``put`` uses ``default_priority`` (the middle
+    level, rounding towards the lower one) unless told otherwise. ``visibility_timeout`` is how
+    long a claimed task stays with its consumer without an ``ack`` or ``extend`` (a task may set
+    its own at ``put``); ``max_attempts`` how many deliveries a task gets before it is
+    dead-lettered; a failed task is retried after ``retry_backoff * 2**(attempts - 1)`` seconds,
+    at most ``max_backoff``. Producers and consumers of one queue may hold separate objects: what
+    a task needs is stored with it at ``put`` (but priority names map to levels by position, so
+    give every object of one queue the same ``priorities``).
+    """
+
+    def __init__(
+        self,
+        redis: Any,
+        name: str,
+        *,
+        priorities: Sequence[str] = DEFAULT_PRIORITIES,
+        default_priority: str | None = None,
+        visibility_timeout: float = 30.0,
+        max_attempts: int = 5,
+        retry_backoff: float = 1.0,
+        max_backoff: float = 300.0,
+        keyspace: Keyspace = DEFAULT_KEYSPACE,
+    ) -> None:
+        check_name(name)
+        if redis is None:
+            raise TypeError("redis must be a redis.asyncio client, not None")
+        check_keyspace(keyspace)
+        if isinstance(priorities, str) or not isinstance(priorities, Sequence):
+            raise TypeError("priorities must be a sequence of names, highest first")
+        levels = tuple(priorities)
+        for level in levels:
+            if not isinstance(level, str):
+                raise TypeError(f"priority names must be str, not {type(level).__name__}")
+            if not level:
+                raise ValueError("priority names must not be empty")
+        if not levels or len(levels) > MAX_LEVELS:
+            raise ValueError(f"priorities must name 1 to {MAX_LEVELS} levels, got {len(levels)}")
+        if len(set(levels)) != len(levels):
+            raise ValueError(f"priorities must be unique: {levels!r}")
+        if default_priority is None:
+            default_priority = levels[len(levels) // 2]
+        elif default_priority not in levels:
+            raise ValueError(f"default_priority {default_priority!r} is not one of {levels!r}")
+        self.redis = redis
+        self.name = name
+        self.keyspace = keyspace
+        self.priorities = levels
+        self.default_priority = default_priority
+        self.visibility_timeout = check_seconds(visibility_timeout, "visibility_timeout")
+        self.max_attempts = _attempts(max_attempts)
+        self.retry_backoff = _delay_seconds(retry_backoff, "retry_backoff")
+        self.max_backoff = _delay_seconds(max_backoff, "max_backoff")
+        self.keys = tuple(keyspace.key("queue", name, part) for part in _PARTS)
+
+    def __repr__(self) -> str:
+        return f"<TaskQueue {self.name!r} priorities={self.priorities!r}>"
+
+    # -- producing ---------------------------------------------------------------------------
+
+    async def put(
+        self,
+        payload: Any,
+        *,
+        priority: str | None = None,
+        delay: float | None = None,
+        at: float | datetime | None = None,
+        task_id: str | None = None,
+        visibility_timeout: float | None = None,
+        max_attempts: int | None = None,
+    ) -> str:
+        """Enqueue ``payload`` (any JSON value) and return the task's id.
+
+        ``delay`` (seconds) or ``at`` (a Unix time or an aware ``datetime``, read on this
+        machine's clock and turned into a delay at once, so the server's clock may differ) makes
+        it a delayed task (Redis in Action §6.4.2). ``task_id`` makes the put idempotent: an id
+        already in the queue is left as it is. A non-JSON payload raises ``TypeError`` (or
+        ``ValueError`` for NaN) before anything reaches Redis.
+        """
+        return await self._put(
+            encode_payload(payload),
+            priority=priority,
+            delay=delay,
+            at=at,
+            task_id=task_id,
+            visibility_timeout=visibility_timeout,
+            max_attempts=max_attempts,
+        )
+
+    async def put_call(
+        self,
+        name: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> str:
+        """Enqueue a call ``[name, args, kwargs]`` for a :class:`~aiorpatterns.Worker`.
+
+        The book's task format (Redis in Action §6.4.1: ``['FUNCTION_NAME', [ARG1, ...]]``), with
+        keyword arguments. ``options`` are those of :meth:`put`.
+        """
+        check_name(name, "name")
+        if isinstance(args, str | bytes) or not isinstance(args, Sequence):
+            raise TypeError(f"args must be a sequence, not {type(args).__name__}")
+        if kwargs is not None and not isinstance(kwargs, Mapping):
+            raise TypeError(f"kwargs must be a mapping, not {type(kwargs).__name__}")
+        if kwargs and not all(isinstance(k, str) for k in kwargs):
+            raise TypeError("kwargs keys must be str")
+        return await self.put([name, list(args), dict(kwargs or {})], **options)
+
+    async def put_raw(self, data: str, **options: Any) -> str:
+        """Enqueue already-encoded payload text as it is (from another producer, say).
+
+        Nothing checks that ``data`` is JSON: a :class:`~aiorpatterns.Worker` dead-letters a
+        payload it cannot decode. ``options`` are those of :meth:`put`.
+        """
+        if not isinstance(data, str):
+            raise TypeError(f"data must be a str, not {type(data).__name__}")
+        return await self._put(data, **options)
+
+    async def _put(
+        self,
+        data: str,
+        *,
+        priority: str | None = None,
+        delay: float | None = None,
+        at: float | datetime | None = None,
+        task_id: str | None = None,
+        visibility_timeout: float | None = None,
+        max_attempts: int | None = None,
+    ) -> str:
+        level = self._level(priority)
+        wait = self._delay(delay, at)
+        if task_id is None:
+            task_id = uuid.uuid4().hex
+        elif not isinstance(task_id, str):
+            raise TypeError(f"task_id must be a str, not {type(task_id).__name__}")
+        elif not task_id:
+            raise ValueError("task_id must not be empty")
+        vis = check_seconds(visibility_timeout, "visibility_timeout", allow_none=True)
+        attempts = self.max_attempts if max_attempts is None else _attempts(max_attempts)
+        delay_ms = math.ceil(wait * 1000) if wait > 0 else 0
+        task, cancels = cancelling()
+        await self._run(
+            "queue_put", task_id, data, level, delay_ms, attempts, to_ms(vis) if vis else 0
+        )
+        honour_cancel(task, cancels)
+        return task_id
+
+    def _level(self, priority: str | None) -> int:
+        if priority is None:
+            priority = self.default_priority
+        elif not isinstance(priority, str):
+            raise TypeError(f"priority must be a str, not {type(priority).__name__}")
+        try:
+            return self.priorities.index(priority)
+        except ValueError:
+            raise ValueError(
+                f"unknown priority {priority!r}: expected one of {self.priorities!r}"
+            ) from None
+
+    @staticmethod
+    def _delay(delay: float | None, at: float | datetime | None) -> float:
+        if delay is not None and at is not None:
+            raise ValueError("give delay or at, not both")
+        if at is not None:
+            if isinstance(at, datetime):
+                if at.tzinfo is None:
+                    raise ValueError("at must be an aware datetime (with a tzinfo)")
+                when = at.timestamp()
+            else:
+                when = check_float(at, "at", minimum=0.0)
+            return _delay_seconds(max(0.0, when - time.time()), "at (from now)")
+        return 0.0 if delay is None else _delay_seconds(delay, "delay")
+
+    # -- consuming ---------------------------------------------------------------------------
+
+    # A timeout parameter, not asyncio.timeout(): cancelling a wait would cost a clean-up round
+    # trip, and timeout=0 means "one attempt", which no outer timeout can express.
+    async def get(self, *, timeout: float | None = None) -> Task | None:  # noqa: ASYNC109
+        """Claim the next task, waiting up to ``timeout`` seconds (None: forever); None if none.
+
+        The most urgent ready task is moved to the running set in the same step, with a
+        visibility deadline (Redis in Action §6.4.1, made reliable): ``ack`` it when done, or it
+        goes back to the queue once the deadline passes. ``timeout=0`` makes one attempt.
+        """
+        wait = None if timeout is None else check_wait(timeout, "timeout")
+        loop = asyncio.get_running_loop()
+        deadline = None if wait is None else loop.time() + wait
+        token = uuid.uuid4().hex
+        vis_ms = to_ms(self.visibility_timeout)
+        cap = blocking_cap(self.redis)
+        current, cancels = cancelling()
+        claiming = False
+        got: Task | None = None
+        try:
+            while True:
+                claiming = True
+                reply = await self._run("queue_claim", token, vis_ms, _BATCH)
+                if len(reply) > 1:
+                    got = self._task(reply, token)
+                    break
+                claiming = False
+                # Checked on every turn, not only at the end: with no timeout and no task, a
+                # swallowed cancellation would otherwise keep this loop waiting for ever.
+                honour_cancel(current, cancels)
+                hint = int(reply[0])
+                if hint == -2:
+                    raise ScriptError(f"queue {self.name!r}: a live claim token was refused")
+                pause, exact = self._pause(deadline, hint, cap)
+                if pause is None:
+                    break
+                await self._wait(pause, exact=exact)
+                honour_cancel(current, cancels)
+            honour_cancel(current, cancels)
+        except BaseException:
+            if claiming or got is not None:
+                await self._abandon(token)
+            raise
+        return got
+
+    @staticmethod
+    def _pause(
+        deadline: float | None, hint_ms: int, cap: float | None
+    ) -> tuple[float | None, bool]:
+        """How long to wait before re-checking (0: at once; None: the deadline passed), and
+        whether the wait must end at that exact time (a task due, a visibility deadline) rather
+        than at a re-check slice or the caller's timeout, where a put must end it at once.
+        """
+        if hint_ms < 0:
+            pause, exact = MAX_WAIT_SLICE, False
+        else:  # rounded up, so the re-check finds the delayed task due or the claim expired
+            pause = min(MAX_WAIT_SLICE, hint_ms / 1000 + 0.001 if hint_ms else 0.0)
+            exact = pause < MAX_WAIT_SLICE
+        if cap is not None and cap < pause:
+            pause, exact = cap, False
+        if deadline is not None:
+            left = deadline - asyncio.get_running_loop().time()
+            if left < 0.001:
+                return None, False
+            if left <= pause:
+                pause, exact = left, False
+        return pause, exact
+
+    async def _wait(self, pause: float, *, exact: bool) -> None:
+        """Block on the wake-up list for ``pause`` seconds (a put ends it early).
+
+        Redis checks blocked clients' timeouts on its timer tick (``hz`` 10: every 100 ms), so a
+        BLPOP can return up to a tick late. When the wait must end at a known time, block until
+        a tick before it, then sleep the rest here: a put in that last tick waits for the sleep.
+        """
+        if pause <= 0:
+            return
+        if exact and pause <= _SERVER_TICK:
+            await asyncio.sleep(pause)
+            return
+        block = pause - _SERVER_TICK if exact else pause
+        # socket_timeout may cut the wait short (see blocking_cap): re-check then.
+        with contextlib.suppress(RedisTimeoutError):
+            await self.redis.blpop([self.keys[_SIGNAL]], timeout=max(block, 0.001))
+
+    async def _abandon(self, token: str) -> None:
+        """Give back whatever ``token`` claimed, or refuse its claim to come (shielded)."""
+        await best_effort(lambda: self._run("queue_settle", "", token, "abandon", "", 0))
+
+    async def ack(self, task: Task) -> bool:
+        """Delete a task that was handled; True if it is done, False if another consumer has it.
+
+        False means another consumer runs it now (our visibility deadline passed and it was
+        delivered again): that consumer owns it. True means it was deleted, or was gone already
+        (acked before: by this very call re-sent after a lost reply, by an earlier ack, or by
+        the consumer that ran it after us). A late ack for a task taken back but not yet
+        delivered again still deletes it. Shielded: a cancelled caller still acks.
+        """
+        self._check_task(task)
+        return bool(await self._settle("queue_ack", task.id, task.claim))
+
+    async def fail(
+        self, task: Task, reason: str, *, retry: bool = True, delay: float | None = None
+    ) -> FailOutcome:
+        """Record a failed delivery: retry later, or dead-letter once out of attempts.
+
+        The retry is due after ``delay`` seconds, or the queue's exponential backoff. With
+        ``retry=False`` the task is dead-lettered at once. Returns ``"retrying"``, ``"dead"``, or
+        ``"lost"`` if the task was no longer ours. Settling one delivery again (the same call
+        re-sent, or called twice) answers what the first settlement did. Shielded.
+        """
+        self._check_task(task)
+        if not isinstance(reason, str):
+            raise TypeError(f"reason must be a str, not {type(reason).__name__}")
+        wait = self.backoff(task.attempts) if delay is None else _delay_seconds(delay, "delay")
+        mode = "retry" if retry else "dead"
+        code = int(
+            await self._settle(
+                "queue_settle",
+                task.id,
+                task.claim,
+                mode,
+                reason[:_REASON_MAX],
+                math.ceil(wait * 1000),
+            )
+        )
+        return {2: "retrying", 3: "dead"}.get(code, "lost")  # type: ignore[return-value]
+
+    async def release(self, task: Task) -> bool:
+        """Give a task back unhandled, to its place at the head of its level; True if ours.
+
+        The delivery does not count toward ``max_attempts`` (a worker shutting down gives back
+        what it could not finish). Shielded.
+        """
+        self._check_task(task)
+        return int(await self._settle("queue_settle", task.id, task.claim, "release", "", 0)) == 1
+
+    async def extend(self, task: Task, seconds: float | None = None) -> bool:
+        """Push a running task's visibility deadline to ``seconds`` from now (a heartbeat).
+
+        ``seconds`` defaults to the task's visibility timeout. False if the task is no longer
+        ours (its deadline passed and another consumer took it, or it was settled). Sent twice
+        (a client retry), it extends from the later run: the same as one heartbeat.
+        """
+        self._check_task(task)
+        wait = task.visibility_timeout if seconds is None else check_seconds(seconds, "seconds")
+        return int(await self._run("queue_extend", task.id, task.claim, to_ms(wait or 0.0))) > 0
+
+    def backoff(self, attempts: int) -> float:
+        """Seconds before retrying a task that failed its ``attempts``-th delivery."""
+        exponent = max(0, min(attempts - 1, 64))
+        return float(min(self.max_backoff, self.retry_backoff * 2**exponent))
+
+    # -- maintenance -------------------------------------------------------------------------
+
+    async def promote(self, *, limit: int = 1000) -> list[str]:
+        """Move delayed tasks that are due to the ready set; return their ids.
+
+        One atomic step per call (Redis in Action §6.4.2 ``poll_queue``, without its lock or its
+        lost-task window): any number of promoters may run, and each task moves once.
+        Consumers promote by themselves, so calling this is never required.
+        """
+        limit = check_int(limit, "limit", minimum=1, maximum=_LUA_INT_MAX)
+        reply = await self._run("queue_promote", limit, uuid.uuid4().hex)
+        return [text(x) for x in reply[1:]]
+
+    async def counts(self) -> QueueCounts:
+        """Return how many tasks are ready, delayed, running and dead (one atomic read)."""
+        ready, delayed, running, dead = (int(x) for x in await self._run("queue_inspect", "counts"))
+        return QueueCounts(ready, delayed, running, dead)
+
+    async def dead_letters(self, *, count: int = 100, offset: int = 0) -> list[DeadLetter]:
+        """List dead-lettered tasks, oldest first, with the reason each one died."""
+        count = check_int(count, "count", minimum=1, maximum=_LUA_INT_MAX)
+        offset = check_int(offset, "offset", minimum=0, maximum=_LUA_INT_MAX)
+        reply = await self._run("queue_inspect", "dead", offset, count)
+        letters = []
+        for i in range(0, len(reply), 3):
+            record = json.loads(text(reply[i + 2]))
+            letters.append(
+                DeadLetter(
+                    id=text(reply[i]),
+                    data=text(reply[i + 1]),
+                    queue=self.name,
+                    priority=self._priority_name(record),
+                    attempts=int(record.get("a", 0)),
+                    max_attempts=int(record.get("m", 1)),
+                    reason=str(record.get("r", "")),
+                    enqueued_at=_seconds(record.get("e")),
+                    died_at=_seconds(record.get("t")),
+                )
+            )
+        return letters
+
+    async def requeue_dead(self, ids: Iterable[str] | None = None) -> int:
+        """Put dead-lettered tasks (all, or those in ``ids``) back at the tail; return how many.
+
+        Their attempts start again from zero.
+        """
+        return await self._dead("requeue", ids)
+
+    async def delete_dead(self, ids: Iterable[str] | None = None) -> int:
+        """Delete dead-lettered tasks (all, or those in ``ids``); return how many."""
+        return await self._dead("delete", ids)
+
+    async def _dead(self, mode: str, ids: Iterable[str] | None) -> int:
+        if ids is not None:
+            if isinstance(ids, str):
+                raise TypeError("ids must be an iterable of task ids, not a str")
+            chosen = list(ids)
+            for one in chosen:
+                if not isinstance(one, str):
+                    raise TypeError(f"task ids must be str, not {type(one).__name__}")
+            batches = [chosen[i : i + 500] for i in range(0, len(chosen), 500)]
+            return sum([await self._dead_batch(mode, b) for b in batches if b])
+        done = 0
+        while True:
+            # Re-read from the start: what the previous batch handled has left the dead set.
+            batch = [text(x) for x in await self.redis.zrange(self.keys[_DEAD], 0, 499)]
+            if not batch:
+                return done
+            moved = await self._dead_batch(mode, batch)
+            if moved == 0:
+                return done
+            done += moved
+
+    async def _dead_batch(self, mode: str, ids: Sequence[str]) -> int:
+        # A token per call: its receipt answers a re-sent call with the count the first run got.
+        return int(await self._run("queue_dead", mode, uuid.uuid4().hex, *ids))
+
+    # -- mechanics ---------------------------------------------------------------------------
+
+    async def _run(self, name: str, *args: object) -> Any:
+        return await script(name)(self.redis, self.keys, args)
+
+    async def _settle(self, name: str, *args: object) -> Any:
+        """Run a settling script to completion even if the caller is cancelled."""
+        return await shielded(self._run(name, *args))
+
+    def _check_task(self, task: object) -> None:
+        if not isinstance(task, Task):
+            raise TypeError(f"task must be a Task from get(), not {type(task).__name__}")
+        if task.queue != self.name:
+            raise ValueError(f"task {task.id!r} belongs to queue {task.queue!r}, not {self.name!r}")
+
+    def _priority_name(self, record: Mapping[str, Any]) -> str:
+        level = int(record.get("p", 0))
+        return self.priorities[level] if 0 <= level < len(self.priorities) else str(level)
+
+    def _task(self, reply: Sequence[Any], token: str) -> Task:
+        record = json.loads(text(reply[2]))
+        vis = record.get("v")
+        return Task(
+            id=text(reply[0]),
+            data=text(reply[1]),
+            queue=self.name,
+            priority=self._priority_name(record),
+            attempts=int(record.get("a", 1)),
+            max_attempts=int(record.get("m", 1)),
+            enqueued_at=_seconds(record.get("e")),
+            due_at=_seconds(record.get("d")),
+            ready_at=_seconds(record.get("rd")),
+            claimed_at=_seconds(reply[3]),
+            deadline=_seconds(reply[4]),
+            visibility_timeout=self.visibility_timeout if vis is None else int(vis) / 1000,
+            last_error=record.get("r"),
+            claim=token,
+        )

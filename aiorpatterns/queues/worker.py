@@ -1,0 +1,364 @@
+"""A worker that runs registered handlers for queued calls, with retries and a graceful stop.
+
+Redis in Action §6.4.1 ``worker_watch_queue`` / ``worker_watch_queues``: pop a JSON
+``['FUNCTION_NAME', [ARG1, ...]]`` and call the callback registered under that name (its
+"callback table"), so a queue can never make a worker run arbitrary code. The book's worker runs
+one task at a time, loses a task if it crashes, and silently skips unknown names. This one:
+
+- claims tasks through :meth:`TaskQueue.get <aiorpatterns.TaskQueue.get>` (reliable: a task of a
+  worker that dies comes back after its visibility timeout), and runs up to ``concurrency``
+  handlers at once, each kept alive by a heartbeat that extends its visibility deadline;
+- acks a task whose handler returned, retries one whose handler raised (backoff, then the
+  dead-letter set with the exception as reason), and dead-letters at once a payload it cannot
+  decode or a name with no handler, with the reason: never a crash, never a silent drop;
+- stops gracefully: :meth:`Worker.aclose` (or leaving ``async with``) stops taking tasks, lets
+  running handlers finish for ``grace`` seconds, then cancels the rest and gives their tasks
+  back to the queue (uncounted), so another worker runs them.
+
+Payloads are ``[name, args]`` or ``[name, args, kwargs]`` (what :meth:`TaskQueue.put_call
+<aiorpatterns.TaskQueue.put_call>` writes). Handlers may be coroutine functions or plain
+callables; a plain one runs on the event loop, so hand blocking work to a thread yourself.
+Delivery is at least once (see :mod:`aiorpatterns.queues.taskqueue`): make handlers idempotent.
+
+Retries and clean-up: the worker's steps are the queue's, each safe to run twice (a re-sent
+claim returns the same task, a re-sent ack or settle answers as the first did), and a task given
+back on shutdown, or for want of room, is released by its claim token through
+:func:`~aiorpatterns.core.cancellation.best_effort`: whatever the client raises, the release
+is tried again, and a handler cancelled before it ever started still gives its task back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import inspect
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+from ..core.cancellation import best_effort, cancelling
+from ..core.checks import check_count, check_wait
+from ..core.keys import check_name
+from .taskqueue import Task, TaskQueue
+
+__all__ = ["Worker", "WorkerStats"]
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[..., Any]
+
+#: How long to wait before fetching again after Redis failed (doubling up to the maximum).
+_RETRY_FIRST = 0.1
+_RETRY_MAX = 5.0
+#: How long ``aclose`` still waits for handlers that were cancelled after the grace period.
+_CANCEL_WAIT = 5.0
+
+
+class BadTaskError(ValueError):
+    """A payload that is not a call ``[name, args, kwargs]`` a worker can make."""
+
+
+def decode_call(data: str) -> tuple[str, list[Any], dict[str, Any]]:
+    """Return ``(name, args, kwargs)`` from a payload, or raise :class:`BadTaskError`."""
+    try:
+        value = json.loads(data)
+    except ValueError as exc:
+        raise BadTaskError(f"undecodable payload (not JSON): {exc}") from None
+    if not isinstance(value, list) or len(value) not in (2, 3):
+        raise BadTaskError("undecodable payload: expected [name, args] or [name, args, kwargs]")
+    name, args = value[0], value[1]
+    kwargs = value[2] if len(value) == 3 else {}
+    if not isinstance(name, str) or not name:
+        raise BadTaskError("undecodable payload: the task name must be a non-empty string")
+    if not isinstance(args, list):
+        raise BadTaskError("undecodable payload: args must be a JSON array")
+    if not isinstance(kwargs, dict):
+        raise BadTaskError("undecodable payload: kwargs must be a JSON object")
+    return name, args, kwargs
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    """What a worker did with the tasks it claimed."""
+
+    acked: int = 0
+    retried: int = 0
+    dead: int = 0
+    released: int = 0
+    #: Tasks that were no longer this worker's when it settled them (another worker had
+    #: taken them after their visibility deadline passed).
+    lost: int = 0
+
+
+class Worker:
+    """Run handlers for the calls queued on ``queues`` (Redis in Action §6.4.1).
+
+    ``handlers`` maps task names to callables; only those names are ever run. ``concurrency``
+    bounds the handlers running at once (over all queues); ``grace`` is how long
+    :meth:`aclose` lets running handlers finish; ``heartbeat`` extends each running task's
+    visibility deadline every third of its timeout. Use ``async with Worker(...):`` or
+    :meth:`start` and :meth:`aclose`, or :meth:`run` to serve until cancelled.
+    """
+
+    def __init__(
+        self,
+        queues: TaskQueue | Sequence[TaskQueue],
+        handlers: Mapping[str, Handler],
+        *,
+        concurrency: int = 1,
+        grace: float = 10.0,
+        heartbeat: bool = True,
+    ) -> None:
+        chosen = [queues] if isinstance(queues, TaskQueue) else queues
+        if isinstance(chosen, str) or not isinstance(chosen, Sequence):
+            raise TypeError("queues must be a TaskQueue or a sequence of them")
+        if not chosen:
+            raise ValueError("queues must not be empty")
+        for queue in chosen:
+            if not isinstance(queue, TaskQueue):
+                raise TypeError(f"queues must be TaskQueue objects, not {type(queue).__name__}")
+        if not isinstance(handlers, Mapping):
+            raise TypeError(f"handlers must be a mapping, not {type(handlers).__name__}")
+        if not handlers:
+            raise ValueError("handlers must not be empty")
+        for name, handler in handlers.items():
+            check_name(name, "handler name")
+            if not callable(handler):
+                raise TypeError(f"handler {name!r} is not callable")
+        self.queues: tuple[TaskQueue, ...] = tuple(chosen)
+        self.handlers: dict[str, Handler] = dict(handlers)
+        self.concurrency = check_count(concurrency, "concurrency")
+        self.grace = check_wait(grace, "grace")
+        self.heartbeat = bool(heartbeat)
+        self.stats = WorkerStats()
+        self._active = 0
+        self._room = asyncio.Event()
+        self._fetchers: list[asyncio.Task[None]] = []
+        self._handling: set[asyncio.Task[None]] = set()
+        #: Handling tasks whose coroutine has begun (a task cancelled before its first step
+        #: never runs its own clean-up, so :meth:`_handled` gives its claim back instead).
+        self._begun: set[asyncio.Task[None]] = set()
+        self._cleanups: set[asyncio.Task[None]] = set()
+        self._started = False
+        self._closing = False
+        self._shutdown: asyncio.Task[None] | None = None
+        self._stopped = asyncio.Event()
+
+    @property
+    def running(self) -> int:
+        """How many handlers are running now."""
+        return self._active
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`aclose` has been called."""
+        return self._closing
+
+    async def start(self) -> None:
+        """Start taking tasks (one fetch loop per queue) and return at once."""
+        if self._closing:
+            raise RuntimeError("this worker is closed")
+        if self._started:
+            return
+        self._started = True
+        self._fetchers = [
+            asyncio.create_task(self._fetch(queue), name=f"aiorpatterns-worker-{queue.name}")
+            for queue in self.queues
+        ]
+
+    async def run(self) -> None:
+        """Serve until :meth:`aclose` is called; when cancelled, shut down gracefully first."""
+        await self.start()
+        try:
+            await self._stopped.wait()
+        except asyncio.CancelledError:
+            await self.aclose()
+            raise
+
+    async def aclose(self, *, grace: float | None = None) -> None:
+        """Stop taking tasks, let running handlers finish for ``grace`` seconds, then stop them.
+
+        A handler still running after the grace period is cancelled and its task given back to
+        the queue (:meth:`TaskQueue.release <aiorpatterns.TaskQueue.release>`). Calling it again
+        waits for the same shutdown. Shielded: cancelling the caller does not cut it short.
+        """
+        wait = self.grace if grace is None else check_wait(grace, "grace")
+        self._closing = True
+        if self._shutdown is None:
+            self._shutdown = asyncio.create_task(self._stop(wait))
+        await asyncio.shield(self._shutdown)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- mechanics ---------------------------------------------------------------------------
+
+    async def _stop(self, grace: float) -> None:
+        try:
+            await self._drain(grace)
+        finally:
+            self._stopped.set()
+
+    async def _drain(self, grace: float) -> None:
+        # A cancelled get() gives back a task it had claimed, so nothing is stranded here. A
+        # cancellation can be lost inside a Redis call (redis-py on Python 3.11): cancel again.
+        pending = set(self._fetchers)
+        for _ in range(int(_CANCEL_WAIT / 0.5)):
+            if not pending:
+                break
+            for fetcher in pending:
+                fetcher.cancel()
+            _, pending = await asyncio.wait(pending, timeout=0.5)
+        if pending:
+            log.error("%d fetch loop(s) did not stop when cancelled", len(pending))
+        if self._handling:
+            _, late = await asyncio.wait(set(self._handling), timeout=grace)
+            for task in late:
+                task.cancel()
+            if late:
+                _, stuck = await asyncio.wait(late, timeout=_CANCEL_WAIT)
+                if stuck:
+                    log.error(
+                        "%d handler(s) ignored cancellation; their tasks stay claimed", len(stuck)
+                    )
+        if self._cleanups:
+            await asyncio.wait(set(self._cleanups), timeout=_CANCEL_WAIT)
+
+    async def _fetch(self, queue: TaskQueue) -> None:
+        backoff = _RETRY_FIRST
+        while True:
+            while self._active >= self.concurrency:
+                self._room.clear()
+                await self._room.wait()
+            try:
+                task = await queue.get()
+            except Exception as exc:  # Redis unreachable, say: keep serving once it is back
+                log.warning(
+                    "queue %r: get() failed: %r; retrying in %.1f s", queue.name, exc, backoff
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _RETRY_MAX)
+                continue
+            backoff = _RETRY_FIRST
+            if task is None:
+                continue
+            if self._active >= self.concurrency:
+                # Another queue's fetch loop took the last slot while this one waited in get().
+                await self._give_back(queue, task)
+                continue
+            self._active += 1
+            handling = asyncio.create_task(self._handle(queue, task))
+            self._handling.add(handling)
+            handling.add_done_callback(functools.partial(self._handled, queue=queue, task=task))
+
+    def _handled(self, handling: asyncio.Task[None], queue: TaskQueue, task: Task) -> None:
+        self._handling.discard(handling)
+        self._active -= 1
+        self._room.set()
+        if handling in self._begun:
+            self._begun.discard(handling)
+        elif handling.cancelled():
+            # Cancelled before its first step: nothing of _handle ran, so give the task back
+            # here (shielded, tracked so that aclose waits for it).
+            cleanup = asyncio.create_task(self._give_back(queue, task))
+            self._cleanups.add(cleanup)
+            cleanup.add_done_callback(self._cleanups.discard)
+            return
+        if not handling.cancelled() and handling.exception() is not None:
+            log.error("task handling crashed", exc_info=handling.exception())
+
+    async def _handle(self, queue: TaskQueue, task: Task) -> None:
+        me = asyncio.current_task()
+        if me is not None:
+            self._begun.add(me)
+        beat = asyncio.create_task(self._beat(queue, task)) if self.heartbeat else None
+        try:
+            await self._dispatch(queue, task)
+        finally:
+            if beat is not None:
+                beat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await beat
+
+    async def _dispatch(self, queue: TaskQueue, task: Task) -> None:
+        try:
+            name, args, kwargs = decode_call(task.data)
+        except BadTaskError as exc:
+            await self._fail(queue, task, str(exc), retry=False)
+            return
+        handler = self.handlers.get(name)
+        if handler is None:
+            await self._fail(queue, task, f"unknown task name {name!r}", retry=False)
+            return
+        current, cancels = cancelling()
+        try:
+            result = handler(*args, **kwargs)
+            if inspect.isawaitable(result):
+                await result
+        except asyncio.CancelledError:
+            if current is not None and current.cancelling() > cancels:
+                # Shutting down past the grace period: the task goes back, uncounted.
+                await self._give_back(queue, task)
+                raise
+            # Nobody cancelled this worker: the handler raised it (a cancelled future it
+            # awaited, say). That is the handler failing, not a reason to stop serving.
+            log.info("task %s (%s) failed: CancelledError raised by the handler", task.id, name)
+            await self._fail(queue, task, "CancelledError raised by the handler", retry=True)
+            return
+        except Exception as exc:
+            log.info("task %s (%s) failed: %r", task.id, name, exc)
+            await self._fail(queue, task, f"{type(exc).__name__}: {exc}", retry=True)
+            return
+        if await queue.ack(task):
+            self.stats.acked += 1
+        else:
+            self.stats.lost += 1
+            log.warning("task %s (%s) was taken over before its ack", task.id, name)
+
+    async def _give_back(self, queue: TaskQueue, task: Task) -> None:
+        """Release a claimed task unhandled, by its claim token, whatever goes wrong.
+
+        Tried twice and never raising (:func:`best_effort`): if Redis stays unreachable, the
+        task's visibility timeout gives it back instead, and the worker keeps serving.
+        """
+
+        async def release() -> None:
+            if await queue.release(task):
+                self.stats.released += 1
+
+        await best_effort(release)
+
+    async def _fail(self, queue: TaskQueue, task: Task, reason: str, *, retry: bool) -> None:
+        outcome = await queue.fail(task, reason, retry=retry)
+        if outcome == "retrying":
+            self.stats.retried += 1
+        elif outcome == "dead":
+            self.stats.dead += 1
+            log.warning("task %s dead-lettered: %s", task.id, reason)
+        else:
+            self.stats.lost += 1
+
+    async def _beat(self, queue: TaskQueue, task: Task) -> None:
+        """Extend the task's visibility every third of its timeout while its handler runs."""
+        period = task.visibility_timeout / 3
+        while True:
+            await asyncio.sleep(period)
+            try:
+                if not await queue.extend(task):
+                    log.warning("task %s: visibility lost; another worker may run it", task.id)
+                    return
+            except Exception as exc:  # the deadline may still be ahead: try again next period
+                log.warning("task %s: heartbeat failed: %r", task.id, exc)

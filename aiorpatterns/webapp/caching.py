@@ -1,0 +1,509 @@
+"""Cache rendered pages and database rows in Redis, without stampedes or double refreshes.
+
+Redis in Action §2.3 caches whole pages: ``cache_request`` looks a page up by a hash of the
+request and, on a miss, renders it and stores it for 5 minutes; §2.5 (``can_cache``) caches only
+item pages among the most viewed. The book's version keys pages by Python's ``hash()``, which is
+salted per process (every web server gets its own keys), lets every caller that misses render the
+page at once (a stampede), and never caches an empty page. :class:`PageCache` keys pages by a
+SHA-256 digest, lets one caller render a missing page while the others wait for it (bounded,
+woken by a signal list rather than polling), and caches empty content too.
+
+§2.4 caches database rows as JSON, refreshed every ``delay`` seconds by ``cache_rows`` workers.
+The book's workers all refresh the same due row (no claim), raise ``TypeError`` when the two
+ZSETs diverge, and unschedule a row in three commands. :class:`RowCache` claims a due row for
+one worker under a lease, unschedules in one step, and drops diverged entries;
+:class:`RowCacheWorker` is the refresh loop, with ``aclose()`` and ``async with``.
+
+Keys: a page lives under its own hash tag, ``<prefix>:cache:{<name>:<digest>}`` (its content)
+with ``…:claim`` and ``…:ready`` beside it, so pages spread over a cluster. A row cache lives
+under one tag, ``<prefix>:rows:{<name>}:delay`` / ``…:schedule`` / ``…:claims`` / ``…:data`` /
+``…:wake``, so one row cache lives on one cluster node (use several names to spread them).
+
+Retry safety: every step carries the caller's token, so a step sent twice recognises its first
+run (a page claim already held by the token, a row claim's receipt, a finish whose claim is
+gone); a clean-up whose step's reply was lost gives the claim back by token alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import inspect
+import json
+import logging
+import math
+import secrets
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any, Self, TypeVar
+from urllib.parse import parse_qs, urlparse
+
+from redis.exceptions import RedisError
+
+from ..core.cancellation import best_effort, cancelling, honour_cancel, observe, shielded
+from ..core.checks import (
+    MAX_SECONDS,
+    check_client,
+    check_count,
+    check_float,
+    check_keyspace,
+    check_object,
+    check_seconds,
+    encode_json,
+    text,
+)
+from ..core.keys import DEFAULT_KEYSPACE, Keyspace, check_name
+from ..core.scripts import script
+from .sessions import Sessions
+
+__all__ = ["PageCache", "RowCache", "RowCacheWorker"]
+
+log = logging.getLogger(__name__)
+
+#: How long a page stays cached (the book's 5 minutes).
+PAGE_TTL = 300.0
+#: How many of the most viewed items get their pages cached (the book's 10,000).
+TOP_ITEMS = 10_000
+#: The longest one blocking wait lasts before re-checking (below redis-py's socket timeouts).
+_MAX_BLOCK = 1.0
+#: The shortest blocking wait (a BLPOP/BLMOVE timeout of 0 would block forever).
+_MIN_BLOCK = 0.01
+
+PageCallback = Callable[[str], "Awaitable[str] | str"]
+RowFetch = Callable[[str], Any]
+T = TypeVar("T")
+
+
+def _ms(seconds: float) -> int:
+    return max(1, math.ceil(seconds * 1000))
+
+
+def _request(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"request must be a str, not {type(value).__name__}")
+    if not value:
+        raise ValueError("request must not be empty")
+    return value
+
+
+def request_digest(request: str) -> str:
+    """Return the stable key digest of ``request`` (SHA-256, the same in every process)."""
+    return hashlib.sha256(_request(request).encode()).hexdigest()
+
+
+def extract_item_id(request: str) -> str | None:
+    """Return the ``item`` query parameter of ``request`` (a URL), or None."""
+    query = parse_qs(urlparse(_request(request)).query, keep_blank_values=True)
+    values = query.get("item")
+    return values[0] if values and values[0] else None
+
+
+def is_dynamic(request: str) -> bool:
+    """Return whether ``request`` carries the ``_`` cache-busting parameter (never cached)."""
+    return "_" in parse_qs(urlparse(_request(request)).query, keep_blank_values=True)
+
+
+async def _settle(step: Awaitable[T]) -> T:
+    """Run ``step`` to its end even if the caller is cancelled meanwhile, then re-raise.
+
+    Unlike ``shielded``, a cancelled caller waits for the step (one round trip) before it gets
+    ``CancelledError``: a worker closed while it stores or hands back a row returns from
+    ``aclose()`` only once the row is no longer claimed.
+    """
+    done = asyncio.ensure_future(step)
+    done.add_done_callback(observe)
+    try:
+        return await asyncio.shield(done)
+    except asyncio.CancelledError:
+        if not done.done():
+            await asyncio.wait([done])
+        raise
+
+
+async def _clean_up(step: Callable[[], Awaitable[object]]) -> None:
+    """``best_effort(step)``, over before a caller cancelled meanwhile gets its cancel."""
+    await _settle(best_effort(step))
+
+
+async def _call(function: Callable[[str], Any], argument: str) -> Any:
+    result = function(argument)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+class PageCache:
+    """A cache of rendered pages named ``name`` (Redis in Action §2.3, §2.5).
+
+    ``ttl`` is how long a page stays cached; ``claim_timeout`` how long one caller may take to
+    render a missing page before another takes over; ``wait`` how long the others wait for it
+    before rendering it themselves, uncached. With ``sessions``, :meth:`can_cache` caches an
+    item's page only while the item ranks among the ``top`` most viewed of that store.
+    """
+
+    kind = "cache"
+
+    def __init__(
+        self,
+        redis: Any,
+        name: str = "pages",
+        *,
+        sessions: Sessions | None = None,
+        ttl: float = PAGE_TTL,
+        top: int = TOP_ITEMS,
+        claim_timeout: float = 10.0,
+        wait: float | None = None,
+        keyspace: Keyspace = DEFAULT_KEYSPACE,
+    ) -> None:
+        check_client(redis)
+        check_name(name)
+        if sessions is not None and not isinstance(sessions, Sessions):
+            raise TypeError(f"sessions must be a Sessions or None, not {type(sessions).__name__}")
+        check_keyspace(keyspace)
+        self.redis = redis
+        self.name = name
+        self.sessions = sessions
+        self.ttl = check_seconds(ttl, "ttl")
+        self.top = check_count(top, "top")
+        self.claim_timeout = check_seconds(claim_timeout, "claim_timeout")
+        self.wait = self.claim_timeout if wait is None else check_seconds(wait, "wait")
+        self.keyspace = keyspace
+
+    def page_key(self, request: str) -> str:
+        """The key of ``request``'s cached page (its own hash tag)."""
+        return self.keyspace.key(self.kind, f"{self.name}:{request_digest(request)}")
+
+    def _keys(self, request: str) -> list[str]:
+        page = self.page_key(request)
+        return [page, f"{page}:claim", f"{page}:ready"]
+
+    async def can_cache(self, request: str) -> bool:
+        """Return whether ``request``'s page should be cached.
+
+        Only item pages (an ``item`` query parameter) without the dynamic ``_`` parameter, and,
+        with ``sessions``, only for items among the ``top`` most viewed. Redis in Action §2.5
+        (``can_cache``).
+        """
+        item = extract_item_id(request)
+        if item is None or is_dynamic(request):
+            return False
+        if self.sessions is None:
+            return True
+        rank = await self.sessions.rank(item)
+        return rank is not None and rank < self.top
+
+    async def cache_request(self, request: str, callback: PageCallback) -> str:
+        """Return ``request``'s page: cached, or rendered by ``callback(request)`` and cached.
+
+        ``callback`` is a function or coroutine function returning ``str``. Of concurrent
+        callers that miss, one renders the page and the others wait for it (up to ``wait``
+        seconds, then render it themselves, uncached); a caller whose render fails or is
+        cancelled hands the claim on at once. Redis in Action §2.3 (``cache_request``).
+        """
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, not {type(callback).__name__}")
+        keys = self._keys(request)
+        if not await self.can_cache(request):
+            return _page(await _call(callback, request))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.wait
+        token = secrets.token_hex(16)
+        claim_ms = _ms(self.claim_timeout)
+        task, before = cancelling()
+        woken = 0
+        while True:
+            reply = await self._claim(keys, token, claim_ms)
+            state = text(reply[0])
+            if state == "hit":
+                return text(reply[1])
+            if state == "claimed":
+                return await self._render(keys, token, request, callback)
+            honour_cancel(task, before)
+            left = deadline - loop.time()
+            if left <= 0:
+                return _page(await _call(callback, request))  # the renderer is too slow
+            if woken > 1:
+                # Woken, yet still claimed by someone: a stale signal. Do not spin on it.
+                await asyncio.sleep(min(left, _MIN_BLOCK * woken))
+            claim_left = int(reply[1])
+            if claim_left <= 0:
+                continue  # the claim just ended: claim again
+            block = min(left, claim_left / 1000, _MAX_BLOCK)
+            ready = keys[2]
+            signal = await self.redis.blmove(
+                ready, ready, max(block, _MIN_BLOCK), src="RIGHT", dest="LEFT"
+            )
+            woken = woken + 1 if signal is not None else 0
+
+    async def _claim(self, keys: list[str], token: str, claim_ms: int) -> Any:
+        """Run the claim shielded: a caller cancelled or failing gives a won claim back."""
+        step = asyncio.ensure_future(
+            script("cache_page_claim")(self.redis, keys, [token, claim_ms])
+        )
+        step.add_done_callback(observe)
+        try:
+            return await asyncio.shield(step)
+        except BaseException:
+            await best_effort(lambda: self._release_if_claimed(step, keys, token))
+            raise
+
+    async def _release_if_claimed(
+        self, step: asyncio.Future[Any], keys: list[str], token: str
+    ) -> None:
+        """Release the claim if the claim's reply said "claimed", or by token if it never came."""
+        try:
+            claimed = text((await step)[0]) == "claimed"
+        except Exception:
+            claimed = True  # the claim may have run on the server: release by token anyway
+        if claimed:
+            await self._finish(keys, token, "release", "")
+
+    async def _render(
+        self, keys: list[str], token: str, request: str, callback: PageCallback
+    ) -> str:
+        try:
+            content = _page(await _call(callback, request))
+        except BaseException:
+            await best_effort(lambda: self._finish(keys, token, "release", ""))
+            raise
+        # Shielded: a caller cancelled now gets its CancelledError, and the page is still stored
+        # and the waiters woken. A fill that fails twice only costs the waiters a render of
+        # their own after the claim expires.
+        await shielded(best_effort(lambda: self._finish(keys, token, "fill", content)))
+        return content
+
+    async def _finish(self, keys: list[str], token: str, mode: str, content: str) -> None:
+        args = [token, mode, content, _ms(self.ttl), _ms(self.claim_timeout)]
+        await script("cache_page_fill")(self.redis, keys, args)
+
+    async def get_page(self, request: str) -> str | None:
+        """Return ``request``'s cached page, or None."""
+        value = await self.redis.get(self.page_key(request))
+        return None if value is None else text(value)
+
+    async def invalidate(self, request: str) -> bool:
+        """Drop ``request``'s cached page; return whether there was one."""
+        return bool(await self.redis.delete(self.page_key(request)))
+
+    def __repr__(self) -> str:
+        return f"<PageCache {self.name!r}>"
+
+
+def _page(content: object) -> str:
+    if not isinstance(content, str):
+        raise TypeError(f"the callback must return a str, not {type(content).__name__}")
+    return content
+
+
+class RowCache:
+    """A cache of database rows named ``name``, refreshed on a schedule (Redis in Action §2.4).
+
+    Rows are cached as JSON. :meth:`schedule_row_cache` says how often a row is refreshed;
+    :class:`RowCacheWorker` (or :meth:`cache_rows`, one step) does the refreshing.
+    """
+
+    kind = "rows"
+
+    def __init__(
+        self, redis: Any, name: str = "rows", *, keyspace: Keyspace = DEFAULT_KEYSPACE
+    ) -> None:
+        self.redis, self.name, self.keyspace = check_object(redis, name, keyspace)
+        self.delay_key = keyspace.key(self.kind, name, "delay")
+        self.schedule_key = keyspace.key(self.kind, name, "schedule")
+        self.claims_key = keyspace.key(self.kind, name, "claims")
+        self.data_key = keyspace.key(self.kind, name, "data")
+        self.wake_key = keyspace.key(self.kind, name, "wake")
+
+    @property
+    def _keys(self) -> list[str]:
+        return [self.delay_key, self.schedule_key, self.claims_key, self.data_key]
+
+    async def schedule_row_cache(self, row: str, *, delay: float) -> bool:
+        """Cache ``row`` now and every ``delay`` seconds; ``delay`` <= 0 stops and drops it.
+
+        Returns True if the row is scheduled, False if it was removed (in one step with its
+        cached copy). Redis in Action §2.4 (``schedule_row_cache``).
+        """
+        check_name(row, "row")
+        delay = check_float(delay, "delay", maximum=MAX_SECONDS)
+        keys = [*self._keys, self.wake_key]
+        args = [row, repr(max(delay, 0.0)), _ms(60.0)]
+        return bool(await script("cache_row_schedule")(self.redis, keys, args))
+
+    async def get_row(self, row: str) -> Any:
+        """Return ``row``'s cached copy (decoded JSON), or None if it is not cached."""
+        check_name(row, "row")
+        value = await self.redis.hget(self.data_key, row)
+        return None if value is None else json.loads(text(value))
+
+    async def cache_rows(
+        self, fetch: RowFetch, *, lease: float = 30.0, retry: float = 1.0
+    ) -> str | None:
+        """Refresh the next due row with ``fetch(row)``; return the row, or None if none is due.
+
+        ``fetch`` (a function or coroutine function) returns the row as a JSON-serialisable
+        value, or None if the row no longer exists (it is then unscheduled). The row is claimed
+        for ``lease`` seconds, so no other worker refreshes it meanwhile; if ``fetch`` raises,
+        the row is due again after ``retry`` seconds (at most its delay). Redis in Action §2.4
+        (``cache_rows``, one turn of its loop).
+        """
+        outcome, _ = await self._refresh(fetch, lease=lease, retry=retry)
+        return outcome
+
+    async def _refresh(
+        self, fetch: RowFetch, *, lease: float, retry: float
+    ) -> tuple[str | None, float | None]:
+        """One claim and refresh: (row, None), or (None, seconds until the next due row)."""
+        if not callable(fetch):
+            raise TypeError(f"fetch must be callable, not {type(fetch).__name__}")
+        lease, retry = check_seconds(lease, "lease"), check_seconds(retry, "retry")
+        token = secrets.token_hex(16)
+        reply = await self._claim(token, lease)
+        if text(reply[0]) != "claimed":
+            wait = float(text(reply[1]))
+            return None, None if wait < 0 else wait
+        row = text(reply[1])
+        try:
+            value = await _call(fetch, row)
+            payload = None if value is None else encode_json(value, "the fetched row")
+        except asyncio.CancelledError:
+            await _clean_up(lambda: self._finish(row, token, "release"))
+            raise
+        except Exception:
+            log.exception("fetching row %r of %r failed; retrying in %ss", row, self.name, retry)
+            await _clean_up(lambda: self._finish(row, token, "retry", retry=retry))
+            return row, None
+        # Settled: once fetched, the row is stored even if the caller is cancelled meanwhile,
+        # and a cancelled caller (a worker being closed) returns only once it is.
+        if payload is None:
+            await _settle(self._store(row, token, "drop"))
+        else:
+            await _settle(self._store(row, token, "store", payload))
+        return row, None
+
+    async def _store(self, row: str, token: str, mode: str, payload: str = "") -> None:
+        """Finish a fetched row; if that fails, give the claim back rather than hold it."""
+        try:
+            await self._finish(row, token, mode, payload)
+        except BaseException:
+            await best_effort(lambda: self._finish(row, token, "release"))
+            raise
+
+    async def _claim(self, token: str, lease: float) -> Any:
+        """Run the claim shielded: a caller cancelled or failing meanwhile gives a won claim back.
+
+        A cancelled caller returns once the claim is given back (see :func:`_settle`).
+        """
+        step = asyncio.ensure_future(
+            script("cache_row_claim")(self.redis, self._keys, [token, repr(lease)])
+        )
+        step.add_done_callback(observe)
+        try:
+            return await asyncio.shield(step)
+        except BaseException:
+            await _clean_up(lambda: self._release_if_claimed(step, token))
+            raise
+
+    async def _release_if_claimed(self, step: asyncio.Future[Any], token: str) -> None:
+        """Release the claim if its reply said "claimed", or by token if the reply never came."""
+        try:
+            reply = await step
+        except Exception:
+            # The claim may have run on the server: its receipt names the row (cache_row_store).
+            await self._finish("", token, "release")
+            return
+        if text(reply[0]) == "claimed":
+            await self._finish(text(reply[1]), token, "release")
+
+    async def _finish(
+        self, row: str, token: str, mode: str, payload: str = "", *, retry: float = 0.0
+    ) -> None:
+        args = [row, token, mode, payload, repr(retry)]
+        await script("cache_row_store")(self.redis, self._keys, args)
+
+    async def wait_for_work(self, seconds: float) -> None:
+        """Block until a row is scheduled or ``seconds`` pass (bounded, then re-check)."""
+        await self.redis.blpop([self.wake_key], max(min(seconds, _MAX_BLOCK), _MIN_BLOCK))
+
+    def __repr__(self) -> str:
+        return f"<RowCache {self.keyspace.tag(self.kind, self.name)!r}>"
+
+
+class RowCacheWorker:
+    """Refresh the due rows of a :class:`RowCache` until closed (Redis in Action §2.4).
+
+    ``async with RowCacheWorker(rows, fetch):`` runs the loop in a task; :meth:`aclose` stops
+    it. Any number of workers can share one cache: each due row is claimed by one of them for
+    ``lease`` seconds. A worker cancelled or closed mid-refresh hands its row back at once.
+    """
+
+    def __init__(
+        self,
+        rows: RowCache,
+        fetch: RowFetch,
+        *,
+        lease: float = 30.0,
+        retry: float = 1.0,
+        idle: float = _MAX_BLOCK,
+    ) -> None:
+        if not isinstance(rows, RowCache):
+            raise TypeError(f"rows must be a RowCache, not {type(rows).__name__}")
+        if not callable(fetch):
+            raise TypeError(f"fetch must be callable, not {type(fetch).__name__}")
+        self.rows = rows
+        self.fetch = fetch
+        self.lease = check_seconds(lease, "lease")
+        self.retry = check_seconds(retry, "retry")
+        self.idle = check_seconds(idle, "idle")
+        #: How many rows this worker refreshed (or tried to).
+        self.refreshed = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the loop in a task of the running event loop."""
+        if self._task is not None:
+            raise RuntimeError("the worker was already started")
+        self._task = asyncio.create_task(self.run(), name=f"row-cache-worker {self.rows.name}")
+
+    async def run(self) -> None:
+        """Refresh due rows until cancelled; Redis errors are logged and retried with backoff."""
+        backoff = 0.1
+        task, before = cancelling()
+        while True:
+            honour_cancel(task, before)
+            try:
+                row, wait = await self.rows._refresh(self.fetch, lease=self.lease, retry=self.retry)
+                backoff = 0.1
+                if row is not None:
+                    self.refreshed += 1
+                    continue
+                await self.rows.wait_for_work(self.idle if wait is None else min(wait, self.idle))
+            except (RedisError, OSError):
+                log.exception("row cache worker for %r: Redis failed", self.rows.name)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def aclose(self) -> None:
+        """Stop the loop; a row being refreshed is handed back. Safe to call twice."""
+        task = self._task
+        if task is None or task.done():
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def __aenter__(self) -> Self:
+        self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"<RowCacheWorker {self.rows.name!r} refreshed={self.refreshed}>"
