@@ -60,7 +60,17 @@ from typing import Any
 from redis.asyncio.cluster import RedisCluster
 
 from .baselines import ch06_autocomplete, ch11_autocomplete
-from .runner import BENCH_PREFIX, ClientPerCoroutine, ClientStats, Job, Op, Table, Variant, connect
+from .runner import (
+    BENCH_PREFIX,
+    NO_CLUSTER_WATCH,
+    ClientPerCoroutine,
+    ClientStats,
+    Job,
+    Op,
+    Table,
+    Variant,
+    connect,
+)
 
 __all__ = ["NAMES", "PREFIXES", "TABLE"]
 
@@ -374,6 +384,7 @@ TABLE = Table(
             book=_per_second(BOOK_COMPLETES["book-original"]),
             book_tries=_tries_per_complete("book-original"),
             also_clients=(MANY,),
+            unsupported=NO_CLUSTER_WATCH,
         ),
         Variant(
             "book-lua",

@@ -34,6 +34,7 @@ from typing import Any
 from .baselines import ch06_locks, ch11_locks
 from .runner import (
     BENCH_PREFIX,
+    NO_CLUSTER_WATCH,
     ClientPerCoroutine,
     ClientStats,
     CountingClient,
@@ -176,6 +177,7 @@ TABLE = Table(
             _book(ch06_locks),
             book=_per_second(BOOK_ACQUIRES["book-original"]),
             book_tries=_tries_per_acquire("book-original"),
+            unsupported=NO_CLUSTER_WATCH,
         ),
         Variant(
             "book-lua",

@@ -36,6 +36,7 @@ from redis.asyncio.cluster import RedisCluster
 
 __all__ = [
     "BENCH_PREFIX",
+    "NO_CLUSTER_WATCH",
     "ClientStats",
     "CountingClient",
     "Job",
@@ -50,6 +51,14 @@ __all__ = [
     "run_plan",
 ]
 
+#: Why a row whose clients WATCH cannot run on a cluster: redis-py's asyncio cluster client runs
+#: a WATCH transaction's commands on a private event loop in a thread and joins it, blocking the
+#: caller's loop; with concurrent clients on one loop that join can wait for ever (redis-py
+#: documents the hazard in ``_run_coroutine_in_thread``). Seen as a hung ``market`` table.
+NO_CLUSTER_WATCH = {
+    "cluster": "redis-py's asyncio cluster WATCH blocks the event loop and can deadlock under "
+    "concurrent clients"
+}
 #: Every key a benchmark writes starts with this, and is deleted between rows.
 BENCH_PREFIX = "bench:"
 #: Seconds given to in-flight operations to unwind after the deadline before a row is abandoned.

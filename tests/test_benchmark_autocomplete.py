@@ -53,8 +53,10 @@ def _check(data: dict[str, Any], topology: str) -> None:
     assert set(params["prefix_lengths"]) == {"1", "2", "3"}
     assert sum(params["prefix_lengths"].values()) == params["prefixes"] == 1000
     rows = data["rows"]
-    assert {r["variant"] for r in rows} == VARIANTS
-    for variant in VARIANTS:
+    # On a cluster the book's WATCH row is skipped: redis-py's cluster WATCH can deadlock.
+    expected = VARIANTS - {"book-original"} if topology == "cluster" else VARIANTS
+    assert {r["variant"] for r in rows} == expected
+    for variant in expected:
         assert {r["clients"] for r in rows if r["variant"] == variant} == {1, 2, table.MANY}
     for row in rows:
         assert set(row) == ROW_KEYS, row
@@ -77,8 +79,9 @@ def _check(data: dict[str, Any], topology: str) -> None:
             assert row["ops"] > 0, row
     lua_1 = next(r for r in rows if r["variant"] == "book-lua" and r["clients"] == 1)
     assert lua_1["book"] == pytest.approx(6444.0)
-    original_2 = next(r for r in rows if r["variant"] == "book-original" and r["clients"] == 2)
-    assert original_2["book"] == pytest.approx(1755.1)
+    if topology != "cluster":
+        original_2 = next(r for r in rows if r["variant"] == "book-original" and r["clients"] == 2)
+        assert original_2["book"] == pytest.approx(1755.1)
 
 
 def test_table_on_a_standalone_server(redis_server: Endpoint, tmp_path: Path) -> None:
