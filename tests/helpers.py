@@ -19,6 +19,28 @@ from aiorpatterns.testing.pytest_plugin import Endpoint
 from aiorpatterns.testing.server import ClusterServer, RedisServer
 
 
+class Tripwire(Redis):
+    """A client that fails the test if anything reaches Redis through it.
+
+    Bad-input tests build patterns on it: every argument check must come before the first
+    command, so nothing is half-written. It never connects (no command gets that far).
+    """
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        raise AssertionError(
+            f"reached Redis: {args[0]!r} was sent before the arguments were checked"
+        )
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
+        raise AssertionError(
+            "reached Redis: a pipeline was opened before the arguments were checked"
+        )
+
+
+#: The client of every bad-input test: anything sent through it fails the test.
+NO_REDIS = Tripwire()
+
+
 def text(value: bytes | str) -> str:
     """A reply as str, whatever the client's decode_responses."""
     return value.decode() if isinstance(value, bytes) else value

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from helpers import NO_REDIS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -366,7 +367,7 @@ async def test_many_locations_and_words(redis_client: Any) -> None:
 
 
 async def test_bad_arguments_raise_before_touching_redis() -> None:
-    ads = AdIndex(object())  # any Redis call would fail with AttributeError
+    ads = AdIndex(NO_REDIS)  # any Redis call would fail with AttributeError
 
     def index(**changes: Any) -> Any:
         options: dict[str, Any] = {
@@ -412,13 +413,13 @@ async def test_bad_arguments_raise_before_touching_redis() -> None:
     with pytest.raises(TypeError):
         AdIndex(None)
     with pytest.raises(ValueError, match="update_every"):
-        AdIndex(object(), update_every=0)
+        AdIndex(NO_REDIS, update_every=0)
     assert repr(ads) == "<AdIndex 'aiorp:ads:{ads}'>"
 
 
 async def test_numbers_are_range_checked_before_redis() -> None:
     """Bids, TTLs and ids are checked before anything reaches ``object()``."""
-    ads = AdIndex(object())
+    ads = AdIndex(NO_REDIS)
 
     def index(bid: Any) -> Any:
         return ads.index_ad("1", locations=["US"], content="shoes", ad_type="cpc", bid=bid)
@@ -438,13 +439,13 @@ async def test_numbers_are_range_checked_before_redis() -> None:
             await call()
     for ttl in (1e10, float("inf"), float("nan"), -1):
         with pytest.raises(ValueError, match="matched_ttl"):
-            AdIndex(object(), matched_ttl=ttl)
+            AdIndex(NO_REDIS, matched_ttl=ttl)
     with pytest.raises(ValueError, match="update_every"):
-        AdIndex(object(), update_every=2**63)
+        AdIndex(NO_REDIS, update_every=2**63)
     with pytest.raises(ValueError, match="max_content_chars"):
-        AdIndex(object(), max_content_chars=-1)
+        AdIndex(NO_REDIS, max_content_chars=-1)
     with pytest.raises(ValueError, match="matched_ttl"):
-        AdIndex(object(), matched_ttl=0)
+        AdIndex(NO_REDIS, matched_ttl=0)
     assert repr(ads) == "<AdIndex 'aiorp:ads:{ads}'>"
 
 

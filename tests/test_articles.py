@@ -12,6 +12,7 @@ import contextlib
 from typing import Any
 
 import pytest
+from helpers import NO_REDIS
 from redis.crc import key_slot
 
 from aiorpatterns.core.keys import Keyspace
@@ -238,7 +239,7 @@ async def test_sites_are_independent(redis_client: Any) -> None:
     ],
 )
 async def test_bad_input_is_rejected_before_redis(call: Any, error: type[Exception]) -> None:
-    site = Articles(object())  # any Redis call would fail with AttributeError
+    site = Articles(NO_REDIS)  # any Redis call would fail with AttributeError
     with pytest.raises(error):
         await call(site)
 
@@ -257,7 +258,7 @@ async def test_bad_input_is_rejected_before_redis(call: Any, error: type[Excepti
     ],
 )
 def test_bad_construction_is_rejected(kwargs: dict[str, Any], error: type[Exception]) -> None:
-    options: dict[str, Any] = {"redis": object(), **kwargs}
+    options: dict[str, Any] = {"redis": NO_REDIS, **kwargs}
     redis = options.pop("redis")
     with pytest.raises(error):
         Articles(redis, **options)
@@ -277,4 +278,4 @@ async def test_numbers_are_range_checked_before_redis(
     call: Any, error: type[Exception], name: str
 ) -> None:
     with pytest.raises(error, match=name):
-        await call(Articles(object()))
+        await call(Articles(NO_REDIS))

@@ -16,6 +16,7 @@ import random
 from typing import Any
 
 import pytest
+from helpers import NO_REDIS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
@@ -426,14 +427,14 @@ async def test_a_cancelled_add_is_all_or_nothing(redis_client: Any) -> None:
     ],
 )
 async def test_bad_autocomplete_input_is_rejected_before_redis(call: Any, error: type) -> None:
-    guild = Autocomplete(object())  # any Redis call would fail with AttributeError
+    guild = Autocomplete(NO_REDIS)  # any Redis call would fail with AttributeError
     with pytest.raises(error):
         await call(guild)
 
 
 async def test_casefold_names_must_not_hold_nul() -> None:
     with pytest.raises(ValueError, match="NUL"):
-        await Autocomplete(object(), casefold=True).join("a\0b")
+        await Autocomplete(NO_REDIS, casefold=True).join("a\0b")
 
 
 @pytest.mark.parametrize(
@@ -454,7 +455,7 @@ async def test_casefold_names_must_not_hold_nul() -> None:
     ],
 )
 async def test_bad_contacts_input_is_rejected_before_redis(call: Any, error: type) -> None:
-    contacts = RecentContacts(object())
+    contacts = RecentContacts(NO_REDIS)
     with pytest.raises(error):
         await call(contacts)
 
@@ -463,16 +464,16 @@ async def test_bad_contacts_input_is_rejected_before_redis(call: Any, error: typ
     ("make", "error"),
     [
         (lambda: Autocomplete(None), TypeError),
-        (lambda: Autocomplete(object(), ""), ValueError),
-        (lambda: Autocomplete(object(), "a}b"), ValueError),
-        (lambda: Autocomplete(object(), casefold="yes"), TypeError),  # type: ignore[arg-type]
-        (lambda: Autocomplete(object(), keyspace="app"), TypeError),  # type: ignore[arg-type]
+        (lambda: Autocomplete(NO_REDIS, ""), ValueError),
+        (lambda: Autocomplete(NO_REDIS, "a}b"), ValueError),
+        (lambda: Autocomplete(NO_REDIS, casefold="yes"), TypeError),  # type: ignore[arg-type]
+        (lambda: Autocomplete(NO_REDIS, keyspace="app"), TypeError),  # type: ignore[arg-type]
         (lambda: RecentContacts(None), TypeError),
-        (lambda: RecentContacts(object(), size=0), ValueError),
-        (lambda: RecentContacts(object(), size=True), TypeError),
-        (lambda: RecentContacts(object(), size=2.5), TypeError),  # type: ignore[arg-type]
-        (lambda: RecentContacts(object(), casefold=1), TypeError),  # type: ignore[arg-type]
-        (lambda: RecentContacts(object(), keyspace=None), TypeError),  # type: ignore[arg-type]
+        (lambda: RecentContacts(NO_REDIS, size=0), ValueError),
+        (lambda: RecentContacts(NO_REDIS, size=True), TypeError),
+        (lambda: RecentContacts(NO_REDIS, size=2.5), TypeError),  # type: ignore[arg-type]
+        (lambda: RecentContacts(NO_REDIS, casefold=1), TypeError),  # type: ignore[arg-type]
+        (lambda: RecentContacts(NO_REDIS, keyspace=None), TypeError),  # type: ignore[arg-type]
     ],
 )
 def test_bad_construction_is_rejected(make: Any, error: type) -> None:
@@ -509,6 +510,6 @@ async def _command_calls(redis: Any) -> dict[str, int]:
 
 async def test_a_limit_beyond_a_redis_integer_is_refused_before_redis() -> None:
     with pytest.raises(ValueError, match="limit"):
-        await Autocomplete(object()).complete("a", limit=2**63)
+        await Autocomplete(NO_REDIS).complete("a", limit=2**63)
     with pytest.raises(ValueError, match="limit"):
-        await RecentContacts(object()).complete("u", "a", limit=2**63)
+        await RecentContacts(NO_REDIS).complete("u", "a", limit=2**63)

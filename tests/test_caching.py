@@ -13,7 +13,7 @@ import hashlib
 from typing import Any
 
 import pytest
-from helpers import until
+from helpers import NO_REDIS, until
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
@@ -286,7 +286,7 @@ async def test_a_cancelled_refresh_gives_the_row_back(redis_client: Any) -> None
     ],
 )
 async def test_bad_input_is_rejected_before_redis(call: Any, error: type[Exception]) -> None:
-    pages, rows = PageCache(object()), RowCache(object())
+    pages, rows = PageCache(NO_REDIS), RowCache(NO_REDIS)
     with pytest.raises(error):
         await call(pages, rows)
 
@@ -295,10 +295,10 @@ def test_bad_construction_is_rejected() -> None:
     with pytest.raises(TypeError):
         PageCache(None)
     with pytest.raises(ValueError, match="ttl"):
-        PageCache(object(), ttl=0)
+        PageCache(NO_REDIS, ttl=0)
     with pytest.raises(TypeError):
-        PageCache(object(), sessions="s")  # type: ignore[arg-type]
+        PageCache(NO_REDIS, sessions="s")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         RowCacheWorker("rows", print)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="lease"):
-        RowCacheWorker(RowCache(object()), print, lease=-1)
+        RowCacheWorker(RowCache(NO_REDIS), print, lease=-1)

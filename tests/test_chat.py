@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 import pytest
-from helpers import keys_of, outcome, until
+from helpers import NO_REDIS, keys_of, outcome, until
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -627,7 +627,7 @@ async def test_through_an_autopipeline(redis_client: Any) -> None:
 
 async def test_counts_are_checked_before_redis_and_whole_range_works(redis_client: Any) -> None:
     """Range checks (issue 10): a bad count is refused first; any accepted one works in Redis."""
-    offline = Chats(object())
+    offline = Chats(NO_REDIS)
     with pytest.raises(ValueError, match="count"):
         await offline.fetch("c", "b", count=2**63)
     with pytest.raises(ValueError, match="count"):

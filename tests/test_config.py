@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from helpers import NO_REDIS
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
@@ -287,13 +288,13 @@ async def test_bad_input_is_refused_before_redis() -> None:
 
 
 async def test_waits_out_of_range_are_refused_before_redis() -> None:
-    config = Config(object())
+    config = Config(NO_REDIS)
     for bad in (-1, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="wait"):
             await config.get_config("redis", "x", wait=bad)
         with pytest.raises(ValueError, match="wait"):
             await config.is_under_maintenance(wait=bad)
         with pytest.raises(ValueError, match="refresh"):
-            Config(object(), refresh=bad)
+            Config(NO_REDIS, refresh=bad)
     with pytest.raises(TypeError, match="wait"):
         await config.get_config("redis", "x", wait=True)

@@ -18,6 +18,7 @@ from collections import defaultdict
 from typing import Any
 
 import pytest
+from helpers import NO_REDIS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.crc import key_slot
@@ -330,7 +331,7 @@ async def test_access_time_records_failed_and_cancelled_blocks(redis_client: Any
 
 
 async def test_access_timer_is_one_block_at_a_time() -> None:
-    timer = AccessTimer(object(), "x")
+    timer = AccessTimer(NO_REDIS, "x")
     await timer.__aenter__()
     with pytest.raises(RuntimeError):
         await timer.__aenter__()
@@ -362,7 +363,7 @@ async def test_access_timer_is_one_block_at_a_time() -> None:
     ],
 )
 async def test_bad_counter_input_is_rejected_before_redis(call: Any, error: type) -> None:
-    counters = Counters(object())  # any Redis call would fail with AttributeError
+    counters = Counters(NO_REDIS)  # any Redis call would fail with AttributeError
     with pytest.raises(error):
         await call(counters)
 
@@ -381,14 +382,14 @@ async def test_bad_counter_input_is_rejected_before_redis(call: Any, error: type
     ],
 )
 async def test_bad_stats_input_is_rejected_before_redis(call: Any, error: type) -> None:
-    stats = Stats(object(), "ctx")
+    stats = Stats(NO_REDIS, "ctx")
     with pytest.raises(error):
         await call(stats)
 
 
 async def test_bad_slowest_input_is_rejected_before_redis() -> None:
     with pytest.raises(ValueError, match="count"):
-        await slowest(object(), count=0)
+        await slowest(NO_REDIS, count=0)
     with pytest.raises(TypeError):
         await slowest(None)
 
@@ -397,18 +398,18 @@ async def test_bad_slowest_input_is_rejected_before_redis() -> None:
     ("make", "error"),
     [
         (lambda: Counters(None), TypeError),
-        (lambda: Counters(object(), ""), ValueError),
-        (lambda: Counters(object(), precisions=()), ValueError),
-        (lambda: Counters(object(), precisions=(1, 1)), ValueError),
-        (lambda: Counters(object(), precisions=(0,)), ValueError),
-        (lambda: Counters(object(), precisions=(1.5,)), TypeError),
-        (lambda: Counters(object(), precisions="15"), TypeError),
-        (lambda: Counters(object(), samples=-1), ValueError),
-        (lambda: Counters(object(), keyspace="app"), TypeError),
-        (lambda: Stats(object(), ""), ValueError),
-        (lambda: Stats(object(), "c", period=0), ValueError),
-        (lambda: AccessTimer(object(), "c", keep=0), ValueError),
-        (lambda: AccessTimer(object(), "c", metric=""), ValueError),
+        (lambda: Counters(NO_REDIS, ""), ValueError),
+        (lambda: Counters(NO_REDIS, precisions=()), ValueError),
+        (lambda: Counters(NO_REDIS, precisions=(1, 1)), ValueError),
+        (lambda: Counters(NO_REDIS, precisions=(0,)), ValueError),
+        (lambda: Counters(NO_REDIS, precisions=(1.5,)), TypeError),
+        (lambda: Counters(NO_REDIS, precisions="15"), TypeError),
+        (lambda: Counters(NO_REDIS, samples=-1), ValueError),
+        (lambda: Counters(NO_REDIS, keyspace="app"), TypeError),
+        (lambda: Stats(NO_REDIS, ""), ValueError),
+        (lambda: Stats(NO_REDIS, "c", period=0), ValueError),
+        (lambda: AccessTimer(NO_REDIS, "c", keep=0), ValueError),
+        (lambda: AccessTimer(NO_REDIS, "c", metric=""), ValueError),
         (lambda: AccessTimer(None, "c"), TypeError),
     ],
 )
@@ -420,15 +421,15 @@ def test_bad_construction_is_rejected(make: Any, error: type) -> None:
 @pytest.mark.parametrize(
     ("call", "error"),
     [
-        (lambda: Counters(object()).update("a", 2**63), ValueError),
-        (lambda: Counters(object()).update("a", 1, now=2.0**60), ValueError),
-        (lambda: Counters(object()).update("a", 1, now=10**400), ValueError),
-        (lambda: Counters(object()).get("a", precision=2**63), ValueError),
-        (lambda: Counters(object()).clean(now=-0.5), ValueError),
-        (lambda: Counters(object()).run_cleaner(interval=math.inf), ValueError),
-        (lambda: Stats(object(), "c").update("m", 10**400), ValueError),
-        (lambda: Stats(object(), "c").update("m", -math.inf), ValueError),
-        (lambda: slowest(object(), count=2**63), ValueError),
+        (lambda: Counters(NO_REDIS).update("a", 2**63), ValueError),
+        (lambda: Counters(NO_REDIS).update("a", 1, now=2.0**60), ValueError),
+        (lambda: Counters(NO_REDIS).update("a", 1, now=10**400), ValueError),
+        (lambda: Counters(NO_REDIS).get("a", precision=2**63), ValueError),
+        (lambda: Counters(NO_REDIS).clean(now=-0.5), ValueError),
+        (lambda: Counters(NO_REDIS).run_cleaner(interval=math.inf), ValueError),
+        (lambda: Stats(NO_REDIS, "c").update("m", 10**400), ValueError),
+        (lambda: Stats(NO_REDIS, "c").update("m", -math.inf), ValueError),
+        (lambda: slowest(NO_REDIS, count=2**63), ValueError),
     ],
 )
 async def test_numbers_out_of_range_are_refused_before_redis(call: Any, error: type) -> None:
@@ -439,11 +440,11 @@ async def test_numbers_out_of_range_are_refused_before_redis(call: Any, error: t
 @pytest.mark.parametrize(
     ("make", "what"),
     [
-        (lambda: Counters(object(), precisions=(1, 2**40)), "precision"),
-        (lambda: Counters(object(), samples=2**63), "samples"),
-        (lambda: Stats(object(), "c", period=2**40), "period"),
-        (lambda: AccessTimer(object(), "c", keep=2**63 - 1), "keep"),
-        (lambda: AccessTimer(object(), "c", period=2**63), "period"),
+        (lambda: Counters(NO_REDIS, precisions=(1, 2**40)), "precision"),
+        (lambda: Counters(NO_REDIS, samples=2**63), "samples"),
+        (lambda: Stats(NO_REDIS, "c", period=2**40), "period"),
+        (lambda: AccessTimer(NO_REDIS, "c", keep=2**63 - 1), "keep"),
+        (lambda: AccessTimer(NO_REDIS, "c", period=2**63), "period"),
     ],
 )
 def test_sizes_out_of_range_are_refused(make: Any, what: str) -> None:

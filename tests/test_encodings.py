@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 import pytest
-from helpers import text
+from helpers import NO_REDIS, text
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
@@ -354,8 +354,8 @@ async def test_bad_input_is_refused_before_redis() -> None:
 
 async def test_samples_out_of_range_are_refused_before_redis() -> None:
     with pytest.raises(ValueError, match="samples"):
-        await memory_usage(object(), "k", samples=2**63)
+        await memory_usage(NO_REDIS, "k", samples=2**63)
     with pytest.raises(ValueError, match="samples"):
-        await memory_usage(object(), "k", samples=-1)
+        await memory_usage(NO_REDIS, "k", samples=-1)
     with pytest.raises(ValueError, match="count"):
         listpack_bytes(2**63, 1)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import outcome, until
+from helpers import NO_REDIS, outcome, until
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
@@ -512,9 +512,9 @@ async def test_bad_input_is_refused_before_redis(unreachable: Redis) -> None:
 
 async def test_numbers_are_checked_before_redis_and_whole_range_works(redis_client: Any) -> None:
     """Range checks (issue 10): a bad number is refused first; any accepted one works in Redis."""
-    offline = Fanout(object(), "f")
+    offline = Fanout(NO_REDIS, "f")
     with pytest.raises(TypeError, match="approximate"):
-        Fanout(object(), "f", approximate="no")  # type: ignore[arg-type]
+        Fanout(NO_REDIS, "f", approximate="no")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="count"):
         offline.consumer("g", count=MAX_READ_COUNT + 1)
     with pytest.raises(ValueError, match="count"):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import keys_of
+from helpers import NO_REDIS, keys_of
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
@@ -374,7 +374,7 @@ def test_check_ranges_sorts_and_reports_both_rows() -> None:
 
 
 async def test_a_batch_out_of_range_is_refused_before_redis() -> None:
-    index = IpLocations(object())
+    index = IpLocations(NO_REDIS)
     with pytest.raises(ValueError, match="batch"):
         await index.import_ranges([("10.0.0.0/8", 1)], batch=2**63)
     with pytest.raises(ValueError, match="batch"):

@@ -13,6 +13,7 @@ import uuid
 from typing import Any
 
 import pytest
+from helpers import NO_REDIS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -307,14 +308,14 @@ async def test_bad_arguments_raise_before_touching_redis() -> None:
     with pytest.raises(TypeError):
         JobIndex(None)
     with pytest.raises(ValueError, match="max_level"):
-        JobLevelIndex(object(), max_level=-1)
+        JobLevelIndex(NO_REDIS, max_level=-1)
     with pytest.raises(ValueError, match="max_level"):
-        JobLevelIndex(object(), max_level=10**6)
+        JobLevelIndex(NO_REDIS, max_level=10**6)
 
 
 async def test_numbers_are_range_checked_before_redis() -> None:
     """Years, levels and limits are checked before anything reaches ``object()``."""
-    levels, years = JobLevelIndex(object()), JobYearsIndex(object())
+    levels, years = JobLevelIndex(NO_REDIS), JobYearsIndex(NO_REDIS)
     bad_calls: list[tuple[type[Exception], str, Any]] = [
         (ValueError, "years", lambda: years.index_job("j", {"py": 10**400})),
         (ValueError, "years", lambda: years.index_job("j", {"py": 5e-324})),
@@ -327,9 +328,9 @@ async def test_numbers_are_range_checked_before_redis() -> None:
         with pytest.raises(error, match=named):
             await call()
     with pytest.raises(ValueError, match="max_level"):
-        JobLevelIndex(object(), max_level=MAX_LEVEL_LIMIT + 1)
+        JobLevelIndex(NO_REDIS, max_level=MAX_LEVEL_LIMIT + 1)
     with pytest.raises(TypeError, match="max_level"):
-        JobLevelIndex(object(), max_level=True)
+        JobLevelIndex(NO_REDIS, max_level=True)
 
 
 async def test_negative_zero_years_count_as_zero(redis_client: Any) -> None:

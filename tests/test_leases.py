@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar
 
 import pytest
-from helpers import until
+from helpers import NO_REDIS, until
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import Connection
@@ -184,17 +184,17 @@ async def test_call_caps_and_flags_are_checked_before_redis(
 
 
 def test_bad_numbers_never_reach_redis(make: Callable[..., Lease]) -> None:
-    """Durations go through checks.py before anything is sent (``object()`` is no client)."""
+    """Durations go through checks.py before anything is sent (on the tripwire client)."""
     for value, error in ((0, ValueError), (-1, ValueError), (math.nan, ValueError),
                          (math.inf, ValueError), ("1", TypeError), (True, TypeError)):  # fmt: skip
         with pytest.raises(error, match="timeout"):
-            make(object(), "bad", timeout=value)
+            make(NO_REDIS, "bad", timeout=value)
     with pytest.raises(TypeError, match="redis"):
         make(None, "bad")
 
 
 async def test_extend_checks_before_redis(make: Callable[..., Lease]) -> None:
-    lease = make(object(), "bad")
+    lease = make(NO_REDIS, "bad")
     lease._token = "0" * 32  # as if held: the checks still come first
     with pytest.raises(TypeError, match="replace"):
         await lease.extend(1, replace="yes")  # type: ignore[arg-type]

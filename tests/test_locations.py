@@ -15,7 +15,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from helpers import keys_of
+from helpers import NO_REDIS, keys_of
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
@@ -280,13 +280,13 @@ async def test_bad_input_is_rejected_before_redis(call: Any, error: type[Excepti
     ],
 )
 def test_bad_construction_is_rejected(kwargs: dict[str, Any], error: type[Exception]) -> None:
-    options: dict[str, Any] = {"redis": object(), "name": "v", **kwargs}
+    options: dict[str, Any] = {"redis": NO_REDIS, "name": "v", **kwargs}
     with pytest.raises(error):
         Locations(options.pop("redis"), options.pop("name"), **options)
 
 
 async def test_numbers_out_of_range_are_refused_before_redis() -> None:
-    users = Locations(object())
+    users = Locations(NO_REDIS)
     # The largest id is kept as a ZSET score (a double): past 2**53 it would be rounded.
     with pytest.raises(ValueError, match="user_id"):
         await users.set_location(2**53 + 1, "USA")
@@ -295,6 +295,6 @@ async def test_numbers_out_of_range_are_refused_before_redis() -> None:
     with pytest.raises(ValueError, match="user_id"):
         await users.aggregate_users([1, -1])
     with pytest.raises(ValueError, match="users_per_shard"):
-        Locations(object(), users_per_shard=2**28 + 1)
+        Locations(NO_REDIS, users_per_shard=2**28 + 1)
     with pytest.raises(ValueError, match="shard"):
         users.shard_key(2**63)

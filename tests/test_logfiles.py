@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import outcome, text, until
+from helpers import NO_REDIS, outcome, text, until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
@@ -470,11 +470,11 @@ async def test_bad_input_is_refused_before_redis(tmp_path: Path) -> None:
 
 def test_a_batch_out_of_range_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="batch"):
-        LogProcessor(object(), "x", directory=tmp_path, callback=lambda p, line: None, batch=2**63)
+        LogProcessor(NO_REDIS, "x", directory=tmp_path, callback=lambda p, line: None, batch=2**63)
 
 
 async def test_follow_interval_out_of_range_is_refused_before_redis(tmp_path: Path) -> None:
-    made = LogProcessor(object(), "x", directory=tmp_path, callback=lambda p, line: None)
+    made = LogProcessor(NO_REDIS, "x", directory=tmp_path, callback=lambda p, line: None)
     for bad in (0, -1.0, float("nan"), float("inf"), 2e9):
         with pytest.raises(ValueError, match="interval"):
             await made.follow(interval=bad)

@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 import pytest
+from helpers import NO_REDIS
 from redis.crc import key_slot
 
 from aiorpatterns.core.keys import Keyspace
@@ -218,13 +219,13 @@ def test_severity_names(value: Any, name: str) -> None:
 )
 @pytest.mark.parametrize("cls", [RecentLog, CommonLog])
 async def test_bad_input_is_rejected_before_redis(cls: Any, call: Any, error: type) -> None:
-    log = cls(object(), "x")  # any Redis call would fail with AttributeError
+    log = cls(NO_REDIS, "x")  # any Redis call would fail with AttributeError
     with pytest.raises(error):
         await call(log)
 
 
 async def test_bad_reads_of_common_are_rejected_before_redis() -> None:
-    log = CommonLog(object(), "x")
+    log = CommonLog(NO_REDIS, "x")
     with pytest.raises(ValueError, match="count"):
         await log.current(count=0)
     with pytest.raises(ValueError, match="severity"):
@@ -247,7 +248,7 @@ async def test_bad_reads_of_common_are_rejected_before_redis() -> None:
     ],
 )
 def test_bad_construction_is_rejected(kwargs: dict[str, Any], error: type) -> None:
-    options: dict[str, Any] = {"redis": object(), "name": "log", **kwargs}
+    options: dict[str, Any] = {"redis": NO_REDIS, "name": "log", **kwargs}
     redis, name = options.pop("redis"), options.pop("name")
     with pytest.raises(error):
         CommonLog(redis, name, **options)
@@ -259,9 +260,9 @@ def test_bad_construction_is_rejected(kwargs: dict[str, Any], error: type) -> No
 @pytest.mark.parametrize(
     "call",
     [
-        lambda: RecentLog(object(), "x").recent(count=2**63),
-        lambda: CommonLog(object(), "x").current(count=2**63),
-        lambda: CommonLog(object(), "x").previous(count=0),
+        lambda: RecentLog(NO_REDIS, "x").recent(count=2**63),
+        lambda: CommonLog(NO_REDIS, "x").current(count=2**63),
+        lambda: CommonLog(NO_REDIS, "x").previous(count=0),
     ],
 )
 async def test_counts_out_of_range_are_refused_before_redis(call: Any) -> None:
@@ -274,9 +275,9 @@ async def test_counts_out_of_range_are_refused_before_redis(call: Any) -> None:
     [
         # LTRIM's stop is computed in Lua: past 2**53 it is no integer and the LPUSH before it
         # would have run (a half-written step).
-        (lambda: RecentLog(object(), "x", keep=2**63 - 1), "keep"),
-        (lambda: CommonLog(object(), "x", keep=2**60), "keep"),
-        (lambda: CommonLog(object(), "x", period=2**40), "period"),
+        (lambda: RecentLog(NO_REDIS, "x", keep=2**63 - 1), "keep"),
+        (lambda: CommonLog(NO_REDIS, "x", keep=2**60), "keep"),
+        (lambda: CommonLog(NO_REDIS, "x", period=2**40), "period"),
     ],
 )
 def test_sizes_out_of_range_are_refused(make: Any, what: str) -> None:

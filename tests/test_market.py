@@ -12,6 +12,7 @@ import random
 from typing import Any
 
 import pytest
+from helpers import NO_REDIS
 from redis.crc import key_slot
 
 from aiorpatterns.core.keys import Keyspace
@@ -187,7 +188,7 @@ async def test_a_cancelled_purchase_is_all_or_nothing(redis_client: Any) -> None
     ],
 )
 async def test_bad_arguments_raise_before_touching_redis(call: Any, error: type) -> None:
-    market = Market(object())  # any Redis call would fail with AttributeError
+    market = Market(NO_REDIS)  # any Redis call would fail with AttributeError
     with pytest.raises(error):
         await call(market)
 
@@ -196,9 +197,9 @@ def test_bad_construction() -> None:
     with pytest.raises(TypeError):
         Market(None)
     with pytest.raises(ValueError, match="name must not be empty"):
-        Market(object(), "")
+        Market(NO_REDIS, "")
     with pytest.raises(TypeError):
-        Market(object(), keyspace="app")  # type: ignore[arg-type]
+        Market(NO_REDIS, keyspace="app")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -220,4 +221,4 @@ async def test_numbers_are_range_checked_before_redis(
     call: Any, error: type[Exception], name: str
 ) -> None:
     with pytest.raises(error, match=name):
-        await call(Market(object()))
+        await call(Market(NO_REDIS))

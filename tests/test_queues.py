@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from helpers import keys_of, outcome, until
+from helpers import NO_REDIS, keys_of, outcome, until
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -662,6 +662,6 @@ class Unserialisable:
 async def test_bad_arguments_fail_before_redis(
     call: Callable[[TaskQueue], Awaitable[Any]], error: type, match: str
 ) -> None:
-    # object() as the client: a check that let anything reach Redis would fail differently.
+    # The tripwire client: a check that let anything reach Redis would fail the test.
     with pytest.raises(error, match=match):
-        await call(TaskQueue(object(), "q"))
+        await call(TaskQueue(NO_REDIS, "q"))

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from helpers import outcome, text
+from helpers import NO_REDIS, outcome, text
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
@@ -330,12 +330,12 @@ async def test_bad_input_is_refused_before_redis() -> None:
 
 async def test_numbers_out_of_range_are_refused_before_redis() -> None:
     with pytest.raises(ValueError, match="replicas"):
-        await wait_for_replicas(object(), 2**63, 1.0)
+        await wait_for_replicas(NO_REDIS, 2**63, 1.0)
     with pytest.raises(ValueError, match="timeout"):
-        await wait_for_replicas(object(), 1, 2e9)
+        await wait_for_replicas(NO_REDIS, 1, 2e9)
     with pytest.raises(ValueError, match="timeout"):
-        await wait_for_aof(object(), 1, float("nan"))
+        await wait_for_aof(NO_REDIS, 1, float("nan"))
     with pytest.raises(TypeError, match="local"):
-        await wait_for_aof(object(), 1, 1.0, local=1)  # type: ignore[arg-type]
+        await wait_for_aof(NO_REDIS, 1, 1.0, local=1)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="fsync"):
-        await wait_for_sync(object(), object(), 1.0, fsync="yes")  # type: ignore[arg-type]
+        await wait_for_sync(NO_REDIS, object(), 1.0, fsync="yes")  # type: ignore[arg-type]

@@ -19,6 +19,7 @@ import pytest
 import redis.asyncio.client
 import redis.asyncio.cluster
 import redis.exceptions
+from helpers import NO_REDIS
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from retrysafe import assert_retry_safe as _assert_retry_safe
@@ -100,7 +101,7 @@ async def test_a_sum_past_int64_writes_nothing(redis_client: Any) -> None:
 
 
 async def test_a_count_past_int64_is_refused_before_redis() -> None:
-    counters = Counters(object())
+    counters = Counters(NO_REDIS)
     with pytest.raises(ValueError, match="count"):
         await counters.update("a", 2**63)
 

@@ -16,6 +16,7 @@ import uuid
 from typing import Any
 
 import pytest
+from helpers import NO_REDIS
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
@@ -844,8 +845,8 @@ async def test_queries_without_a_wanted_word_match_nothing(redis_client_text: An
 
 
 async def test_numbers_are_range_checked_before_redis() -> None:
-    """Every number reaching Redis is checked first; nothing reaches ``object()``."""
-    index = SearchIndex(object())
+    """Every number reaching Redis is checked first; nothing reaches the tripwire client."""
+    index = SearchIndex(NO_REDIS)
     bad_calls: list[tuple[type[Exception], str, Any]] = [
         (ValueError, "start", lambda: index.search("redis", start=2**53 + 1)),
         (ValueError, "num", lambda: index.search("redis", num=2**63)),
@@ -868,11 +869,11 @@ async def test_numbers_are_range_checked_before_redis() -> None:
         with pytest.raises(error, match=named):
             await call()
     with pytest.raises(ValueError, match="max_document_chars"):
-        SearchIndex(object(), max_document_chars=2**63)
+        SearchIndex(NO_REDIS, max_document_chars=2**63)
 
 
 async def test_bad_arguments_raise_before_touching_redis() -> None:
-    index = SearchIndex(object())  # any Redis call would fail with AttributeError
+    index = SearchIndex(NO_REDIS)  # any Redis call would fail with AttributeError
     bad_calls: list[tuple[type[Exception], Any]] = [
         (TypeError, lambda: index.index_document(1, "x")),
         (ValueError, lambda: index.index_document("", "x")),
@@ -918,13 +919,13 @@ async def test_bad_arguments_raise_before_touching_redis() -> None:
     with pytest.raises(TypeError):
         SearchIndex(None)
     with pytest.raises(ValueError, match="empty"):
-        SearchIndex(object(), "")
+        SearchIndex(NO_REDIS, "")
     with pytest.raises(TypeError):
-        SearchIndex(object(), numeric_fields="updated")
+        SearchIndex(NO_REDIS, numeric_fields="updated")
     with pytest.raises(TypeError):
-        SearchIndex(object(), keyspace="app")  # type: ignore[arg-type]
+        SearchIndex(NO_REDIS, keyspace="app")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_document_chars"):
-        SearchIndex(object(), max_document_chars=0)
+        SearchIndex(NO_REDIS, max_document_chars=0)
 
 
 async def test_huge_documents_are_refused_and_large_ones_work(redis_client: Any) -> None:

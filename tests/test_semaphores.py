@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from helpers import restart_owner, retrying_client, text
+from helpers import NO_REDIS, restart_owner, retrying_client, text
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
@@ -723,9 +723,9 @@ def test_redis_none_is_rejected(cls: SemaphoreClass) -> None:
 
 def test_limit_is_a_whole_number(cls: SemaphoreClass) -> None:
     """The shared count check (checks.py): an int, even a whole float is refused, before Redis."""
-    assert cls(object(), "x", limit=4).limit == 4
+    assert cls(NO_REDIS, "x", limit=4).limit == 4
     with pytest.raises(TypeError, match="limit"):
-        cls(object(), "x", limit=4.0)  # type: ignore[arg-type]
+        cls(NO_REDIS, "x", limit=4.0)  # type: ignore[arg-type]
 
 
 async def test_bad_calls_fail_before_redis(dead_client: Any, cls: SemaphoreClass) -> None:

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import pytest
+from helpers import NO_REDIS
 from redis.crc import key_slot
 
 from aiorpatterns.core.keys import Keyspace
@@ -160,7 +161,7 @@ async def test_a_cancelled_update_is_all_or_nothing(redis_client: Any) -> None:
 async def test_bad_input_is_rejected_before_redis(
     token: Any, user: Any, item: Any, error: type[Exception]
 ) -> None:
-    sessions = Sessions(object())  # any Redis call would fail with AttributeError
+    sessions = Sessions(NO_REDIS)  # any Redis call would fail with AttributeError
     with pytest.raises(error):
         await sessions.update_token(token, user, item)
 
@@ -177,14 +178,14 @@ async def test_bad_input_is_rejected_before_redis(
     ],
 )
 def test_bad_construction_is_rejected(kwargs: dict[str, Any], error: type[Exception]) -> None:
-    options: dict[str, Any] = {"redis": object(), **kwargs}
+    options: dict[str, Any] = {"redis": NO_REDIS, **kwargs}
     redis = options.pop("redis")
     with pytest.raises(error):
         Sessions(redis, **options)
 
 
 async def test_check_token_validates_the_token() -> None:
-    sessions = Sessions(object())
+    sessions = Sessions(NO_REDIS)
     with pytest.raises(TypeError):
         await sessions.check_token(None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="token"):
@@ -300,7 +301,7 @@ async def test_rank_and_rescale_viewed(redis_client_text: Any) -> None:
 )
 async def test_new_calls_reject_bad_input_before_redis(call: Any, error: type[Exception]) -> None:
     with pytest.raises(error):
-        await call(Sessions(object()))
+        await call(Sessions(NO_REDIS))
 
 
 @pytest.mark.parametrize(
@@ -323,7 +324,7 @@ async def test_numbers_are_range_checked_before_redis(
     call: Any, error: type[Exception], name: str
 ) -> None:
     with pytest.raises(error, match=name):
-        await call(Sessions(object()))
+        await call(Sessions(NO_REDIS))
 
 
 @pytest.mark.parametrize(
@@ -331,4 +332,4 @@ async def test_numbers_are_range_checked_before_redis(
 )
 def test_history_is_range_checked(history: Any, error: type[Exception]) -> None:
     with pytest.raises(error, match="history"):
-        Sessions(object(), history=history)
+        Sessions(NO_REDIS, history=history)

@@ -9,6 +9,7 @@ from collections import deque
 from typing import Any
 
 import pytest
+from helpers import NO_REDIS
 
 from aiorpatterns.memory.sharding import ShardedHash, ShardedList, shard_of
 
@@ -59,13 +60,13 @@ async def test_concurrent_pushers_and_blocking_poppers(redis_client: Any) -> Non
 
 
 async def test_bad_input_before_redis() -> None:
-    lst = ShardedList(object(), "x")
+    lst = ShardedList(NO_REDIS, "x")
     with pytest.raises(ValueError, match="items"):
         await lst.lpush()
     with pytest.raises(TypeError):
         await lst.rpush(object())  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        await ShardedHash(object(), "h", total_elements=10).get(None)  # type: ignore[arg-type]
+        await ShardedHash(NO_REDIS, "h", total_elements=10).get(None)  # type: ignore[arg-type]
     for bad, error in [
         (-1, ValueError),
         (math.nan, ValueError),
@@ -75,6 +76,6 @@ async def test_bad_input_before_redis() -> None:
         with pytest.raises(error, match="timeout"):
             await lst.blpop(timeout=bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="chunk_size"):
-        ShardedList(object(), "x", chunk_size=0)
+        ShardedList(NO_REDIS, "x", chunk_size=0)
     with pytest.raises(ValueError, match="chunk_size"):
-        ShardedList(object(), "x", chunk_size=2**63)
+        ShardedList(NO_REDIS, "x", chunk_size=2**63)

@@ -653,7 +653,7 @@ async def test_a_cancelled_syndication_is_finished_by_running_it_again(
 
 
 async def test_out_of_range_numbers_never_reach_redis() -> None:
-    # object() is no client: any Redis call would fail with AttributeError, not the error here.
+    # The tripwire client: any Redis call would fail with AssertionError, not the error here.
     nothing = object()
     shards = ShardedClients([nothing, nothing])
     search = ShardedSearch([SearchIndex(nothing, "a"), SearchIndex(nothing, "b")])

@@ -15,7 +15,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 import pytest
-from helpers import outcome, text, until
+from helpers import NO_REDIS, outcome, text, until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
@@ -596,7 +596,7 @@ async def test_delete_by_someone_else_is_refused_without_redis() -> None:
     ],
 )
 def test_bad_construction_is_rejected(kwargs: dict[str, Any], error: type[Exception]) -> None:
-    options: dict[str, Any] = {"redis": object(), **kwargs}
+    options: dict[str, Any] = {"redis": NO_REDIS, **kwargs}
     with pytest.raises(error):
         Social(**options)
 
@@ -641,9 +641,9 @@ HUGE = 2**63  # one past a Redis integer
     ],
 )
 async def test_out_of_range_numbers_never_reach_redis(call: Any, error: type[Exception]) -> None:
-    # object() is no client: any Redis call would fail with AttributeError, not the error here.
+    # The tripwire client: any Redis call would fail with AssertionError, not the error here.
     with pytest.raises(error):
-        await call(Social(object()))
+        await call(Social(NO_REDIS))
 
 
 @pytest.mark.parametrize(
@@ -659,7 +659,7 @@ def test_out_of_range_construction_is_rejected(
     kwargs: dict[str, Any], error: type[Exception]
 ) -> None:
     with pytest.raises(error):
-        Social(object(), **kwargs)
+        Social(NO_REDIS, **kwargs)
 
 
 async def test_the_largest_home_size_works(redis_client: Any) -> None:

@@ -15,7 +15,7 @@ import uuid
 from typing import Any
 
 import pytest
-from helpers import keys_of
+from helpers import NO_REDIS, keys_of
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -254,7 +254,7 @@ async def test_bad_input_is_rejected_before_redis(call: Any, error: type[Excepti
     ],
 )
 def test_bad_construction_is_rejected(kwargs: dict[str, Any], error: type[Exception]) -> None:
-    options: dict[str, Any] = {"redis": object(), "name": "v", **kwargs}
+    options: dict[str, Any] = {"redis": NO_REDIS, "name": "v", **kwargs}
     with pytest.raises(error):
         UniqueVisitors(options.pop("redis"), options.pop("name"), **options)
 
@@ -265,4 +265,4 @@ def test_bad_construction_is_rejected(kwargs: dict[str, Any], error: type[Except
 )
 def test_numbers_out_of_range_are_refused(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=next(iter(kwargs))):
-        UniqueVisitors(object(), **kwargs)
+        UniqueVisitors(NO_REDIS, **kwargs)

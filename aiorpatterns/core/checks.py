@@ -8,17 +8,24 @@ boundary: every reply read as ``str``, whatever the client's ``decode_responses`
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import operator
-from typing import Any, Literal, overload
+from typing import Any, Literal, TypeAlias, cast, overload
 
+import redis as sync_redis
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+
+from .autopipeline import AutoPipeline
 from .keys import Keyspace, check_name
 
 __all__ = [
     "INT64_MAX",
     "INT64_MIN",
     "MAX_SECONDS",
+    "AsyncRedis",
     "check_client",
     "check_count",
     "check_flag",
@@ -44,10 +51,34 @@ INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 
 
-def check_client(redis: object) -> None:
-    """Refuse a missing client (the one mistake a client argument can be checked for early)."""
-    if redis is None:
-        raise TypeError("redis must be a redis.asyncio client, not None")
+#: What every pattern takes as its client: a ``redis.asyncio`` client, standalone or cluster, or
+#: an :class:`~aiorpatterns.AutoPipeline` around either. Patterns never close it.
+AsyncRedis: TypeAlias = Redis | RedisCluster | AutoPipeline
+
+_SYNC_CLIENTS = (sync_redis.Redis, sync_redis.RedisCluster)
+
+
+def check_client(redis: object) -> AsyncRedis:
+    """Return ``redis`` if it is a client the patterns can await; refuse anything else at once.
+
+    A sync ``redis.Redis`` would fail only at the first ``await``, far from the mistake, so it is
+    refused here with the class to pass instead. A wrapper whose ``execute_command`` is a
+    coroutine function (one that delegates to an asyncio client) passes too.
+    """
+    if isinstance(redis, Redis | RedisCluster | AutoPipeline):
+        return redis
+    if inspect.iscoroutinefunction(getattr(redis, "execute_command", None)):
+        return cast("AsyncRedis", redis)  # a wrapper that delegates to an asyncio client
+    if isinstance(redis, _SYNC_CLIENTS):
+        kind = "RedisCluster" if isinstance(redis, sync_redis.RedisCluster) else "Redis"
+        raise TypeError(
+            f"redis must be an asyncio client, not the synchronous redis.{kind}: "
+            f"use `from redis.asyncio import {kind}`"
+        )
+    raise TypeError(
+        "redis must be a redis.asyncio Redis or RedisCluster, or an aiorpatterns.AutoPipeline, "
+        f"not {type(redis).__name__}"
+    )
 
 
 def check_keyspace(keyspace: object) -> Keyspace:
@@ -57,10 +88,9 @@ def check_keyspace(keyspace: object) -> Keyspace:
     return keyspace
 
 
-def check_object(redis: object, name: object, keyspace: object) -> tuple[Any, str, Keyspace]:
+def check_object(redis: object, name: object, keyspace: object) -> tuple[AsyncRedis, str, Keyspace]:
     """Check what every pattern object is made of: a client, a name and a keyspace."""
-    check_client(redis)
-    return redis, check_name(name), check_keyspace(keyspace)
+    return check_client(redis), check_name(name), check_keyspace(keyspace)
 
 
 def check_int(

@@ -200,7 +200,7 @@ class Market:
         count = _amount(count, "count", minimum=1)
         offset = _amount(offset, "offset", minimum=0)
         last = offset + count - 1
-        pairs = await self.redis.zrange(self.market_key, offset, last, withscores=True)
+        pairs: Any = await self.redis.zrange(self.market_key, offset, last, withscores=True)
         listings = []
         for member, score in pairs:
             item, _, seller = text(member).partition(SEPARATOR)
