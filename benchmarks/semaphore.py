@@ -101,7 +101,8 @@ async def _fair_lock(client: Any) -> str | None:
 
 def _ours(class_name: str) -> Callable[[Job], ClientPerCoroutine]:
     def factory(job: Job) -> ClientPerCoroutine:
-        from aiorpatterns import Keyspace, semaphores
+        from aiorpatterns import Keyspace
+        from aiorpatterns.coordination import semaphores
         from aiorpatterns.core.scripts import script
 
         cls = getattr(semaphores, class_name)

@@ -67,6 +67,7 @@ from aiorpatterns import (
     TaskQueue,
     UniqueVisitors,
     Worker,
+    book_can_cache,
     sharded_zrangebyscore,
     syndicate,
 )
@@ -350,7 +351,7 @@ async def exercise_page_cache(client: Redis) -> None:
     """Cache a page (claim and fill), read it back, invalidate."""
     sessions = Sessions(client, "acl")
     await sessions.update_token("t1", "alice", "42")
-    pages = PageCache(client, "acl", sessions=sessions)
+    pages = PageCache(client, "acl", should_cache=book_can_cache(sessions))
     calls = []
 
     def render(request: str) -> str:

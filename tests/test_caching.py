@@ -3,6 +3,8 @@
 Redis in Action §2.3-§2.5 (``cache_request``, ``can_cache``, ``schedule_row_cache``,
 ``cache_rows``) and the book's ``test_cache_request`` and ``test_cache_rows``. Every test runs
 on a standalone server and a cluster; the ``_text`` ones also with ``decode_responses`` on/off.
+Issue 11 item 3b: PageCache cached only ``?item=`` pages, silently; now it caches every request
+unless ``should_cache`` says no, and caches ``bytes`` pages as bytes.
 """
 
 from __future__ import annotations
@@ -10,15 +12,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 from typing import Any
 
 import pytest
+import redis
 from helpers import NO_REDIS, until
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
 from aiorpatterns.core.scripts import script
-from aiorpatterns.webapp.caching import PageCache, RowCache, RowCacheWorker, request_digest
+from aiorpatterns.webapp.caching import (
+    PageCache,
+    RowCache,
+    RowCacheWorker,
+    book_can_cache,
+    request_digest,
+)
 from aiorpatterns.webapp.sessions import Sessions
 
 URL = "http://test.com/?item=itemX"
@@ -27,7 +37,7 @@ URL = "http://test.com/?item=itemX"
 async def test_book_cache_request(redis_client_text: Any) -> None:
     sessions = Sessions(redis_client_text)
     await sessions.update_token("t", "username", "itemX")
-    pages = PageCache(redis_client_text, sessions=sessions)
+    pages = PageCache(redis_client_text, should_cache=book_can_cache(sessions))
     result = await pages.cache_request(URL, lambda r: "content for " + r)
     assert result == "content for " + URL
 
@@ -39,6 +49,148 @@ async def test_book_cache_request(redis_client_text: Any) -> None:
     assert not await pages.can_cache("http://test.com/?item=itemX&_=1234536")
     assert not await pages.can_cache("http://test.com/?item=unviewed")
     assert 0 < await redis_client_text.pttl(pages.page_key(URL)) <= 300_000
+    # Outside the rule, a page is rendered on every request and never stored.
+    calls: list[str] = []
+    product = "http://test.com/product"
+
+    def render(request: str) -> str:
+        calls.append(request)
+        return "p"
+
+    for _ in range(2):
+        assert await pages.cache_request(product, render) == "p"
+    assert calls == [product, product]
+    assert not await redis_client_text.exists(pages.page_key(product))
+    top_one = PageCache(redis_client_text, should_cache=book_can_cache(sessions, top=1))
+    await sessions.update_token("t", "username", "itemY")
+    await sessions.update_token("t", "username", "itemY")
+    assert await top_one.can_cache("http://test.com/?item=itemY")
+    assert not await top_one.can_cache(URL)  # ranks second now
+
+
+async def test_every_request_is_cached_by_default(redis_client: Any) -> None:
+    # The reported footgun: a user's /product page was rendered on every request.
+    pages = PageCache(redis_client)
+    calls: list[str] = []
+
+    async def render(request: str) -> str:
+        calls.append(request)
+        return "page of " + request
+
+    requests = ["http://shop/product", "/product?id=7", "http://shop/?item=1&_=123", "/"]
+    for request in requests * 2:
+        assert await pages.cache_request(request, render) == "page of " + request
+        assert await pages.can_cache(request)
+    assert calls == requests
+    for request in requests:
+        assert await pages.get_page(request) == "page of " + request
+
+
+async def test_should_cache_decides_sync_or_async(redis_client: Any) -> None:
+    asked: list[str] = []
+
+    def only_products(request: str) -> bool:
+        asked.append(request)
+        return request.startswith("/product")
+
+    async def never(request: str) -> bool:
+        return False
+
+    pages = PageCache(redis_client, should_cache=only_products)
+    calls: list[str] = []
+
+    def render(request: str) -> bytes:
+        calls.append(request)
+        return request.encode()
+
+    for request in ["/product", "/cart", "/product", "/cart"]:
+        assert await pages.cache_request(request, render) == request.encode()
+    assert calls == ["/product", "/cart", "/cart"]
+    assert asked == ["/product", "/cart", "/product", "/cart"]
+    assert not await redis_client.exists(pages.page_key("/cart"))
+    uncached = PageCache(redis_client, "uncached", should_cache=never)
+    assert await uncached.cache_request("/product", render) == b"/product"
+    assert not await redis_client.exists(uncached.page_key("/product"))
+    assert not await redis_client.exists(uncached.page_key("/product") + ":claim")
+
+
+PAGES: list[str | bytes] = [
+    "héllo ✓ wörld",
+    "",
+    b"\x1f\x8b\x08\x00\xff\xfe\x00 not utf-8 \x80\xc3",
+    b"",
+    bytes(range(256)) * 8,
+    "b" + "not bytes, though it starts like a marker",
+    "s",
+]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: f"{type(p).__name__}-{len(p)}")
+async def test_str_and_bytes_pages_come_back_as_rendered(redis_client_text: Any, page: Any) -> None:
+    pages = PageCache(redis_client_text)
+    calls = 0
+
+    async def render(request: str) -> Any:
+        nonlocal calls
+        calls += 1
+        return page
+
+    first = await pages.cache_request(URL, render)
+    hit = await pages.cache_request(URL, render)
+    assert calls == 1
+    for got in (first, hit, await pages.get_page(URL)):
+        assert type(got) is type(page)
+        assert got == page
+
+
+async def test_pages_read_back_whatever_decode_responses(
+    redis_client: Any, new_client: Any
+) -> None:
+    # A page stored by one process is read by another that may decode replies or not.
+    decoding, raw = await new_client(decode_responses=True), await new_client()
+    binary, words = b"\xff\xfe\x00\x80", "naïve ✓"
+    writer = PageCache(decoding)
+    assert await writer.cache_request("/bin", lambda r: binary) == binary
+    writer = PageCache(raw)
+    assert await writer.cache_request("/txt", lambda r: words) == words
+    for client in (decoding, raw):
+        reader = PageCache(client)
+        assert await reader.cache_request("/bin", _never) == binary
+        assert await reader.cache_request("/txt", _never) == words
+        assert await reader.get_page("/bin") == binary
+        assert await reader.get_page("/txt") == words
+
+
+def _never(request: str) -> Any:
+    raise AssertionError("rendered, though the page was cached")
+
+
+@pytest.mark.parametrize("wrong", [None, 42, bytearray(b"x"), memoryview(b"x"), ["x"]])
+async def test_a_page_neither_str_nor_bytes_is_refused_and_not_cached(
+    redis_client: Any, wrong: Any
+) -> None:
+    pages = PageCache(redis_client, claim_timeout=30)
+    with pytest.raises(TypeError, match="str or bytes"):
+        await pages.cache_request(URL, lambda r: wrong)
+    assert not await redis_client.exists(pages.page_key(URL))
+    assert not await redis_client.exists(pages.page_key(URL) + ":claim")  # handed on at once
+    assert await asyncio.wait_for(pages.cache_request(URL, lambda r: "ok"), 5) == "ok"
+    uncached = PageCache(NO_REDIS, should_cache=lambda r: False)
+    with pytest.raises(TypeError, match="str or bytes"):
+        await uncached.cache_request(URL, lambda r: wrong)
+
+
+async def test_a_foreign_value_is_rendered_over_not_served(
+    redis_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    pages = PageCache(redis_client)
+    for foreign in ("<html>written by 0.1, no marker", "b!!! not base64"):
+        await redis_client.set(pages.page_key(URL), foreign)
+        with caplog.at_level(logging.WARNING, logger="aiorpatterns.webapp.caching"):
+            assert await pages.cache_request(URL, lambda r: "fresh") == "fresh"
+            assert await pages.get_page(URL) is None
+        assert "no page written by PageCache" in caplog.text
+        caplog.clear()
 
 
 async def test_key_is_a_stable_digest_and_empty_pages_are_cached(redis_client: Any) -> None:
@@ -273,6 +425,9 @@ async def test_a_cancelled_refresh_gives_the_row_back(redis_client: Any) -> None
         (lambda p, r: p.cache_request("", lambda x: x), ValueError),
         (lambda p, r: p.cache_request(URL, None), TypeError),
         (lambda p, r: p.can_cache(None), TypeError),
+        (lambda p, r: PageCache(NO_REDIS, should_cache=_one).can_cache(URL), TypeError),
+        (lambda p, r: PageCache(NO_REDIS, should_cache=_none).cache_request(URL, str), TypeError),
+        (lambda p, r: p.get_page(b"/bytes"), TypeError),
         (lambda p, r: r.schedule_row_cache("", delay=1), ValueError),
         (lambda p, r: r.schedule_row_cache("x", delay="1"), TypeError),
         (lambda p, r: r.schedule_row_cache("x", delay=float("inf")), ValueError),
@@ -291,13 +446,33 @@ async def test_bad_input_is_rejected_before_redis(call: Any, error: type[Excepti
         await call(pages, rows)
 
 
+# should_cache must answer a bool: a truthy int or a forgotten return is a mistake, not a yes.
+def _one(request: str) -> Any:
+    return 1
+
+
+async def _none(request: str) -> Any:
+    return None
+
+
 def test_bad_construction_is_rejected() -> None:
     with pytest.raises(TypeError):
-        PageCache(None)
+        PageCache(None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="ttl"):
         PageCache(NO_REDIS, ttl=0)
+    with pytest.raises(TypeError, match="should_cache must be callable"):
+        PageCache(NO_REDIS, should_cache=True)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        PageCache(NO_REDIS, sessions="s")  # type: ignore[arg-type]
+        PageCache(NO_REDIS, sessions="s")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="sessions must be a Sessions"):
+        book_can_cache(NO_REDIS)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="top"):
+        book_can_cache(Sessions(NO_REDIS), top=0)
+    for make in (PageCache, RowCache):
+        with pytest.raises(TypeError, match=r"from redis\.asyncio import Redis"):
+            make(redis.Redis())  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="redis must be"):
+            make("redis://localhost")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         RowCacheWorker("rows", print)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="lease"):

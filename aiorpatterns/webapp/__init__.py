@@ -13,6 +13,7 @@ from .caching import (
     PageCache,
     RowCache,
     RowCacheWorker,
+    book_can_cache,
 )
 from .market import (
     Listing,
@@ -34,4 +35,5 @@ __all__ = [
     "RowCacheWorker",
     "Sessions",
     "Vote",
+    "book_can_cache",
 ]

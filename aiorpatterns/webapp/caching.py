@@ -1,12 +1,14 @@
 """Cache rendered pages and database rows in Redis, without stampedes or double refreshes.
 
 Redis in Action §2.3 caches whole pages: ``cache_request`` looks a page up by a hash of the
-request and, on a miss, renders it and stores it for 5 minutes; §2.5 (``can_cache``) caches only
-item pages among the most viewed. The book's version keys pages by Python's ``hash()``, which is
-salted per process (every web server gets its own keys), lets every caller that misses render the
-page at once (a stampede), and never caches an empty page. :class:`PageCache` keys pages by a
+request and, on a miss, renders it and stores it for 5 minutes; §2.5 (``can_cache``) narrows that
+to item pages among the most viewed. :class:`PageCache` caches every request unless its
+``should_cache`` predicate says otherwise; :func:`book_can_cache` is the book's rule as such a
+predicate. The book's version keys pages by Python's ``hash()``, which is salted per process
+(every web server gets its own keys), lets every caller that misses render the page at once (a
+stampede), never caches an empty page, and caches text only. :class:`PageCache` keys pages by a
 SHA-256 digest, lets one caller render a missing page while the others wait for it (bounded,
-woken by a signal list rather than polling), and caches empty content too.
+woken by a signal list rather than polling), and caches empty pages and ``bytes`` pages too.
 
 §2.4 caches database rows as JSON, refreshed every ``delay`` seconds by ``cache_rows`` workers.
 The book's workers all refresh the same due row (no claim), raise ``TypeError`` when the two
@@ -14,10 +16,14 @@ ZSETs diverge, and unschedule a row in three commands. :class:`RowCache` claims 
 one worker under a lease, unschedules in one step, and drops diverged entries;
 :class:`RowCacheWorker` is the refresh loop, with ``aclose()`` and ``async with``.
 
-Keys: a page lives under its own hash tag, ``<prefix>:cache:{<name>:<digest>}`` (its content)
-with ``…:claim`` and ``…:ready`` beside it, so pages spread over a cluster. A row cache lives
-under one tag, ``<prefix>:rows:{<name>}:delay`` / ``…:schedule`` / ``…:claims`` / ``…:data`` /
-``…:wake``, so one row cache lives on one cluster node (use several names to spread them).
+Keys: a page lives under its own hash tag, ``<prefix>:page:{<name>:<digest>}`` (its content)
+with ``…:claim`` and ``…:ready`` beside it, so pages spread over a cluster. The content is a type
+marker, ``s`` (text, stored as is) or ``b`` (bytes, stored base64 so that a client made with
+``decode_responses=True`` reads them back intact), then the page. (0.1 stored bare text under
+``…:cache:…``; the new kind means a process of either version never reads the other's pages.)
+A row cache lives under one tag, ``<prefix>:rows:{<name>}:delay`` / ``…:schedule`` /
+``…:claims`` / ``…:data`` / ``…:wake``, so one row cache lives on one cluster node (use several
+names to spread them).
 
 Retry safety: every step carries the caller's token, so a step sent twice recognises its first
 run (a page claim already held by the token, a row claim's receipt, a finish whose claim is
@@ -27,6 +33,8 @@ gone); a clean-up whose step's reply was lost gives the claim back by token alon
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import hashlib
 import inspect
@@ -36,7 +44,7 @@ import math
 import secrets
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, cast, overload
 from urllib.parse import parse_qs, urlparse
 
 from redis.exceptions import RedisError
@@ -44,6 +52,7 @@ from redis.exceptions import RedisError
 from ..core.cancellation import best_effort, cancelling, honour_cancel, observe, shielded
 from ..core.checks import (
     MAX_SECONDS,
+    AsyncRedis,
     check_client,
     check_count,
     check_float,
@@ -57,22 +66,29 @@ from ..core.keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from ..core.scripts import script
 from .sessions import Sessions
 
-__all__ = ["PageCache", "RowCache", "RowCacheWorker"]
+__all__ = ["PageCache", "RowCache", "RowCacheWorker", "book_can_cache"]
 
 log = logging.getLogger(__name__)
 
 #: How long a page stays cached (the book's 5 minutes).
 PAGE_TTL = 300.0
-#: How many of the most viewed items get their pages cached (the book's 10,000).
+#: How many of the most viewed items get their pages cached under the book's rule (its 10,000).
 TOP_ITEMS = 10_000
 #: The longest one blocking wait lasts before re-checking (below redis-py's socket timeouts).
 _MAX_BLOCK = 1.0
 #: The shortest blocking wait (a BLPOP/BLMOVE timeout of 0 would block forever).
 _MIN_BLOCK = 0.01
 
-PageCallback = Callable[[str], "Awaitable[str] | str"]
+#: A page: text, or bytes (gzipped HTML, an image). Returned as the type the callback returned.
+PageT = TypeVar("PageT", str, bytes)
+PageCallback = Callable[[str], "Awaitable[PageT] | PageT"]
+#: Whether a request's page is cached: a function or coroutine function returning ``bool``.
+ShouldCache = Callable[[str], "Awaitable[bool] | bool"]
 RowFetch = Callable[[str], Any]
 T = TypeVar("T")
+
+#: The type marker in front of a cached page: text as is, bytes base64 (see the module docstring).
+_TEXT, _BYTES = "s", "b"
 
 
 def _ms(seconds: float) -> int:
@@ -100,8 +116,34 @@ def extract_item_id(request: str) -> str | None:
 
 
 def is_dynamic(request: str) -> bool:
-    """Return whether ``request`` carries the ``_`` cache-busting parameter (never cached)."""
+    """Return whether ``request`` carries the ``_`` cache-busting parameter."""
     return "_" in parse_qs(urlparse(_request(request)).query, keep_blank_values=True)
+
+
+def book_can_cache(sessions: Sessions, *, top: int = TOP_ITEMS) -> Callable[[str], Awaitable[bool]]:
+    """Return the book's rule as a ``should_cache`` for :class:`PageCache`: popular items only.
+
+    The predicate caches a request's page only if the request is an item page (an ``item``
+    query parameter) without the ``_`` cache-busting parameter, and the item ranks among the
+    ``top`` most viewed of ``sessions`` (one ZRANK per request). Views are counted by
+    :meth:`Sessions.update_token <aiorpatterns.webapp.sessions.Sessions.update_token>` and aged
+    by :meth:`~aiorpatterns.webapp.sessions.Sessions.rescale_viewed`, which someone must run
+    periodically; every other page (a home page, ``/product``) is rendered on every request.
+    Redis in Action §2.5 (``can_cache``): ``PageCache(redis, should_cache=book_can_cache(s))``.
+    """
+    if not isinstance(sessions, Sessions):
+        raise TypeError(f"sessions must be a Sessions, not {type(sessions).__name__}")
+    top = check_count(top, "top")
+
+    async def can_cache(request: str) -> bool:
+        item = extract_item_id(request)
+        if item is None or is_dynamic(request):
+            return False
+        rank = await sessions.rank(item)
+        return rank is not None and rank < top
+
+    can_cache.__qualname__ = f"book_can_cache(top={top})"
+    return can_cache
 
 
 async def _settle(step: Awaitable[T]) -> T:
@@ -136,36 +178,46 @@ async def _call(function: Callable[[str], Any], argument: str) -> Any:
 class PageCache:
     """A cache of rendered pages named ``name`` (Redis in Action §2.3, §2.5).
 
-    ``ttl`` is how long a page stays cached; ``claim_timeout`` how long one caller may take to
-    render a missing page before another takes over; ``wait`` how long the others wait for it
-    before rendering it themselves, uncached. With ``sessions``, :meth:`can_cache` caches an
-    item's page only while the item ranks among the ``top`` most viewed of that store.
+    :meth:`cache_request` returns a request's page from the cache, or renders it with the
+    caller's callback and caches it for ``ttl`` seconds. A page is a ``str`` or ``bytes``
+    (gzipped HTML, an image) and comes back as the type the callback returned, whatever the
+    client's ``decode_responses``.
+
+    Which pages are cached is ``should_cache(request)``'s answer (a function or coroutine
+    function returning ``bool``). **By default (``None``) every request's page is cached**, as
+    a user of a page cache expects. A page is keyed by the request string alone, so a page that
+    differs per visitor (a cart, a greeting) must be left out by ``should_cache`` or told apart
+    in the request. The book caches only item pages among the most viewed (§2.5); pass
+    ``should_cache=book_can_cache(sessions)`` for that rule.
+
+    ``claim_timeout`` is how long one caller may take to render a missing page before another
+    takes over; ``wait`` how long the others wait for it before rendering it themselves,
+    uncached (default: ``claim_timeout``).
     """
 
-    kind = "cache"
+    kind = "page"
 
     def __init__(
         self,
-        redis: Any,
+        redis: AsyncRedis,
         name: str = "pages",
         *,
-        sessions: Sessions | None = None,
+        should_cache: ShouldCache | None = None,
         ttl: float = PAGE_TTL,
-        top: int = TOP_ITEMS,
         claim_timeout: float = 10.0,
         wait: float | None = None,
         keyspace: Keyspace = DEFAULT_KEYSPACE,
     ) -> None:
-        check_client(redis)
+        self.redis = check_client(redis)
         check_name(name)
-        if sessions is not None and not isinstance(sessions, Sessions):
-            raise TypeError(f"sessions must be a Sessions or None, not {type(sessions).__name__}")
+        if should_cache is not None and not callable(should_cache):
+            raise TypeError(
+                f"should_cache must be callable or None, not {type(should_cache).__name__}"
+            )
         check_keyspace(keyspace)
-        self.redis = redis
         self.name = name
-        self.sessions = sessions
+        self.should_cache = should_cache
         self.ttl = check_seconds(ttl, "ttl")
-        self.top = check_count(top, "top")
         self.claim_timeout = check_seconds(claim_timeout, "claim_timeout")
         self.wait = self.claim_timeout if wait is None else check_seconds(wait, "wait")
         self.keyspace = keyspace
@@ -179,33 +231,39 @@ class PageCache:
         return [page, f"{page}:claim", f"{page}:ready"]
 
     async def can_cache(self, request: str) -> bool:
-        """Return whether ``request``'s page should be cached.
+        """Return whether ``request``'s page is cached: ``should_cache(request)``, else True.
 
-        Only item pages (an ``item`` query parameter) without the dynamic ``_`` parameter, and,
-        with ``sessions``, only for items among the ``top`` most viewed. Redis in Action §2.5
-        (``can_cache``).
+        Redis in Action §2.5 (``can_cache``); the book's rule is :func:`book_can_cache`.
         """
-        item = extract_item_id(request)
-        if item is None or is_dynamic(request):
-            return False
-        if self.sessions is None:
+        _request(request)
+        if self.should_cache is None:
             return True
-        rank = await self.sessions.rank(item)
-        return rank is not None and rank < self.top
+        answer = await _call(self.should_cache, request)
+        if not isinstance(answer, bool):
+            raise TypeError(f"should_cache must return a bool, not {type(answer).__name__}")
+        return answer
 
-    async def cache_request(self, request: str, callback: PageCallback) -> str:
+    @overload
+    async def cache_request(
+        self, request: str, callback: Callable[[str], Awaitable[PageT]]
+    ) -> PageT: ...
+    @overload
+    async def cache_request(self, request: str, callback: Callable[[str], PageT]) -> PageT: ...
+    async def cache_request(self, request: str, callback: PageCallback[PageT]) -> PageT:
         """Return ``request``'s page: cached, or rendered by ``callback(request)`` and cached.
 
-        ``callback`` is a function or coroutine function returning ``str``. Of concurrent
-        callers that miss, one renders the page and the others wait for it (up to ``wait``
-        seconds, then render it themselves, uncached); a caller whose render fails or is
-        cancelled hands the claim on at once. Redis in Action §2.3 (``cache_request``).
+        ``callback`` is a function or coroutine function returning ``str`` or ``bytes`` (anything
+        else raises ``TypeError`` and caches nothing); a cached page comes back as the type it
+        was rendered as. A request ``should_cache`` refuses is rendered and not cached. Of
+        concurrent callers that miss, one renders the page and the others wait for it (up to
+        ``wait`` seconds, then render it themselves, uncached); a caller whose render fails or
+        is cancelled hands the claim on at once. Redis in Action §2.3 (``cache_request``).
         """
         if not callable(callback):
             raise TypeError(f"callback must be callable, not {type(callback).__name__}")
         keys = self._keys(request)
         if not await self.can_cache(request):
-            return _page(await _call(callback, request))
+            return cast("PageT", _page(await _call(callback, request)))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.wait
         token = secrets.token_hex(16)
@@ -216,13 +274,17 @@ class PageCache:
             reply = await self._claim(keys, token, claim_ms)
             state = text(reply[0])
             if state == "hit":
-                return text(reply[1])
+                page = self._decode(keys[0], reply[1])
+                if page is None:  # not ours to read (logged): serve a fresh render
+                    return cast("PageT", _page(await _call(callback, request)))
+                return cast("PageT", page)
             if state == "claimed":
-                return await self._render(keys, token, request, callback)
+                return cast("PageT", await self._render(keys, token, request, callback))
             honour_cancel(task, before)
             left = deadline - loop.time()
             if left <= 0:
-                return _page(await _call(callback, request))  # the renderer is too slow
+                # The renderer is too slow.
+                return cast("PageT", _page(await _call(callback, request)))
             if woken > 1:
                 # Woken, yet still claimed by someone: a stale signal. Do not spin on it.
                 await asyncio.sleep(min(left, _MIN_BLOCK * woken))
@@ -231,8 +293,13 @@ class PageCache:
                 continue  # the claim just ended: claim again
             block = min(left, claim_left / 1000, _MAX_BLOCK)
             ready = keys[2]
+            # redis-py types BLMOVE's timeout as int; Redis (6.0+) takes fractional seconds.
             signal = await self.redis.blmove(
-                ready, ready, max(block, _MIN_BLOCK), src="RIGHT", dest="LEFT"
+                ready,
+                ready,
+                max(block, _MIN_BLOCK),  # type: ignore[arg-type]
+                src="RIGHT",
+                dest="LEFT",
             )
             woken = woken + 1 if signal is not None else 0
 
@@ -260,27 +327,36 @@ class PageCache:
             await self._finish(keys, token, "release", "")
 
     async def _render(
-        self, keys: list[str], token: str, request: str, callback: PageCallback
-    ) -> str:
+        self, keys: list[str], token: str, request: str, callback: Callable[[str], Any]
+    ) -> str | bytes:
         try:
             content = _page(await _call(callback, request))
         except BaseException:
             await best_effort(lambda: self._finish(keys, token, "release", ""))
             raise
+        stored = _encode(content)
         # Shielded: a caller cancelled now gets its CancelledError, and the page is still stored
         # and the waiters woken. A fill that fails twice only costs the waiters a render of
         # their own after the claim expires.
-        await shielded(best_effort(lambda: self._finish(keys, token, "fill", content)))
+        await shielded(best_effort(lambda: self._finish(keys, token, "fill", stored)))
         return content
 
-    async def _finish(self, keys: list[str], token: str, mode: str, content: str) -> None:
+    async def _finish(self, keys: list[str], token: str, mode: str, content: str | bytes) -> None:
         args = [token, mode, content, _ms(self.ttl), _ms(self.claim_timeout)]
         await script("cache_page_fill")(self.redis, keys, args)
 
-    async def get_page(self, request: str) -> str | None:
-        """Return ``request``'s cached page, or None."""
-        value = await self.redis.get(self.page_key(request))
-        return None if value is None else text(value)
+    def _decode(self, key: str, stored: str | bytes) -> str | bytes | None:
+        """The page stored at ``key``, or None (logged) if it is not a page this class wrote."""
+        page = _decode(stored)
+        if page is None:
+            log.warning("page cache %r: %s holds no page written by PageCache", self.name, key)
+        return page
+
+    async def get_page(self, request: str) -> str | bytes | None:
+        """Return ``request``'s cached page (``str`` or ``bytes``, as rendered), or None."""
+        key = self.page_key(request)
+        value = await self.redis.get(key)
+        return None if value is None else self._decode(key, value)
 
     async def invalidate(self, request: str) -> bool:
         """Drop ``request``'s cached page; return whether there was one."""
@@ -290,10 +366,30 @@ class PageCache:
         return f"<PageCache {self.name!r}>"
 
 
-def _page(content: object) -> str:
-    if not isinstance(content, str):
-        raise TypeError(f"the callback must return a str, not {type(content).__name__}")
+def _page(content: object) -> str | bytes:
+    if not isinstance(content, str | bytes):
+        raise TypeError(f"the callback must return a str or bytes, not {type(content).__name__}")
     return content
+
+
+def _encode(page: str | bytes) -> str | bytes:
+    """The stored form of ``page``: its type marker, then the text, or the bytes in base64."""
+    if isinstance(page, bytes):
+        return _BYTES.encode() + base64.b64encode(page)
+    return _TEXT + page
+
+
+def _decode(stored: str | bytes) -> str | bytes | None:
+    """The page of a stored value (from a decoding client or not), or None if it is no page."""
+    marker = text(stored[:1])
+    if marker == _TEXT:
+        return text(stored[1:])
+    if marker == _BYTES:
+        try:
+            return base64.b64decode(stored[1:], validate=True)
+        except (binascii.Error, ValueError):
+            return None
+    return None
 
 
 class RowCache:
@@ -306,7 +402,7 @@ class RowCache:
     kind = "rows"
 
     def __init__(
-        self, redis: Any, name: str = "rows", *, keyspace: Keyspace = DEFAULT_KEYSPACE
+        self, redis: AsyncRedis, name: str = "rows", *, keyspace: Keyspace = DEFAULT_KEYSPACE
     ) -> None:
         self.redis, self.name, self.keyspace = check_object(redis, name, keyspace)
         self.delay_key = keyspace.key(self.kind, name, "delay")

@@ -3,7 +3,7 @@
 -- the others wait on the ready list for its result. Retry-safe by the caller's token: a second
 -- run finds the claim its first run took and answers 'claimed' again (a token that holds the
 -- claim of a page someone stored meanwhile gives the claim up and answers the hit).
--- KEYS[1] page     STRING the cached content
+-- KEYS[1] page     STRING the cached page: a type marker, then the content (caching.py)
 -- KEYS[2] claim    STRING the computing caller's token (expires: a dead caller is replaced)
 -- KEYS[3] ready    LIST woken waiters block on (emptied by a new claim)
 -- ARGV[1] token    the caller's random token

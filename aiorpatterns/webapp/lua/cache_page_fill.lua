@@ -1,11 +1,11 @@
 -- Store a computed page and wake its waiters, or give a claim up (Redis in Action §2.3
 -- cache_request; the book's SETEX, with the stampede claim of cache_page_claim released here).
--- KEYS[1] page     STRING the cached content
+-- KEYS[1] page     STRING the cached page: a type marker, then the content (caching.py)
 -- KEYS[2] claim    STRING the computing caller's token
 -- KEYS[3] ready    LIST waiters block on
 -- ARGV[1] token    the caller's token
 -- ARGV[2] mode     'fill' (store ARGV[3]) or 'release' (the computation failed)
--- ARGV[3] content  the page (may be empty: an empty page is cached too)
+-- ARGV[3] content  the page as stored, marker first (an empty page is cached too)
 -- ARGV[4] ttl_ms   how long the page stays cached
 -- ARGV[5] wake_ms  how long the wake-up signal stays (waiters that start blocking late see it)
 -- returns: 1 if the caller still held the claim, else 0 (a fill is stored either way)
