@@ -1,17 +1,28 @@
 """The scripts under ``examples/`` run to the end and do what they print (each starts its own
-server through :mod:`aiorpatterns.testing.server`, on whichever engine the suite uses)."""
+server through :mod:`aiorpatterns.testing.server`, on whichever engine the suite uses).
+
+Every ``examples/*.py`` is run, found by name, so a new example is tested without editing this
+file; the ``guide_*.py`` ones are the code the documentation site includes, checked by their own
+asserts.
+"""
 
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+ALL_EXAMPLES = sorted(path.name for path in EXAMPLES.glob("*.py"))
 
 
+@functools.cache
 def run_example(name: str) -> str:
+    """Run ``examples/<name>`` once per session; fail unless it exits 0; return its output."""
     done = subprocess.run(
         [sys.executable, str(EXAMPLES / name)],
         capture_output=True,
@@ -21,6 +32,16 @@ def run_example(name: str) -> str:
     )
     assert done.returncode == 0, f"{name} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
+
+
+def test_examples_are_found() -> None:
+    assert "locks_and_semaphores.py" in ALL_EXAMPLES
+    assert "guide_core.py" in ALL_EXAMPLES
+
+
+@pytest.mark.parametrize("name", ALL_EXAMPLES)
+def test_example_exits_0(name: str) -> None:
+    run_example(name)
 
 
 def test_locks_and_semaphores_example() -> None:
