@@ -25,6 +25,7 @@ from .core.errors import (
     LimitsMismatchError,
     NotOwnedError,
     ProgressConflictError,
+    ReentryError,
     ReplicaNotAttachedError,
     ReplicationError,
     ScriptError,
@@ -205,6 +206,7 @@ from .webapp.caching import (
     PageCache,
     RowCache,
     RowCacheWorker,
+    book_can_cache,
 )
 from .webapp.market import (
     Listing,
@@ -282,6 +284,7 @@ __all__ = [
     "RecentContacts",
     "RecentLog",
     "RedisServer",
+    "ReentryError",
     "ReplicaNotAttachedError",
     "ReplicationError",
     "RowCache",
@@ -320,6 +323,7 @@ __all__ = [
     "Vote",
     "Worker",
     "WorkerStats",
+    "book_can_cache",
     "compact_limits",
     "cpa_to_ecpm",
     "cpc_to_ecpm",

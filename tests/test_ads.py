@@ -418,7 +418,7 @@ async def test_bad_arguments_raise_before_touching_redis() -> None:
 
 
 async def test_numbers_are_range_checked_before_redis() -> None:
-    """Bids, TTLs and ids are checked before anything reaches ``object()``."""
+    """Bids, TTLs and ids are checked before anything reaches Redis."""
     ads = AdIndex(NO_REDIS)
 
     def index(bid: Any) -> Any:

@@ -268,7 +268,7 @@ async def test_many_skills(redis_client: Any) -> None:
 
 
 async def test_bad_arguments_raise_before_touching_redis() -> None:
-    client = object()  # any Redis call would fail with AttributeError
+    client = NO_REDIS  # any command sent through it fails the test
     skills, levels, years = JobIndex(client), JobLevelIndex(client), JobYearsIndex(client)
     bad_calls: list[tuple[type[Exception], Any]] = [
         (TypeError, lambda: skills.index_job(1, ["py"])),
@@ -314,7 +314,7 @@ async def test_bad_arguments_raise_before_touching_redis() -> None:
 
 
 async def test_numbers_are_range_checked_before_redis() -> None:
-    """Years, levels and limits are checked before anything reaches ``object()``."""
+    """Years, levels and limits are checked before anything reaches Redis."""
     levels, years = JobLevelIndex(NO_REDIS), JobYearsIndex(NO_REDIS)
     bad_calls: list[tuple[type[Exception], str, Any]] = [
         (ValueError, "years", lambda: years.index_job("j", {"py": 10**400})),

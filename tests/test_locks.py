@@ -25,7 +25,14 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.crc import key_slot
 
-from aiorpatterns import AcquireTimeoutError, Keyspace, LeaseLostError, Lock, NotOwnedError
+from aiorpatterns import (
+    AcquireTimeoutError,
+    Keyspace,
+    LeaseLostError,
+    Lock,
+    NotOwnedError,
+    ReentryError,
+)
 from aiorpatterns.core.scripts import script
 from aiorpatterns.testing.pytest_plugin import Endpoint
 from aiorpatterns.testing.server import CLUSTER_SLOTS, ClusterServer, RedisServer, free_port
@@ -232,6 +239,36 @@ async def test_async_with_raises_acquire_timeout(redis_client: Any) -> None:
     assert await holder.owned()
     await holder.release()
     await assert_no_wait_state(redis_client, holder)
+
+
+async def test_reentry_from_the_holding_task_raises_at_once(redis_client: Any) -> None:
+    """The holding task acquiring its own Lock object again gets ReentryError, not a wait.
+
+    Before, a nested ``async with lock:`` waited the whole ``acquire_timeout`` for itself; with
+    ``acquire_timeout=None`` it hung. The hold is untouched, and another task sharing the object
+    still takes its turn as before.
+    """
+    lock = Lock(redis_client, "again", timeout=30, acquire_timeout=None)
+    assert issubclass(ReentryError, RuntimeError)
+    async with asyncio.timeout(10):  # a regression fails here instead of hanging
+        async with lock:
+            fence = lock.fence
+            with pytest.raises(ReentryError, match=r"'again' is already held by this Lock"):
+                async with lock:
+                    pytest.fail("the block ran re-entered")
+            with pytest.raises(ReentryError):
+                await lock.acquire()
+            with pytest.raises(ReentryError):
+                await lock.try_acquire()
+            assert lock.held
+            assert lock.fence == fence
+            assert await lock.owned()
+            other = asyncio.create_task(lock.acquire(acquire_timeout=0.05))
+            assert await other is False  # not the holder: it queues for the object and gives up
+        assert not await lock.locked()
+        assert await lock.acquire()  # released: the same task may take it again
+        await lock.release()
+    await assert_no_wait_state(redis_client, lock)
 
 
 async def test_async_with_holds_inside_and_releases_on_error(redis_client: Any) -> None:

@@ -117,6 +117,35 @@ async def test_priorities_then_fifo_within_a_level(redis_client: Any) -> None:
     assert got == expected
 
 
+async def test_put_call_and_put_raw_pass_every_option_of_put(redis_client: Any) -> None:
+    """put_call and put_raw spell out put's options (no ``**options``) and pass each one on."""
+    q = TaskQueue(redis_client, "spelt")
+    for _ in range(2):  # a task_id makes the put idempotent: the second one adds nothing
+        await q.put_call(
+            "send", ["a@b"], {"urgent": True}, priority="high", task_id="call-1",
+            visibility_timeout=7, max_attempts=2,
+        )  # fmt: skip
+    await q.put_raw('["f", [], {}]', priority="low", task_id="raw-1", max_attempts=3)
+    await q.put_call("later", delay=60, task_id="call-2")
+    await q.put_raw("[]", at=time.time() + 60, task_id="raw-2")
+    counts = await q.counts()
+    assert (counts.ready, counts.delayed) == (2, 2)
+    first = await q.get(timeout=0)
+    assert first is not None
+    assert (first.id, first.priority, first.payload) == (
+        "call-1", "high", ["send", ["a@b"], {"urgent": True}]
+    )  # fmt: skip
+    assert (first.visibility_timeout, first.max_attempts) == (7, 2)
+    second = await q.get(timeout=0)
+    assert second is not None
+    assert (second.id, second.priority, second.data, second.max_attempts) == (
+        "raw-1", "low", '["f", [], {}]', 3
+    )  # fmt: skip
+    assert await q.get(timeout=0) is None  # the delayed ones are not due
+    for task in (first, second):
+        await q.ack(task)
+
+
 async def test_custom_priorities_and_default(redis_client: Any) -> None:
     q = TaskQueue(redis_client, "levels", priorities=["p0", "p1", "p2", "p3"])
     assert q.default_priority == "p2"

@@ -338,4 +338,4 @@ async def test_numbers_out_of_range_are_refused_before_redis() -> None:
     with pytest.raises(TypeError, match="local"):
         await wait_for_aof(NO_REDIS, 1, 1.0, local=1)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="fsync"):
-        await wait_for_sync(NO_REDIS, object(), 1.0, fsync="yes")  # type: ignore[arg-type]
+        await wait_for_sync(NO_REDIS, NO_REDIS, 1.0, fsync="yes")  # type: ignore[arg-type]

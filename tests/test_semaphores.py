@@ -22,7 +22,12 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from aiorpatterns.coordination.semaphores import FairSemaphore, Semaphore
-from aiorpatterns.core.errors import AcquireTimeoutError, LeaseLostError, NotOwnedError
+from aiorpatterns.core.errors import (
+    AcquireTimeoutError,
+    LeaseLostError,
+    NotOwnedError,
+    ReentryError,
+)
 from aiorpatterns.core.keys import Keyspace
 from aiorpatterns.testing.pytest_plugin import Endpoint
 from aiorpatterns.testing.server import ClusterServer, RedisServer, free_port
@@ -747,3 +752,30 @@ async def test_bad_calls_fail_before_redis(dead_client: Any, cls: SemaphoreClass
         await sem.release()
     with pytest.raises(RedisConnectionError):  # and a good call does reach it
         await sem.try_acquire()
+
+
+async def test_reentry_from_the_holding_task_raises_at_once(
+    redis_client: Any, cls: SemaphoreClass
+) -> None:
+    """The holding task acquiring its own object again gets ReentryError at once, not a wait.
+
+    One object holds at most one slot, so a nested ``async with sem:`` used to wait its whole
+    ``acquire_timeout`` for itself (even with free slots). The held slot is untouched.
+    """
+    sem = cls(redis_client, "again", limit=3, timeout=30, acquire_timeout=None)
+    async with asyncio.timeout(10):  # a regression fails here instead of hanging
+        async with sem:
+            with pytest.raises(ReentryError, match=f"already held by this {cls.__name__}"):
+                async with sem:
+                    pytest.fail("the block ran re-entered")
+            with pytest.raises(ReentryError):
+                await sem.acquire()
+            with pytest.raises(ReentryError):
+                await sem.try_acquire()
+            assert sem.held
+            assert await sem.owned()
+            assert await sem.holders() == 1
+        assert await sem.holders() == 0
+        assert await sem.acquire()  # released: the same task may take a slot again
+        await sem.release()
+    assert await leftovers(redis_client) == []

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 import redis
+import redis.asyncio
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from aiorpatterns import Lock
 from aiorpatterns.testing import server as server_module
 from aiorpatterns.testing.server import (
     CLUSTER_SLOTS,
@@ -137,6 +139,45 @@ def test_cluster_of_three_masters() -> None:
     assert cluster.nodes == []
     for pid in pids:
         wait_gone(pid)
+
+
+async def test_standalone_async_client_is_what_the_patterns_take() -> None:
+    """async_client() is a redis.asyncio.Redis a pattern works on; client() is sync, refused."""
+    with RedisServer() as server:
+        client = server.async_client(decode_responses=True)
+        try:
+            assert type(client) is redis.asyncio.Redis
+            assert await client.ping()
+            async with Lock(client, "job") as lock:
+                assert await client.get(lock.key) == lock.token
+        finally:
+            await client.aclose()
+        with server.client() as sync:
+            assert type(sync) is redis.Redis
+            assert sync.ping()
+            with pytest.raises(TypeError, match=r"synchronous redis\.Redis"):
+                Lock(sync, "job")
+
+
+async def test_cluster_async_client_is_what_the_patterns_take() -> None:
+    """On a cluster, async_client() is a redis.asyncio.RedisCluster; client() is sync, refused."""
+    with ClusterServer(masters=3) as cluster:
+        client = cluster.async_client(decode_responses=True)
+        try:
+            assert type(client) is redis.asyncio.RedisCluster
+            async with Lock(client, "job") as lock:
+                assert await client.get(lock.key) == lock.token
+            assert len(client.get_primaries()) == 3
+        finally:
+            await client.aclose()
+        sync = cluster.client()
+        try:
+            assert type(sync) is redis.RedisCluster
+            assert sync.set("k", "v")
+            with pytest.raises(TypeError, match=r"synchronous redis\.RedisCluster"):
+                Lock(sync, "job")
+        finally:
+            sync.close()
 
 
 def test_cluster_with_one_replica_each() -> None:

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from helpers import NO_REDIS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
@@ -654,7 +655,7 @@ async def test_a_cancelled_syndication_is_finished_by_running_it_again(
 
 async def test_out_of_range_numbers_never_reach_redis() -> None:
     # The tripwire client: any Redis call would fail with AssertionError, not the error here.
-    nothing = object()
+    nothing = NO_REDIS
     shards = ShardedClients([nothing, nothing])
     search = ShardedSearch([SearchIndex(nothing, "a"), SearchIndex(nothing, "b")])
     huge = 2**63

@@ -1,7 +1,8 @@
 """What locks and semaphores share: a lease held by one object, and a FIFO wait with hand-off.
 
 A :class:`Lease` is held by the Python object, not by a thread or a task: tasks that share one
-object take turns on it through a local gate, and any task may release it. Acquiring runs one
+object take turns on it through a local gate, and any task may release it (the holding task
+acquiring it again gets :class:`~aiorpatterns.ReentryError` at once). Acquiring runs one
 Lua script; if the resource is busy the same step puts the caller in a FIFO queue, and the holder's
 release hands the resource straight to the first live waiter and wakes it by pushing to the
 waiter's own list (``BLPOP``). There is no polling interval: a waiter blocks for at most
@@ -36,8 +37,8 @@ from typing import Any, ClassVar, Self
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..core.cancellation import CLEANUP_TRIES, best_effort, honour_cancel, shielded
-from ..core.checks import check_client, check_flag, check_keyspace, check_seconds, to_ms
-from ..core.errors import AcquireTimeoutError, LeaseLostError, NotOwnedError
+from ..core.checks import AsyncRedis, check_client, check_flag, check_keyspace, check_seconds, to_ms
+from ..core.errors import AcquireTimeoutError, LeaseLostError, NotOwnedError, ReentryError
 from ..core.keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from ..core.scripts import script
 from ..core.waiting import MAX_WAIT_SLICE, blocking_cap
@@ -66,7 +67,7 @@ class Lease:
 
     def __init__(
         self,
-        redis: Any,
+        redis: AsyncRedis,
         name: str,
         *,
         timeout: float = 10.0,
@@ -75,12 +76,11 @@ class Lease:
         on_lost: Callable[[Any], Awaitable[None] | None] | None = None,
         keyspace: Keyspace = DEFAULT_KEYSPACE,
     ) -> None:
+        self.redis = check_client(redis)
         check_name(name)
-        check_client(redis)
         check_keyspace(keyspace)
         if on_lost is not None and not callable(on_lost):
             raise TypeError(f"on_lost must be callable or None, not {type(on_lost).__name__}")
-        self.redis = redis
         self.name = name
         self.timeout = check_seconds(timeout, "timeout")
         self.acquire_timeout = check_seconds(acquire_timeout, "acquire_timeout", allow_none=True)
@@ -94,6 +94,7 @@ class Lease:
         self._gate = asyncio.Lock()
         self._gate_waiters = 0
         self._renewer: asyncio.Task[None] | None = None
+        self._holder: asyncio.Task[Any] | None = None  # the task whose acquire() succeeded
 
     # -- what subclasses provide -------------------------------------------------------------
 
@@ -137,11 +138,19 @@ class Lease:
         """Acquire the lease; return False if it could not be had in ``acquire_timeout`` seconds.
 
         With ``blocking=False`` make one attempt and never wait. ``acquire_timeout=None`` waits
-        forever. Tasks sharing this object queue locally first, then in Redis.
+        forever. Tasks sharing this object queue locally first, then in Redis. The task that
+        holds it may not acquire it again (:class:`~aiorpatterns.ReentryError`, at once): it would
+        wait for itself.
         """
         check_flag(blocking, "blocking")
         wait = self.acquire_timeout if acquire_timeout is _UNSET else acquire_timeout
         wait = check_seconds(wait, "acquire_timeout", allow_none=True)
+        me = asyncio.current_task()
+        if self._token is not None and me is not None and me is self._holder:
+            raise ReentryError(
+                f"{self.kind} {self.name!r} is already held by this {type(self).__name__} object "
+                "in this task and is not re-entrant: release it first, or use another object"
+            )
         now = asyncio.get_running_loop().time()
         deadline: float | None = now  # a non-blocking attempt: make one try, at once
         if blocking:
@@ -157,6 +166,7 @@ class Lease:
             self._gate.release()
             return False
         self._grant = grant
+        self._holder = me
         self._lost = False
         if self.auto_renew:
             self._renewer = asyncio.create_task(self._renew_forever(self._token or ""))
@@ -315,6 +325,7 @@ class Lease:
                 self._lost = True
         finally:
             self._grant = None
+            self._holder = None
             self._gate.release()
         if not released:
             raise NotOwnedError(f"{self.kind} {self.name!r}: the lease expired or was taken over")

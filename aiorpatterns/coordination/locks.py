@@ -33,9 +33,11 @@ second run recognises, and ``extend(seconds)`` keeps a receipt under a fresh cal
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from ..core.checks import AsyncRedis
+from ..core.keys import DEFAULT_KEYSPACE, Keyspace
 from .leases import Lease
 
 __all__ = ["Lock"]
@@ -55,8 +57,26 @@ class Lock(Lease):
     _release = "lock_release"
     _extend = "lock_extend"
 
-    def __init__(self, redis: Any, name: str, **options: Any) -> None:
-        super().__init__(redis, name, **options)
+    def __init__(
+        self,
+        redis: AsyncRedis,
+        name: str,
+        *,
+        timeout: float = 10.0,
+        acquire_timeout: float | None = 10.0,
+        auto_renew: bool = False,
+        on_lost: Callable[[Any], Awaitable[None] | None] | None = None,
+        keyspace: Keyspace = DEFAULT_KEYSPACE,
+    ) -> None:
+        super().__init__(
+            redis,
+            name,
+            timeout=timeout,
+            acquire_timeout=acquire_timeout,
+            auto_renew=auto_renew,
+            on_lost=on_lost,
+            keyspace=keyspace,
+        )
         self.key = self.keyspace.key(self.kind, name)
         self._fence_key = self.keyspace.key(self.kind, name, "fence")
         self._waiters = self.keyspace.key(self.kind, name, "waiters")

@@ -44,10 +44,11 @@ recognises, and ``extend(seconds)`` keeps a receipt under a fresh call id.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from ..core.checks import check_count
+from ..core.checks import AsyncRedis, check_count
+from ..core.keys import DEFAULT_KEYSPACE, Keyspace
 from ..core.scripts import script
 from .leases import Lease
 
@@ -70,9 +71,28 @@ class Semaphore(Lease):
     _release = "semaphore_release"
     _extend = "semaphore_extend"
 
-    def __init__(self, redis: Any, name: str, *, limit: int, **options: Any) -> None:
+    def __init__(
+        self,
+        redis: AsyncRedis,
+        name: str,
+        *,
+        limit: int,
+        timeout: float = 10.0,
+        acquire_timeout: float | None = 10.0,
+        auto_renew: bool = False,
+        on_lost: Callable[[Any], Awaitable[None] | None] | None = None,
+        keyspace: Keyspace = DEFAULT_KEYSPACE,
+    ) -> None:
         self.limit = check_count(limit, "limit")
-        super().__init__(redis, name, **options)
+        super().__init__(
+            redis,
+            name,
+            timeout=timeout,
+            acquire_timeout=acquire_timeout,
+            auto_renew=auto_renew,
+            on_lost=on_lost,
+            keyspace=keyspace,
+        )
         self.key = self.keyspace.key(self.kind, name)
         self._waiters = self.keyspace.key(self.kind, name, "waiters")
 
@@ -128,8 +148,28 @@ class FairSemaphore(Semaphore):
     _release = "fair_semaphore_release"
     _extend = "fair_semaphore_extend"
 
-    def __init__(self, redis: Any, name: str, *, limit: int, **options: Any) -> None:
-        super().__init__(redis, name, limit=limit, **options)
+    def __init__(
+        self,
+        redis: AsyncRedis,
+        name: str,
+        *,
+        limit: int,
+        timeout: float = 10.0,
+        acquire_timeout: float | None = 10.0,
+        auto_renew: bool = False,
+        on_lost: Callable[[Any], Awaitable[None] | None] | None = None,
+        keyspace: Keyspace = DEFAULT_KEYSPACE,
+    ) -> None:
+        super().__init__(
+            redis,
+            name,
+            limit=limit,
+            timeout=timeout,
+            acquire_timeout=acquire_timeout,
+            auto_renew=auto_renew,
+            on_lost=on_lost,
+            keyspace=keyspace,
+        )
         self._owner_key = self.keyspace.key(self.kind, name, "owner")
         self._counter_key = self.keyspace.key(self.kind, name, "counter")
 

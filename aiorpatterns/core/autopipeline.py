@@ -193,7 +193,13 @@ class AutoPipeline(AsyncCoreCommands, AsyncRedisModuleCommands, AsyncSentinelCom
     # Selects the async overloads of redis-py's typed command methods (Awaitable replies).
     _is_async_client: Literal[True] = True
 
-    def __new__(cls, client: Any, **options: Any) -> Self:
+    def __new__(
+        cls,
+        client: Redis | RedisCluster,
+        *,
+        max_batch: int | None = 1000,
+        close_client: bool = False,
+    ) -> Self:
         # One public name for both topologies: a cluster gets redis-py's cluster command
         # mixins (multi-key commands split by slot), exactly as RedisCluster itself has them.
         if cls is AutoPipeline and isinstance(client, RedisCluster):

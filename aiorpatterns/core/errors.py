@@ -8,6 +8,7 @@
     ├── NotOwnedError                              release/extend/refresh of a lease not held
     │   └── LeaseLostError                         the lease of an ``async with`` block was lost
     ├── ProgressConflictError                      another log processor moved the progress
+    ├── ReentryError (also RuntimeError)           a holder acquired again what it already holds
     ├── ReplicationError                           a replication wait could not be carried out
     │   ├── ReplicaNotAttachedError                not a replica of this master, or link down
     │   └── SyncTimeoutError (also TimeoutError)   the replica did not catch up in time
@@ -29,6 +30,7 @@ __all__ = [
     "LimitsMismatchError",
     "NotOwnedError",
     "ProgressConflictError",
+    "ReentryError",
     "ReplicaNotAttachedError",
     "ReplicationError",
     "ScriptError",
@@ -55,6 +57,14 @@ class NotOwnedError(AiorpatternsError):
 
 class LeaseLostError(NotOwnedError):
     """An ``async with`` block ended after its lease had expired or been taken over."""
+
+
+class ReentryError(AiorpatternsError, RuntimeError):
+    """The task holding a lock or semaphore slot tried to acquire it again through the same object.
+
+    A lease is not re-entrant: waiting for it would wait for the caller itself, so the second
+    acquire fails at once instead of running into ``acquire_timeout``.
+    """
 
 
 class ScriptError(AiorpatternsError):

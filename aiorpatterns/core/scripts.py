@@ -32,6 +32,8 @@ from typing import Any
 from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 
+from .checks import AsyncRedis
+
 __all__ = ["Script", "script"]
 
 _INCLUDE = re.compile(r"^-- @include (\w+)\s*$", re.MULTILINE)
@@ -57,7 +59,9 @@ class Script:
     def sha(self) -> str:
         return str(self._impl.sha)
 
-    async def __call__(self, client: Any, keys: Sequence[str], args: Sequence[object] = ()) -> Any:
+    async def __call__(
+        self, client: AsyncRedis, keys: Sequence[str], args: Sequence[object] = ()
+    ) -> Any:
         """Run the script (EVALSHA, loading it on NOSCRIPT) and return its raw reply."""
         self._check_keys(keys)
         return await self._impl(keys=keys, args=args, client=client)  # type: ignore[arg-type]
@@ -74,7 +78,7 @@ class Script:
         # it routes EVALSHA by its keys like any other command.
         pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
 
-    async def load(self, client: Any) -> None:
+    async def load(self, client: AsyncRedis) -> None:
         """SCRIPT LOAD on the server (every primary of a cluster)."""
         await client.script_load(self.source)
 

@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 from redis.asyncio.cluster import RedisCluster
 
-from ..core.checks import check_client, check_count, check_flag, text
+from ..core.checks import AsyncRedis, check_client, check_count, check_flag, text
 from ..core.errors import LimitsMismatchError
 
 __all__ = [
@@ -82,7 +82,7 @@ def _check_key(key: object) -> str | bytes:
     return key
 
 
-async def encoding(redis: Any, key: str | bytes) -> str | None:
+async def encoding(redis: AsyncRedis, key: str | bytes) -> str | None:
     """Return the encoding of ``key`` (``OBJECT ENCODING``), or None if it does not exist.
 
     Redis in Action §9.1.1 read it from ``DEBUG OBJECT``, which Redis 7 disables by default.
@@ -93,7 +93,9 @@ async def encoding(redis: Any, key: str | bytes) -> str | None:
     return None if reply is None else text(reply)
 
 
-async def memory_usage(redis: Any, key: str | bytes, *, samples: int | None = None) -> int | None:
+async def memory_usage(
+    redis: AsyncRedis, key: str | bytes, *, samples: int | None = None
+) -> int | None:
     """Return the bytes ``key`` and its value use (``MEMORY USAGE``), or None if it is absent.
 
     ``samples`` is how many nested elements to sample for an aggregate (Redis' default: 5;
@@ -229,7 +231,7 @@ def _limits(picked: Mapping[str, str | None]) -> CompactLimits:
     return CompactLimits(**values)  # type: ignore[arg-type]
 
 
-async def compact_limits(redis: Any) -> CompactLimits:
+async def compact_limits(redis: AsyncRedis) -> CompactLimits:
     """Read the compact-encoding limits of the server (``CONFIG GET *-max-*``).
 
     On a cluster every node is asked and they must agree, else :class:`LimitsMismatchError`
@@ -239,7 +241,8 @@ async def compact_limits(redis: Any) -> CompactLimits:
     check_client(redis)
     pattern = "*-max-*"
     if not isinstance(redis, RedisCluster):
-        return _limits(_pick(_parse(await redis.execute_command("CONFIG GET", pattern))))
+        client: Any = redis  # redis-py leaves Redis.execute_command untyped
+        return _limits(_pick(_parse(await client.execute_command("CONFIG GET", pattern))))
     by_node: dict[str, dict[str, str | None]] = {}
     for node in redis.get_nodes():
         reply = await redis.execute_command("CONFIG GET", pattern, target_nodes=node)

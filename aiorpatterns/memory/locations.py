@@ -28,9 +28,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from ..core.checks import check_client, check_count, check_int, check_keyspace
+from ..core.checks import AsyncRedis, check_client, check_count, check_int, check_keyspace
 from ..core.keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from ..core.scripts import script
 
@@ -117,7 +117,7 @@ class Locations:
 
     def __init__(
         self,
-        redis: Any,
+        redis: AsyncRedis,
         name: str = "users",
         *,
         keyspace: Keyspace = DEFAULT_KEYSPACE,
@@ -125,7 +125,7 @@ class Locations:
         countries: Sequence[str] = DEFAULT_COUNTRIES,
         states: Mapping[str, Sequence[str]] = DEFAULT_STATES,
     ) -> None:
-        check_client(redis)
+        self.redis = check_client(redis)
         check_name(name)
         check_keyspace(keyspace)
         self.users_per_shard = check_int(
@@ -139,7 +139,6 @@ class Locations:
             if country not in self.countries:
                 raise ValueError(f"states: {country!r} is not one of the countries")
             self.states[country] = _codes(subdivisions, f"states of {country}")
-        self.redis = redis
         self.name = name
         self.keyspace = keyspace
         self.max_key = keyspace.key(self.kind, name, "max")

@@ -18,12 +18,12 @@ import asyncio
 import contextlib
 import uuid
 import zlib
-from typing import Any, Literal
+from typing import Literal
 
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..core.cancellation import best_effort, cancelling, honour_cancel, observe, shielded
-from ..core.checks import check_count, check_object, check_wait, text
+from ..core.checks import AsyncRedis, check_count, check_object, check_wait, text
 from ..core.keys import DEFAULT_KEYSPACE, Keyspace
 from ..core.scripts import script
 from ..core.waiting import MAX_WAIT_SLICE, blocking_cap
@@ -60,7 +60,7 @@ class ShardedHash:
 
     def __init__(
         self,
-        redis: Any,
+        redis: AsyncRedis,
         name: str,
         *,
         total_elements: int,
@@ -102,7 +102,7 @@ class ShardedList:
 
     def __init__(
         self,
-        redis: Any,
+        redis: AsyncRedis,
         name: str,
         *,
         chunk_size: int = 512,

@@ -34,9 +34,9 @@ import datetime as dt
 import hashlib
 import math
 import uuid
-from typing import Any, Literal
+from typing import Literal
 
-from ..core.checks import check_client, check_count, check_keyspace, check_seconds, text
+from ..core.checks import AsyncRedis, check_client, check_count, check_keyspace, check_seconds, text
 from ..core.keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from ..core.scripts import script
 from .sharding import shard_of
@@ -115,7 +115,7 @@ class UniqueVisitors:
 
     def __init__(
         self,
-        redis: Any,
+        redis: AsyncRedis,
         name: str = "visitors",
         *,
         keyspace: Keyspace = DEFAULT_KEYSPACE,
@@ -124,14 +124,13 @@ class UniqueVisitors:
         shard_size: int = SHARD_SIZE,
         retention: float = RETENTION,
     ) -> None:
-        check_client(redis)
         check_name(name)
         check_keyspace(keyspace)
         if not isinstance(mode, str):
             raise TypeError(f"mode must be a str, not {type(mode).__name__}")
         if mode not in ("exact", "approximate"):
             raise ValueError(f"mode must be 'exact' or 'approximate', got {mode!r}")
-        self.redis = redis
+        self.redis = check_client(redis)
         self.name = name
         self.keyspace = keyspace
         self.mode: Mode = mode

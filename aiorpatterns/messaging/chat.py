@@ -54,6 +54,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..core.cancellation import best_effort, cancelling, honour_cancel, shielded
 from ..core.checks import (
+    AsyncRedis,
     check_client,
     check_count,
     check_keyspace,
@@ -119,14 +120,13 @@ class Chats:
 
     def __init__(
         self,
-        redis: Any,
+        redis: AsyncRedis,
         *,
         claim_timeout: float = 30.0,
         keyspace: Keyspace = DEFAULT_KEYSPACE,
     ) -> None:
-        check_client(redis)
         check_keyspace(keyspace)
-        self.redis = redis
+        self.redis = check_client(redis)
         self.keyspace = keyspace
         self.claim_timeout = check_seconds(claim_timeout, "claim_timeout")
         self._id_key = keyspace.key("chatid", "seq")
@@ -272,7 +272,7 @@ class Chats:
             await asyncio.gather(
                 self._index("add", chat_id, adds), self._index("remove", chat_id, drops)
             )
-            now = [score is not None for score in await self.redis.zmscore(key, members)]
+            now = [score is not None for score in await self.redis.zmscore(key, list(members))]
             changed = [(m, n) for m, i, n in zip(members, inside, now, strict=True) if i != n]
             members, inside = [m for m, _ in changed], [n for _, n in changed]
 
@@ -457,7 +457,7 @@ class Chats:
 
     async def members(self, chat_id: str) -> dict[str, int]:
         """Return each member's position: the id of the last message they acknowledged."""
-        pairs = await self.redis.zrange(self.keys(chat_id)[0], 0, -1, withscores=True)
+        pairs: Any = await self.redis.zrange(self.keys(chat_id)[0], 0, -1, withscores=True)
         return {text(m): int(score) for m, score in pairs}
 
     async def chats_of(self, member: str) -> list[str]:

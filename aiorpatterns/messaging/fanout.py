@@ -55,6 +55,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..core.cancellation import cancelling, honour_cancel, shielded
 from ..core.checks import (
+    AsyncRedis,
     check_count,
     check_flag,
     check_int,
@@ -133,7 +134,7 @@ class Fanout:
 
     def __init__(
         self,
-        redis: Any,
+        redis: AsyncRedis,
         name: str,
         *,
         maxlen: int | None = None,

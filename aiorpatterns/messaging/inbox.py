@@ -44,6 +44,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..core.cancellation import best_effort, cancelling, honour_cancel, shielded
 from ..core.checks import (
+    AsyncRedis,
     check_client,
     check_keyspace,
     check_seconds,
@@ -98,16 +99,15 @@ class Inbox:
 
     def __init__(
         self,
-        redis: Any,
+        redis: AsyncRedis,
         recipient: str,
         *,
         visibility_timeout: float = 30.0,
         keyspace: Keyspace = DEFAULT_KEYSPACE,
     ) -> None:
-        check_client(redis)
         check_name(recipient, "recipient")
         check_keyspace(keyspace)
-        self.redis = redis
+        self.redis = check_client(redis)
         self.recipient = recipient
         self.keyspace = keyspace
         self.visibility_timeout = check_seconds(visibility_timeout, "visibility_timeout")

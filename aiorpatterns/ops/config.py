@@ -30,7 +30,15 @@ from typing import Any, TypeVar, overload
 from redis.asyncio import Redis
 
 from ..core.cancellation import observe
-from ..core.checks import check_client, check_flag, check_keyspace, check_wait, encode_json, text
+from ..core.checks import (
+    AsyncRedis,
+    check_client,
+    check_flag,
+    check_keyspace,
+    check_wait,
+    encode_json,
+    text,
+)
 from ..core.keys import DEFAULT_KEYSPACE, Keyspace, check_name
 
 __all__ = ["Config", "redis_from_config"]
@@ -71,11 +79,10 @@ class Config:
     kind = "config"
 
     def __init__(
-        self, redis: Any, *, keyspace: Keyspace = DEFAULT_KEYSPACE, refresh: float = 1.0
+        self, redis: AsyncRedis, *, keyspace: Keyspace = DEFAULT_KEYSPACE, refresh: float = 1.0
     ) -> None:
-        check_client(redis)
         check_keyspace(keyspace)
-        self.redis = redis
+        self.redis = check_client(redis)
         self.keyspace = keyspace
         self.refresh = check_wait(refresh, "refresh")
         self.maintenance_key = keyspace.key("maintenance", "flag")

@@ -47,6 +47,7 @@ from ..core.cancellation import best_effort
 from ..core.checks import (
     INT64_MAX,
     MAX_SECONDS,
+    AsyncRedis,
     check_client,
     check_count,
     check_float,
@@ -107,14 +108,14 @@ class Counters:
 
     def __init__(
         self,
-        redis: Any,
+        redis: AsyncRedis,
         group: str = "counters",
         *,
         precisions: Sequence[int] = PRECISIONS,
         samples: int = SAMPLES,
         keyspace: Keyspace = DEFAULT_KEYSPACE,
     ) -> None:
-        check_client(redis)
+        self.redis = check_client(redis)
         check_name(group, "group")
         if isinstance(precisions, str | bytes) or not isinstance(precisions, Sequence):
             raise TypeError("precisions must be a sequence of ints")
@@ -123,7 +124,6 @@ class Counters:
             raise ValueError("precisions must not be empty")
         if len(set(checked)) != len(checked):
             raise ValueError(f"precisions must be distinct, got {checked}")
-        self.redis = redis
         self.group = group
         self.precisions = checked
         self.samples = check_count(samples, "samples", minimum=0)
@@ -207,7 +207,7 @@ class Counters:
         removed = 0
         low: bytes | str = "-"
         while True:
-            page = await self.redis.zrange(
+            page: Any = await self.redis.zrange(
                 self.known_key, low, "+", bylex=True, offset=0, num=_PAGE
             )
             for raw in page:
@@ -285,14 +285,13 @@ class Stats:
 
     def __init__(
         self,
-        redis: Any,
+        redis: AsyncRedis,
         context: str,
         *,
         period: int = HOUR,
         keyspace: Keyspace = DEFAULT_KEYSPACE,
     ) -> None:
-        check_client(redis)
-        self.redis = redis
+        self.redis = check_client(redis)
         self.context = check_name(context, "context")
         self.period = _seconds(period, "period")
         self.keyspace = check_keyspace(keyspace)
@@ -348,7 +347,7 @@ def _slowest_key(keyspace: Keyspace, metric: str) -> str:
 
 
 async def slowest(
-    redis: Any,
+    redis: AsyncRedis,
     *,
     count: int = 10,
     metric: str = "AccessTime",
@@ -361,7 +360,7 @@ async def slowest(
     check_client(redis)
     key = _slowest_key(check_keyspace(keyspace), metric)
     stop = check_count(count, "count") - 1
-    rows = await redis.zrevrange(key, 0, stop, withscores=True)
+    rows: Any = await redis.zrevrange(key, 0, stop, withscores=True)
     return [(text(member), float(score)) for member, score in rows]
 
 
@@ -382,7 +381,7 @@ class AccessTimer:
 
     def __init__(
         self,
-        redis: Any,
+        redis: AsyncRedis,
         context: str,
         *,
         metric: str = "AccessTime",

@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from ..core.cancellation import best_effort, cancelling, honour_cancel
-from ..core.checks import check_count, check_object, encode_json, text
+from ..core.checks import AsyncRedis, check_count, check_object, encode_json, text
 from ..core.keys import DEFAULT_KEYSPACE, Keyspace
 from ..core.scripts import script
 
@@ -364,7 +364,7 @@ class IpLocations:
     kind = "geoip"
 
     def __init__(
-        self, redis: Any, name: str = "default", *, keyspace: Keyspace = DEFAULT_KEYSPACE
+        self, redis: AsyncRedis, name: str = "default", *, keyspace: Keyspace = DEFAULT_KEYSPACE
     ) -> None:
         self.redis, self.name, self.keyspace = check_object(redis, name, keyspace)
         self.ranges_key = keyspace.key(self.kind, name, "ranges")

@@ -59,7 +59,15 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.exceptions import WatchError
 
 from ..core.cancellation import cancelling, honour_cancel
-from ..core.checks import check_client, check_count, check_flag, check_keyspace, check_seconds, text
+from ..core.checks import (
+    AsyncRedis,
+    check_client,
+    check_count,
+    check_flag,
+    check_keyspace,
+    check_seconds,
+    text,
+)
 from ..core.errors import ProgressConflictError
 from ..core.keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from ..core.scripts import script
@@ -167,7 +175,7 @@ class LogProcessor:
 
     def __init__(
         self,
-        redis: Any,
+        redis: AsyncRedis,
         name: str = "logs",
         *,
         directory: str | os.PathLike[str],
@@ -177,7 +185,7 @@ class LogProcessor:
         pattern: str = "*",
         keyspace: Keyspace = DEFAULT_KEYSPACE,
     ) -> None:
-        check_client(redis)
+        self.redis = check_client(redis)
         check_name(name)
         if not isinstance(directory, str | os.PathLike):
             raise TypeError(f"directory must be a str or a path, not {type(directory).__name__}")
@@ -186,7 +194,6 @@ class LogProcessor:
         if not isinstance(pattern, str) or not pattern:
             raise TypeError("pattern must be a non-empty str")
         check_keyspace(keyspace)
-        self.redis = redis
         self.name = name
         self.directory = Path(directory)
         self.callback = callback
@@ -295,7 +302,7 @@ class LogProcessor:
         (``WatchError``), and the progress itself then tells whether the EXEC ran: at
         ``reached`` it did, at ``expected`` it did not and the batch is tried again.
         """
-        progress = {"file": reached.file, "offset": reached.offset}
+        progress: dict[Any, Any] = {"file": reached.file, "offset": reached.offset}
         for attempt in range(1, _COMMIT_TRIES + 1):
             try:
                 async with self.redis.pipeline(transaction=True) as pipe:
@@ -335,7 +342,7 @@ class LogProcessor:
 
 
 async def process_logs(
-    redis: Any,
+    redis: AsyncRedis,
     directory: str | os.PathLike[str],
     callback: LineCallback,
     *,

@@ -25,9 +25,8 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
-from ..core.checks import MAX_SECONDS, check_count, check_int, check_object, text
+from ..core.checks import MAX_SECONDS, AsyncRedis, check_count, check_int, check_object, text
 from ..core.keys import DEFAULT_KEYSPACE, Keyspace
 from ..core.scripts import script
 
@@ -114,7 +113,7 @@ class _Log:
 
     kind = "log"
 
-    def __init__(self, redis: Any, name: str, *, keep: int, keyspace: Keyspace) -> None:
+    def __init__(self, redis: AsyncRedis, name: str, *, keep: int, keyspace: Keyspace) -> None:
         self.redis, self.name, self.keyspace = check_object(redis, name, keyspace)
         self.keep = check_int(keep, "keep", minimum=1, maximum=MAX_KEEP)
 
@@ -149,7 +148,7 @@ class RecentLog(_Log):
 
     def __init__(
         self,
-        redis: Any,
+        redis: AsyncRedis,
         name: str,
         *,
         keep: int = RECENT,
@@ -179,7 +178,7 @@ class CommonLog(_Log):
 
     def __init__(
         self,
-        redis: Any,
+        redis: AsyncRedis,
         name: str,
         *,
         keep: int = RECENT,

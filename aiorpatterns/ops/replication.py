@@ -37,7 +37,14 @@ from typing import Any
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
-from ..core.checks import check_client, check_count, check_flag, check_keyspace, check_seconds
+from ..core.checks import (
+    AsyncRedis,
+    check_client,
+    check_count,
+    check_flag,
+    check_keyspace,
+    check_seconds,
+)
 from ..core.errors import ReplicaNotAttachedError, ReplicationError, SyncTimeoutError
 from ..core.keys import DEFAULT_KEYSPACE, Keyspace
 
@@ -83,7 +90,7 @@ def _hash_tag(key: str) -> str:
     return key
 
 
-def _marker(redis: Any, key: object, keyspace: object) -> str:
+def _marker(redis: AsyncRedis, key: object, keyspace: object) -> str:
     keyspace = check_keyspace(keyspace)
     if key is None:
         if _is_cluster(redis):
@@ -119,7 +126,7 @@ async def _marked(redis: Any, marker: str, command: tuple[object, ...], seconds:
 
 
 async def wait_for_replicas(
-    redis: Any,
+    redis: AsyncRedis,
     replicas: int,
     timeout: float,  # noqa: ASYNC109 (the server's WAIT timeout, not a client-side one)
     *,
@@ -142,7 +149,7 @@ async def wait_for_replicas(
 
 
 async def wait_for_aof(
-    redis: Any,
+    redis: AsyncRedis,
     replicas: int,
     timeout: float,  # noqa: ASYNC109 (the server's WAIT timeout, not a client-side one)
     *,
@@ -177,7 +184,7 @@ async def wait_for_aof(
     return AofAcks(int(acked_local), int(acked_replicas))
 
 
-async def supports_waitaof(redis: Any) -> bool:
+async def supports_waitaof(redis: AsyncRedis) -> bool:
     """Whether the server knows ``WAITAOF`` (Redis >= 7.2, Valkey).
 
     Asks with a ``WAITAOF 0 0 1``, which waits for nothing.
@@ -199,8 +206,8 @@ def _offset(info: dict[str, Any]) -> int:
 
 
 async def wait_for_sync(
-    master: Any,
-    replica: Any,
+    master: AsyncRedis,
+    replica: AsyncRedis,
     timeout: float = 5.0,  # noqa: ASYNC109 (bounds the polling, and names the error)
     *,
     fsync: bool = False,
@@ -258,7 +265,7 @@ async def wait_for_sync(
             await _wait_fsynced(replica, deadline, seconds)
 
 
-async def _wait_fsynced(replica: Any, deadline: float, seconds: float) -> None:
+async def _wait_fsynced(replica: AsyncRedis, deadline: float, seconds: float) -> None:
     loop = asyncio.get_running_loop()
     pause = _FIRST_PAUSE
     while True:

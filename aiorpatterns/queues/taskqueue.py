@@ -65,6 +65,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from ..core.cancellation import best_effort, cancelling, honour_cancel, shielded
 from ..core.checks import (
     MAX_SECONDS,
+    AsyncRedis,
+    check_client,
     check_float,
     check_int,
     check_keyspace,
@@ -216,7 +218,7 @@ class TaskQueue:
 
     def __init__(
         self,
-        redis: Any,
+        redis: AsyncRedis,
         name: str,
         *,
         priorities: Sequence[str] = DEFAULT_PRIORITIES,
@@ -227,9 +229,8 @@ class TaskQueue:
         max_backoff: float = 300.0,
         keyspace: Keyspace = DEFAULT_KEYSPACE,
     ) -> None:
+        self.redis = check_client(redis)
         check_name(name)
-        if redis is None:
-            raise TypeError("redis must be a redis.asyncio client, not None")
         check_keyspace(keyspace)
         if isinstance(priorities, str) or not isinstance(priorities, Sequence):
             raise TypeError("priorities must be a sequence of names, highest first")
@@ -247,7 +248,6 @@ class TaskQueue:
             default_priority = levels[len(levels) // 2]
         elif default_priority not in levels:
             raise ValueError(f"default_priority {default_priority!r} is not one of {levels!r}")
-        self.redis = redis
         self.name = name
         self.keyspace = keyspace
         self.priorities = levels
@@ -297,12 +297,18 @@ class TaskQueue:
         name: str,
         args: Sequence[Any] = (),
         kwargs: Mapping[str, Any] | None = None,
-        **options: Any,
+        *,
+        priority: str | None = None,
+        delay: float | None = None,
+        at: float | datetime | None = None,
+        task_id: str | None = None,
+        visibility_timeout: float | None = None,
+        max_attempts: int | None = None,
     ) -> str:
         """Enqueue a call ``[name, args, kwargs]`` for a :class:`~aiorpatterns.Worker`.
 
         The book's task format (Redis in Action §6.4.1: ``['FUNCTION_NAME', [ARG1, ...]]``), with
-        keyword arguments. ``options`` are those of :meth:`put`.
+        keyword arguments. The other parameters are those of :meth:`put`.
         """
         check_name(name, "name")
         if isinstance(args, str | bytes) or not isinstance(args, Sequence):
@@ -311,17 +317,43 @@ class TaskQueue:
             raise TypeError(f"kwargs must be a mapping, not {type(kwargs).__name__}")
         if kwargs and not all(isinstance(k, str) for k in kwargs):
             raise TypeError("kwargs keys must be str")
-        return await self.put([name, list(args), dict(kwargs or {})], **options)
+        return await self.put(
+            [name, list(args), dict(kwargs or {})],
+            priority=priority,
+            delay=delay,
+            at=at,
+            task_id=task_id,
+            visibility_timeout=visibility_timeout,
+            max_attempts=max_attempts,
+        )
 
-    async def put_raw(self, data: str, **options: Any) -> str:
+    async def put_raw(
+        self,
+        data: str,
+        *,
+        priority: str | None = None,
+        delay: float | None = None,
+        at: float | datetime | None = None,
+        task_id: str | None = None,
+        visibility_timeout: float | None = None,
+        max_attempts: int | None = None,
+    ) -> str:
         """Enqueue already-encoded payload text as it is (from another producer, say).
 
         Nothing checks that ``data`` is JSON: a :class:`~aiorpatterns.Worker` dead-letters a
-        payload it cannot decode. ``options`` are those of :meth:`put`.
+        payload it cannot decode. The other parameters are those of :meth:`put`.
         """
         if not isinstance(data, str):
             raise TypeError(f"data must be a str, not {type(data).__name__}")
-        return await self._put(data, **options)
+        return await self._put(
+            data,
+            priority=priority,
+            delay=delay,
+            at=at,
+            task_id=task_id,
+            visibility_timeout=visibility_timeout,
+            max_attempts=max_attempts,
+        )
 
     async def _put(
         self,

@@ -37,6 +37,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..core.checks import (
     INT64_MAX,
+    AsyncRedis,
     check_client,
     check_count,
     check_flag,
@@ -128,32 +129,30 @@ class ShardedClients:
     """
 
     def __init__(
-        self, clients: Iterable[Any], *, timeout: float | None = DEFAULT_SHARD_TIMEOUT
+        self, clients: Iterable[AsyncRedis], *, timeout: float | None = DEFAULT_SHARD_TIMEOUT
     ) -> None:
         if isinstance(clients, str | bytes) or not isinstance(clients, Iterable):
             raise TypeError("clients must be a sequence of redis.asyncio clients")
         listed = list(clients)
         if not listed:
             raise ValueError("clients must hold at least one client")
-        for client in listed:
-            check_client(client)
-        self.clients: tuple[Any, ...] = tuple(listed)
+        self.clients: tuple[AsyncRedis, ...] = tuple(check_client(client) for client in listed)
         self.timeout = check_timeout(timeout)
 
     def __len__(self) -> int:
         return len(self.clients)
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[AsyncRedis]:
         return iter(self.clients)
 
-    def __getitem__(self, shard: int) -> Any:
+    def __getitem__(self, shard: int) -> AsyncRedis:
         return self.clients[check_count(shard, "shard", minimum=0)]
 
     def shard_for(self, key: str | int) -> int:
         """Return the shard number of ``key`` (``KeyShardedConnection[key]``, §10.3.3)."""
         return shard_of(key, shards=len(self.clients))
 
-    def client_for(self, key: str | int) -> Any:
+    def client_for(self, key: str | int) -> AsyncRedis:
         """Return the client of the shard holding ``key``. Redis in Action §10.2.2."""
         return self.clients[self.shard_for(key)]
 
@@ -174,7 +173,7 @@ class ShardedClients:
             raise TypeError("ids must be all int or all str")
         return shard_of(":".join(ordered), shards=len(self.clients))
 
-    def client_for_ids(self, *ids: str | int) -> Any:
+    def client_for_ids(self, *ids: str | int) -> AsyncRedis:
         """Return the client of the shard of a relation between ids (see :meth:`shard_for_ids`)."""
         return self.clients[self.shard_for_ids(*ids)]
 
@@ -258,7 +257,7 @@ async def _shard_page(
 
 
 async def zrangebyscore_merged(
-    sources: Iterable[tuple[Any, str]],
+    sources: Iterable[tuple[AsyncRedis, str]],
     *,
     min: float = -math.inf,
     max: float = math.inf,

@@ -34,7 +34,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any, Final, NamedTuple
 
-from ..core.checks import check_count, check_keyspace, text
+from ..core.checks import AsyncRedis, check_client, check_count, check_keyspace, text
 from ..core.keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from ..core.scripts import script
 from .index import (
@@ -97,7 +97,7 @@ class AdIndex:
 
     def __init__(
         self,
-        redis: Any,
+        redis: AsyncRedis,
         name: str = "ads",
         *,
         keyspace: Keyspace = DEFAULT_KEYSPACE,
@@ -106,11 +106,9 @@ class AdIndex:
         update_every: int = 100,
         max_content_chars: int = MAX_DOCUMENT_CHARS,
     ) -> None:
+        self.redis = check_client(redis)
         check_name(name)
-        if redis is None:
-            raise TypeError("redis must be a redis.asyncio client, not None")
         check_keyspace(keyspace)
-        self.redis = redis
         self.name = name
         self.keyspace = keyspace
         self.stop_words = _check_stop_words(stop_words)

@@ -38,7 +38,15 @@ import secrets
 from collections.abc import Iterable
 from typing import Any
 
-from ..core.checks import INT64_MAX, check_count, check_flag, check_keyspace, text
+from ..core.checks import (
+    INT64_MAX,
+    AsyncRedis,
+    check_client,
+    check_count,
+    check_flag,
+    check_keyspace,
+    text,
+)
 from ..core.keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from ..core.scripts import script
 
@@ -111,16 +119,14 @@ class Autocomplete:
 
     def __init__(
         self,
-        redis: Any,
+        redis: AsyncRedis,
         name: str = "members",
         *,
         casefold: bool = False,
         keyspace: Keyspace = DEFAULT_KEYSPACE,
     ) -> None:
+        self.redis = check_client(redis)
         check_name(name)
-        if redis is None:
-            raise TypeError("redis must be a redis.asyncio client, not None")
-        self.redis = redis
         self.name = name
         self.casefold = check_flag(casefold, "casefold")
         self.keyspace = check_keyspace(keyspace)
@@ -159,7 +165,8 @@ class Autocomplete:
         members = self._members(names)
         if not members:
             return 0
-        return int(await self.redis.zadd(self.key, dict.fromkeys(members, 0)))
+        added: Any = await self.redis.zadd(self.key, dict.fromkeys(members, 0))
+        return int(added)
 
     async def leave(self, *names: str) -> int:
         """Remove ``names``; return how many were members.
@@ -219,17 +226,15 @@ class RecentContacts:
 
     def __init__(
         self,
-        redis: Any,
+        redis: AsyncRedis,
         name: str = "recent",
         *,
         size: int = CONTACTS,
         casefold: bool = False,
         keyspace: Keyspace = DEFAULT_KEYSPACE,
     ) -> None:
+        self.redis = check_client(redis)
         check_name(name)
-        if redis is None:
-            raise TypeError("redis must be a redis.asyncio client, not None")
-        self.redis = redis
         self.name = name
         self.size = check_count(size, "size")
         self.casefold = check_flag(casefold, "casefold")
@@ -259,7 +264,7 @@ class RecentContacts:
         Redis in Action §6.1.1 (``remove_contact``).
         """
         key = self.list_key(user)
-        raw = _check_text(contact, "contact").encode()
+        raw: Any = _check_text(contact, "contact").encode()
         return bool(await self.redis.lrem(key, 0, raw))
 
     async def contacts(self, user: str) -> list[str]:

@@ -48,7 +48,16 @@ from typing import Any, Final, NamedTuple
 from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
-from ..core.checks import check_count, check_float, check_int, check_keyspace, check_seconds, text
+from ..core.checks import (
+    AsyncRedis,
+    check_client,
+    check_count,
+    check_float,
+    check_int,
+    check_keyspace,
+    check_seconds,
+    text,
+)
 from ..core.keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from ..core.scripts import script
 
@@ -272,12 +281,13 @@ def string_to_score_generic(value: str, alphabet: str) -> int:
 
 
 async def zadd_string(
-    redis: Any, key: str, mapping: Mapping[str, str], *, ignore_case: bool = False
+    redis: AsyncRedis, key: str, mapping: Mapping[str, str], *, ignore_case: bool = False
 ) -> int:
     """ZADD each member of ``mapping`` scored by :func:`string_to_score` of its string.
 
     Redis in Action §7.2.2 (``zadd_string``). Returns the number of members added.
     """
+    check_client(redis)
     if not isinstance(key, str) or not key:
         raise TypeError("key must be a non-empty str")
     if not isinstance(mapping, Mapping):
@@ -285,7 +295,8 @@ async def zadd_string(
     scores = {m: string_to_score(v, ignore_case=ignore_case) for m, v in mapping.items()}
     if not scores:
         return 0
-    return int(await redis.zadd(key, scores))
+    added: Any = await redis.zadd(key, scores)
+    return int(added)
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -367,7 +378,7 @@ class SearchIndex:
 
     def __init__(
         self,
-        redis: Any,
+        redis: AsyncRedis,
         name: str = "docs",
         *,
         keyspace: Keyspace = DEFAULT_KEYSPACE,
@@ -376,15 +387,13 @@ class SearchIndex:
         max_document_chars: int = MAX_DOCUMENT_CHARS,
         server_sort: bool | None = None,
     ) -> None:
+        self.redis = check_client(redis)
         check_name(name)
-        if redis is None:
-            raise TypeError("redis must be a redis.asyncio client, not None")
         check_keyspace(keyspace)
         if isinstance(numeric_fields, str):
             raise TypeError("numeric_fields must be a collection of field names, not a str")
         if server_sort is not None and not isinstance(server_sort, bool):
             raise TypeError("server_sort must be None, True or False")
-        self.redis = redis
         self.name = name
         self.keyspace = keyspace
         self.numeric_fields: tuple[str, ...] = tuple(
@@ -703,7 +712,7 @@ class SearchIndex:
         plan_keys, plan_args = self._plan(parsed)
         single = len(parsed.groups) == 1 and len(parsed.groups[0]) == 1 and not parsed.excluded
         source = plan_keys[1] if single else plan_keys[0]
-        command: list[object] = ["SORT", source, "BY", f"{self._doc_pattern}->{field}"]
+        command: list[Any] = ["SORT", source, "BY", f"{self._doc_pattern}->{field}"]
         command += ["ALPHA"] if alpha else []
         command += ["DESC"] if desc else []
         async with self.redis.pipeline(transaction=True) as pipe:

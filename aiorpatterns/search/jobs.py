@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from ..core.checks import check_count, check_int, check_keyspace, text
+from ..core.checks import AsyncRedis, check_client, check_count, check_int, check_keyspace, text
 from ..core.keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from ..core.scripts import script
 from .index import check_number
@@ -61,13 +61,11 @@ class JobIndex:
     _postings_kind = "set"
 
     def __init__(
-        self, redis: Any, name: str = "jobs", *, keyspace: Keyspace = DEFAULT_KEYSPACE
+        self, redis: AsyncRedis, name: str = "jobs", *, keyspace: Keyspace = DEFAULT_KEYSPACE
     ) -> None:
+        self.redis = check_client(redis)
         check_name(name)
-        if redis is None:
-            raise TypeError("redis must be a redis.asyncio client, not None")
         check_keyspace(keyspace)
-        self.redis = redis
         self.name = name
         self.keyspace = keyspace
         self.req_key = keyspace.key(self.kind, name, "req")
@@ -200,7 +198,7 @@ class JobLevelIndex(JobIndex):
 
     def __init__(
         self,
-        redis: Any,
+        redis: AsyncRedis,
         name: str = "jobs",
         *,
         keyspace: Keyspace = DEFAULT_KEYSPACE,

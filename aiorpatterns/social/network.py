@@ -58,7 +58,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.cancellation import shielded
-from ..core.checks import check_int, check_object, encode_json, text
+from ..core.checks import AsyncRedis, check_int, check_object, encode_json, text
 from ..core.keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from ..core.scripts import script
 from .streaming import StatusStream
@@ -112,7 +112,7 @@ class Social(Timelines):
 
     def __init__(
         self,
-        redis: Any,
+        redis: AsyncRedis,
         name: str = "social",
         *,
         home_size: int = HOME_SIZE,

@@ -55,6 +55,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..core.cancellation import cancelling, honour_cancel, shielded
 from ..core.checks import (
+    AsyncRedis,
     check_client,
     check_count,
     check_float,
@@ -372,16 +373,15 @@ class StatusStream:
 
     def __init__(
         self,
-        redis: Any,
+        redis: AsyncRedis,
         name: str = "social",
         *,
         maxlen: int = STREAM_MAXLEN,
         keyspace: Keyspace = DEFAULT_KEYSPACE,
     ) -> None:
-        check_client(redis)
         check_name(name)
         self.keyspace = check_keyspace(keyspace)
-        self.redis = redis
+        self.redis = check_client(redis)
         self.name = name
         self.maxlen = check_count(maxlen, "maxlen")
         self.key = keyspace.key(self.kind, name)
@@ -414,7 +414,7 @@ class StatusStream:
         fields = {"kind": kind, "status": status.id, "record": record}
         return await shielded(self._append(fields))
 
-    async def _append(self, fields: dict[str, str]) -> str:
+    async def _append(self, fields: dict[Any, Any]) -> str:
         entry_id = await self.redis.xadd(self.key, fields, maxlen=self.maxlen, approximate=True)
         return text(entry_id)
 

@@ -21,7 +21,15 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..core.cancellation import cancelling, honour_cancel
-from ..core.checks import INT64_MAX, check_count, check_flag, check_float, check_int, text
+from ..core.checks import (
+    INT64_MAX,
+    AsyncRedis,
+    check_count,
+    check_flag,
+    check_float,
+    check_int,
+    text,
+)
 from ..core.keys import Keyspace
 from ..core.scripts import script
 
@@ -109,7 +117,7 @@ class Timelines:
     """The timeline operations :class:`aiorpatterns.Social` is built on (not used alone)."""
 
     kind = "social"
-    redis: Any
+    redis: AsyncRedis
     name: str
     keyspace: Keyspace
     home_size: int

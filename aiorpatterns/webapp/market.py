@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from ..core.checks import check_int, check_object, text
+from ..core.checks import AsyncRedis, check_int, check_object, text
 from ..core.errors import ScriptError
 from ..core.keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from ..core.scripts import script
@@ -98,7 +98,7 @@ class Market:
     kind = "market"
 
     def __init__(
-        self, redis: Any, name: str = "market", *, keyspace: Keyspace = DEFAULT_KEYSPACE
+        self, redis: AsyncRedis, name: str = "market", *, keyspace: Keyspace = DEFAULT_KEYSPACE
     ) -> None:
         self.redis, self.name, self.keyspace = check_object(redis, name, keyspace)
         self.market_key = keyspace.key(self.kind, name, "items")

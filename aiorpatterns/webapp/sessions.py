@@ -31,7 +31,15 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from ..core.checks import check_count, check_float, check_int, check_keyspace, text
+from ..core.checks import (
+    AsyncRedis,
+    check_client,
+    check_count,
+    check_float,
+    check_int,
+    check_keyspace,
+    text,
+)
 from ..core.keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from ..core.scripts import script
 
@@ -57,18 +65,16 @@ class Sessions:
 
     def __init__(
         self,
-        redis: Any,
+        redis: AsyncRedis,
         name: str = "sessions",
         *,
         history: int = HISTORY,
         keyspace: Keyspace = DEFAULT_KEYSPACE,
     ) -> None:
+        self.redis = check_client(redis)
         check_name(name)
-        if redis is None:
-            raise TypeError("redis must be a redis.asyncio client, not None")
         history = check_count(history, "history")
         check_keyspace(keyspace)
-        self.redis = redis
         self.name = name
         self.history = history
         self.keyspace = keyspace
@@ -141,7 +147,7 @@ class Sessions:
             size = int(await self.redis.zcard(self.recent_key))
             if size <= limit:
                 return removed
-            oldest = await self.redis.zrange(
+            oldest: Any = await self.redis.zrange(
                 self.recent_key, 0, min(size - limit, batch) - 1, withscores=True
             )
             keys = [self.login_key, self.recent_key]
@@ -184,7 +190,7 @@ class Sessions:
         """
         if not isinstance(item, str):
             raise TypeError(f"item must be a str, not {type(item).__name__}")
-        rank = await self.redis.zrank(self.viewed_key, item)
+        rank: Any = await self.redis.zrank(self.viewed_key, item)
         return None if rank is None else int(rank)
 
     async def rescale_viewed(self, *, keep: int = KEEP_VIEWED, factor: float = 0.5) -> int:
