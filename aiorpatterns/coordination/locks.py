@@ -2,8 +2,8 @@
 
 Redis in Action §6.2 builds a lock from SETNX + EXPIRE and a WATCH/MULTI release, polling every
 millisecond; §11.2 moves acquire and release into Lua. Both are races or busy loops on today's
-Redis (inventory rows 17-19): SETNX then EXPIRE can leave a lock without a TTL, TTLs are whole
-seconds, there is no fencing and no fairness. This lock keeps the book's shape (a random token in
+Redis: SETNX then EXPIRE can leave a lock without a TTL, TTLs are whole seconds, there is no
+fencing and no fairness. This lock keeps the book's shape (a random token in
 a string key, compare-and-delete release) and fixes the rest:
 
 - acquire and lease are one atomic step, in milliseconds; an uncontended acquire is one round trip,

@@ -3,7 +3,7 @@
 Redis in Action §6.3 builds a counting semaphore from a ZSET of holders scored by the *client's*
 clock (§6.3.1), then a "fair" one that orders holders by a counter instead (§6.3.2), with a
 refresh (§6.3.3), and finally guards it with a lock (§6.3.5) because its two transactions race
-(§6.3.4: inventory rows 20-22). §11.2.2 moves the basic one into Lua but still passes the
+(§6.3.4). §11.2.2 moves the basic one into Lua but still passes the
 client's clock. Here every step is one Lua script that reads the server's clock
 (``redis.call('TIME')``), so:
 

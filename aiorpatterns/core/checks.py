@@ -1,9 +1,9 @@
 """The argument checks every pattern makes before anything reaches Redis, and :func:`text`.
 
-DESIGN, "Bad input": a bad argument raises the ``ValueError`` / ``TypeError`` family with a
-message naming it, before the first command, so nothing is left half-written. Names of keys are
-checked by :func:`aiorpatterns.core.keys.check_name`. :func:`text` is the other side of the
-boundary: every reply read as ``str``, whatever the client's ``decode_responses``.
+A bad argument raises the ``ValueError`` / ``TypeError`` family with a message naming it, before
+the first command, so nothing is left half-written. Names of keys are checked by
+:func:`aiorpatterns.core.keys.check_name`. :func:`text` is the other side of the boundary: every
+reply read as ``str``, whatever the client's ``decode_responses``.
 """
 
 from __future__ import annotations
@@ -201,8 +201,7 @@ def to_ms(seconds: float) -> int:
 def encode_json(value: object, what: str = "message") -> str:
     """Return ``value`` as compact JSON text; TypeError/ValueError if it is not JSON.
 
-    JSON, never pickle (DESIGN "Payloads"); NaN and infinities are refused too, since other JSON
-    readers reject them.
+    JSON, never pickle; NaN and infinities are refused too, since other JSON readers reject them.
     """
     try:
         return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))

@@ -4,7 +4,7 @@ One :class:`Keyspace` builds every key of the package. All keys of one object sh
 Cluster hash tag ``{<object>}``, so every script and transaction over them runs on one node, and
 nothing is ever written outside ``<prefix>:`` (a Redis ACL user limited to ``~<prefix>:*`` can run
 every pattern). Redis in Action §1.1 ("key naming") and §9/§10 (sharding) motivate the layout; the
-book itself mixes namespaces (inventory §0.5), which this class exists to prevent.
+book itself mixes namespaces, which this class exists to prevent.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """How every pattern waits in Redis: bounded slices, the client's socket timeout, wait arguments.
 
 A waiter never blocks in Redis for longer than :data:`MAX_WAIT_SLICE` (or the client's socket
-timeout allows), then re-checks: a lost wake-up costs latency, never liveness (DESIGN, "Waiting").
+timeout allows), then re-checks: a lost wake-up costs latency, never liveness.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Redis in Action §9.1 shrinks memory by keeping LISTs, HASHes and ZSETs short enough for the
 ziplist encoding and SETs of integers small enough for the intset, and checks the result with
 ``DEBUG OBJECT``. Since Redis 7.0 ``DEBUG`` is disabled by default (``enable-debug-command no``)
-and the names changed (inventory row 52 and line ~645), so this module does the same the modern
+and the names changed (``ziplist`` became ``listpack``), so this module does the same the modern
 way:
 
 - :func:`encoding` is ``OBJECT ENCODING`` (``listpack``, ``quicklist``, ``intset``,

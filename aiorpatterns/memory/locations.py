@@ -6,7 +6,7 @@ meaning unknown, so a million users take 2 MB. ``aggregate_location`` reads ever
 and tallies the codes (``update_aggregates``); ``location:max`` remembers the largest user id so
 the reader knows where to stop, kept by a ZUNIONSTORE through a temporary key.
 
-:class:`Locations` fixes the book's code (inventory row 55): the code table is explicit and
+:class:`Locations` fixes the book's code: the code table is explicit and
 validated (the caller's countries and states, a small ISO-3166 sample by default), looked up by a
 dict instead of ``get_code``'s bisect, whose ``>`` bounds checks raised IndexError for codes that
 sort past the end; unknown places are refused rather than stored as 0. Codes are written and read

@@ -6,8 +6,8 @@ sharded so each stays an intset) and, when it is new, increments the day's count
 shards follows the day's expected visitor count (``get_expected``: yesterday's count plus 50%,
 rounded up to a power of two), which every process must agree on.
 
-:class:`UniqueVisitors` fixes what the book leaves open (inventory row 54, and row 57 for the
-sharded-server variant, whose ``get_expected`` is a stub): SADD and INCR run in one Lua step, so a
+:class:`UniqueVisitors` fixes what the book leaves open (also in its sharded-server variant,
+whose ``get_expected`` is a stub): SADD and INCR run in one Lua step, so a
 crash between them no longer undercounts; the day's expected count is stored in Redis inside that
 same step (set if absent, like SET NX), so processes agree, and a process keeps only the last two
 days in memory, checked by the script on every call (a FLUSHDB or a rival's value is noticed at

@@ -5,7 +5,7 @@ nothing: the messages in a ZSET scored by id, the members in a ZSET scored by th
 has seen, a ``seen:<user>`` ZSET per user, and messages every member has seen are trimmed. Its
 ``send_message`` takes a lock without a TTL only so that ids are inserted in order, and its
 ``fetch_pending_messages`` moves the chat's record of the member before the user's own, in
-separate steps, then reads and trims in others (inventory row 28): a crash in between, or two
+separate steps, then reads and trims in others: a crash in between, or two
 fetches at once, duplicates messages or trims some the member has not read. :class:`Chats`
 keeps the book's layout and fixes that:
 

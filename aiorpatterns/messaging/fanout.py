@@ -3,12 +3,12 @@
 Redis in Action §6.6 sends log files to many readers: the copier APPENDs each file to a STRING
 in blocks and announces it in a chat (§6.5.2), every reader fetches the announcement, reads the
 file and INCRs a ``:done`` counter, and the copier deletes a file once ``count`` readers are done,
-waiting whenever the files in Redis exceed ``limit`` bytes (inventory row 29). That leans on the
+waiting whenever the files in Redis exceed ``limit`` bytes. That leans on the
 chat's non-atomic fetch, compares the done counter as bytes (``b'2' >= b'10'``, so ten readers
 lose files), caps a file at a 512 MB string and cannot notice a reader that died mid-file.
 
 Redis Streams (5.0; ``XAUTOCLAIM`` and ``MINID`` 6.2) are that design built into the server,
-which is why :class:`Fanout` uses one instead of porting the book (inventory §4):
+which is why :class:`Fanout` uses one instead of porting the book:
 
 - an entry is appended with ``XADD``; each *consumer group* is one of the book's readers, and it
   receives every entry, while the consumers inside a group share the group's work;

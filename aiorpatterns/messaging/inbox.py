@@ -2,9 +2,9 @@
 
 Redis in Action §6.5.1 replaces PUBLISH/SUBSCRIBE for one recipient with a LIST per recipient:
 senders push, the recipient pops when it connects, and a sender can see how much is waiting.
-The book gives no code (inventory row 27); a plain pop loses the message if the reader dies
-before handling it, as its task queue does (§6.4.1). :class:`Inbox` keeps the LIST and adds the
-processing step of inventory §4 (``LMOVE`` and a processing list), in Lua:
+The book gives no code; a plain pop loses the message if the reader dies before handling it, as
+its task queue does (§6.4.1). :class:`Inbox` keeps the LIST and adds a processing list
+(``LMOVE``), in Lua:
 
 - :meth:`Inbox.receive` moves the oldest message out of the mailbox and files it under a lease
   in the same atomic step, then returns it; :meth:`Inbox.ack` deletes it once handled;

@@ -4,7 +4,7 @@ Redis in Action §6.4 builds a task queue from a LIST that workers ``BLPOP`` (§
 from several lists popped by one ``BLPOP`` (§6.4.1, ``worker_watch_queues``) and delayed tasks
 from a ZSET that a poller moves, one item at a time under a lock, to the list (§6.4.2). A task
 popped by a worker that then crashes is lost, and so is a delayed task whose poller dies between
-its ZREM and its RPUSH (inventory rows 24-26). Here:
+its ZREM and its RPUSH. Here:
 
 - a task is a record in one queue; ``get()`` *claims* it: one Lua step pops the most urgent ready
   task and files it under a visibility deadline (the server's clock), so a worker that dies or
@@ -129,8 +129,7 @@ def _seconds(ms: object) -> float:
 def encode_payload(payload: object) -> str:
     """Return ``payload`` as compact JSON text; TypeError/ValueError if it is not JSON.
 
-    JSON, never pickle (DESIGN "Payloads"): NaN and infinities are refused too, since other
-    JSON readers reject them.
+    JSON, never pickle: NaN and infinities are refused too, since other JSON readers reject them.
     """
     try:
         return json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":"))

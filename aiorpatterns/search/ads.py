@@ -7,15 +7,14 @@ for a request the ad with the highest eCPM among those in the request's location
 for the page's words it has (§7.3.2-§7.3.3). Every view, click and action is counted, per ad and
 per word, and the eCPMs and bonuses are recomputed from those counts (§7.3.4).
 
-:class:`AdIndex` keeps the book's formulas and fixes what breaks under Python 3 or on a cluster
-(inventory row 35): words are compared as text, so bonuses are actually learned; type checks
-compare text, so CPA and CPM ads behave as such; clicks are counted where the update reads them;
-the average click rate of each type lives in Redis, shared by every process, not in a
-process-local dict. Re-indexing an ad replaces its locations and words, and
-:meth:`~AdIndex.remove_ad` exists. Each step is one atomic script, and the index lives under its
-own hash tag and kind (``ads``), so it never collides with a search index's ``word`` keys
-(inventory §0.5) and works on Redis Cluster. Every step is safe to re-send (DESIGN, "Retry
-safety"): indexing writes the same state again, and the steps that count or take an id
+:class:`AdIndex` keeps the book's formulas and fixes what breaks under Python 3 or on a cluster:
+words are compared as text, so bonuses are actually learned; type checks compare text, so CPA
+and CPM ads behave as such; clicks are counted where the update reads them; the average click
+rate of each type lives in Redis, shared by every process, not in a process-local dict.
+Re-indexing an ad replaces its locations and words, and :meth:`~AdIndex.remove_ad` exists. Each
+step is one atomic script, and the index lives under its own hash tag and kind (``ads``), so it
+never collides with a search index's ``word`` keys and works on Redis Cluster. Every step is
+safe to re-send: indexing writes the same state again, and the steps that count or take an id
 (targeting, views, clicks, removal) keep their reply as a receipt under a token made per call.
 
 Keys (``name`` is the index's name): ``<prefix>:ads:{<name>}:loc:<location>`` (SET of ads),

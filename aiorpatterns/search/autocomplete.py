@@ -11,7 +11,7 @@ WATCH transaction and removes them again; §11.3.1 moves the same steps into a L
 read is then a write: markers invalidate the other readers' WATCH (retry storms), leak forever
 when a client dies between the insert and the removal, shrink other readers' pages, cannot run
 on a replica, and the ``a``-``z`` alphabet the markers rely on breaks upper case, digits, ``{``
-and every non-ASCII name (inventory row 9). :class:`Autocomplete` asks for the same page with
+and every non-ASCII name. :class:`Autocomplete` asks for the same page with
 one read-only command, ``ZRANGE key [<prefix> (<successor> BYLEX LIMIT 0 <limit>``, whose bounds
 are computed on the UTF-8 bytes of the prefix (:func:`prefix_range`), so it is correct for any
 Unicode name: UTF-8 byte order is code point order, and the successor increments the last byte

@@ -9,8 +9,8 @@ with the book's gaps closed:
 
 - **Re-indexing and removal** (the book only adds): each document keeps the SET of its words, and
   one script swaps old postings for new ones atomically, so no stale posting survives.
-- **The cache hits.** The book refreshes ``id`` instead of ``idx:<id>`` (inventory §0.3), so every
-  page re-runs the search. Here a page request with the returned ``result_id`` reads the cached,
+- **The cache hits.** The book refreshes ``id`` instead of ``idx:<id>``, so every page
+  re-runs the search. Here a page request with the returned ``result_id`` reads the cached,
   already sorted result and refreshes its TTL; the cache key also carries a digest of the query
   and the order, so an id never answers a different question.
 - **Redis Cluster.** One index lives under one hash tag, temporary keys included, so every step runs
@@ -21,7 +21,7 @@ with the book's gaps closed:
   in the tag) and sorts them exactly as ``SORT`` would (see :meth:`SearchIndex.search`).
 - **Words beyond** ``[a-z']``: see :func:`tokenize`.
 - :func:`string_to_score` packs the first 6 UTF-8 bytes, so it handles any text.
-- **Retry-safe steps** (DESIGN, "Retry safety"): writes of the same words and fields, and
+- **Retry-safe steps**: writes of the same words and fields, and
   queries into keys named before the call, are idempotent; an increment and a removal keep their
   reply as a receipt under a token made per call, so a re-sent script adds or answers once.
 

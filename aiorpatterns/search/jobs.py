@@ -13,9 +13,9 @@ Each variant is its own index class with the same methods: :class:`JobIndex` (sk
 its requirements (no stale postings), :meth:`~JobIndex.remove_job` exists, a skill listed twice
 counts once (with its highest requirement), every step is one atomic script, and every key,
 temporary ones included, shares the index's hash tag, so an index works on Redis Cluster.
-Every step is safe to re-send (DESIGN, "Retry safety"): indexing writes the same state again,
-a search's scratch keys are named before the call and deleted by it, and a removal keeps its
-reply as a receipt under a token made per call.
+Every step is safe to re-send: indexing writes the same state again, a search's scratch keys
+are named before the call and deleted by it, and a removal keeps its reply as a receipt under a
+token made per call.
 
 Keys (``name`` is the index's name; ``<kind>`` is ``jobs``, ``job_levels`` or ``job_years``):
 ``<prefix>:<kind>:{<name>}:job:<job>`` (HASH skill -> requirement), ``…:req`` (ZSET job ->

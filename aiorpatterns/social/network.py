@@ -2,8 +2,7 @@
 
 Redis in Action chapter 8 builds a Twitter: users (§8.1.1), statuses (§8.1.2), home and profile
 timelines (§8.2), followers and following lists (§8.3), and posting and deleting with fan-out
-to every follower's home timeline (§8.4). The book's version has gaps this one closes
-(inventory rows 39-43):
+to every follower's home timeline (§8.4). The book's version has gaps this one closes:
 
 - a login is claimed with one atomic step (no lock), case-insensitively (``str.casefold``),
   and a taken login raises ``ValueError``; no user id is consumed by a failed claim;

@@ -4,8 +4,8 @@ Redis in Action §8.5 streams statuses to HTTP clients: ``create_status`` and ``
 PUBLISH every status on the channel ``streaming:status:``, and each client's thread subscribes
 and passes what matches its filter (a sample, tracked words, followed users or location boxes).
 Pub/sub keeps nothing: a client that disconnects, or falls behind its output buffer, loses every
-status published meanwhile, and the book's code is broken besides (inventory row 45: ``import
-cgi`` fails on Python >= 3.13, ``FILTERS`` lists ``'filter'`` so ``follow`` is unreachable,
+status published meanwhile, and the book's code is broken besides (``import cgi`` fails on
+Python >= 3.13, ``FILTERS`` lists ``'filter'`` so ``follow`` is unreachable,
 ``LocationFilter``'s ``check(self, status)`` reads ``self.boxes`` of a closure).
 
 :class:`StatusStream` keeps the events in one Redis Stream per network, bounded by ``maxlen``

@@ -7,7 +7,7 @@ it follows. Long jobs run in batches that each return a cursor, a plain ``str`` 
 next call (fit for a job queue): an *exclusive* ``(score, member)`` position, so a batch never
 repeats the previous one's last member and the job ends even when more than a batch of members
 share one score (the book's inclusive score cursor re-processes the boundary member and then
-loops for ever; inventory rows 42-44). Keys are described in :mod:`aiorpatterns.social.network`.
+loops for ever). Keys are described in :mod:`aiorpatterns.social.network`.
 Every step is safe to repeat: the page script only reads, a fan-out or refill batch adds the
 same members with the same scores and trims again (the home copy checks its follow's version),
 and a clean-up removes what is gone; the batch loops stop between batches when cancelled.

@@ -1,5 +1,5 @@
 -- Append entries to a fan-out stream, bounded by length and/or age (Redis in Action §6.6
--- copy_logs_to_redis, on a stream: inventory §4, XADD MAXLEN / MINID).
+-- copy_logs_to_redis, on a stream: XADD MAXLEN / MINID).
 -- KEYS[1] stream      STREAM of entries {data: JSON text}
 -- ARGV[1] maxlen      most entries kept (0: no bound)
 -- ARGV[2] exact       "1": trim to exactly maxlen / max age; "0": approximately ("~", cheaper)

@@ -1,5 +1,5 @@
 -- Drop the entries every consumer group has acknowledged (Redis in Action §6.6 _clean, which
--- waits for a count of readers and compares that count as bytes: inventory row 29).
+-- waits for a count of readers and compares that count as bytes).
 -- KEYS[1] stream   STREAM of entries
 -- ARGV[1] token    the trim() call's random token (its receipt: a retry answers the same count)
 -- returns: how many entries were dropped (0 if the stream has no group)

@@ -1,5 +1,5 @@
 -- Hand the oldest message to a receiver under a lease, after taking back the messages of
--- receivers whose lease ran out (Redis in Action §6.5.1, with inventory §4's processing list).
+-- receivers whose lease ran out (Redis in Action §6.5.1, with a processing list).
 -- KEYS[1] messages   LIST envelopes (see _inbox_common.lua for all six keys)
 -- KEYS[2] held       HASH receive token -> envelope
 -- KEYS[3] leases     ZSET receive token -> lease deadline (ms)

@@ -1,5 +1,5 @@
 -- Claim the next task for a consumer, after promoting due delayed tasks and reclaiming
--- expired running ones, all in one step (Redis in Action §6.4; inventory §4 LMOVE/ZPOPMIN).
+-- expired running ones, all in one step (Redis in Action §6.4, popped with ZPOPMIN).
 -- KEYS[1] ready      ZSET task id -> level * 2^44 + sequence
 -- KEYS[2] delayed    ZSET task id -> due time (ms)
 -- KEYS[3] running    ZSET task id -> visibility deadline (ms)

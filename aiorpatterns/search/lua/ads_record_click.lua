@@ -1,7 +1,7 @@
 -- Record a click on (or, for a CPA ad, an action after) an ad shown for a request (Redis in
 -- Action §7.3.4, record_click). Type checks compare text with text, and the type's counters are
 -- the same ones the eCPM update reads (the book INCRs 'type:<t>:clicks:' but reads
--- 'type:<t>:clicks', and compares bytes with 'cpa': inventory row 35). The reply is kept as a
+-- 'type:<t>:clicks', and compares bytes with 'cpa'). The reply is kept as a
 -- receipt under the caller's token, so a retried call counts one click.
 -- KEYS[1] type      HASH ad -> type
 -- KEYS[2] stats     HASH '<type>:views' | '<type>:clicks' | '<type>:actions' -> count (and

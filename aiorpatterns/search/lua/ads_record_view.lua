@@ -1,7 +1,7 @@
 -- Record that an ad was shown for a request (Redis in Action §7.3.4, record_targeting_result).
 -- The page words the ad has are remembered for the request, so a click can credit them, and
 -- counted as viewed. (The book intersects str words with bytes terms under Python 3, so it never
--- finds a word: inventory row 35.) The reply is kept as a receipt under the caller's token, so a
+-- finds a word.) The reply is kept as a receipt under the caller's token, so a
 -- retried call counts one view.
 -- KEYS[1] type      HASH ad -> type
 -- KEYS[2] stats     HASH '<type>:views' ... -> count (and base of the receipts)
