@@ -207,29 +207,33 @@ async def test_reimport_leaves_no_stale_ranges_or_cities(redis_client_text: Any)
 
 
 async def test_readers_see_the_old_table_or_the_new_one_during_a_reimport(
-    redis_client: Any,
+    redis_client: Any, new_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     index = IpLocations(redis_client)
     old = [(f"10.{i // 256}.{i % 256}.0/24", "old") for i in range(3000)]
     new = [(f"10.{i // 256}.{i % 256}.0/24", "new") for i in range(3000)]
     await index.import_ranges(old)
+    reader = IpLocations(await new_client())  # its own connections
     reads: list[str | None] = []
-    done = asyncio.Event()
+    make_pipeline = redis_client.pipeline
 
-    async def reader() -> None:
-        while not done.is_set():
-            reads.append(await index.find_id("10.11.183.9"))  # in the last batch
-            await asyncio.sleep(0)
+    def pipeline_read_before_each_batch(*args: Any, **kwargs: Any) -> Any:
+        # A reader's lookup lands before every staged batch is sent: on a loaded machine the
+        # import could otherwise finish between two reads, and the test would prove nothing.
+        pipe = make_pipeline(*args, **kwargs)
+        send = pipe.execute
 
-    async def importer() -> int:
-        await index.import_ranges(new, batch=500)
-        done.set()
-        return len(reads)
+        async def execute(*a: Any, **k: Any) -> Any:
+            reads.append(await reader.find_id("10.11.183.9"))  # in the last batch
+            return await send(*a, **k)
 
-    during, _ = await asyncio.gather(importer(), reader())
-    assert set(reads) <= {"old", "new"}  # never None: no half-imported table
-    assert during > 1  # the reader ran while the import was under way
-    assert await index.find_id("10.11.183.9") == "new"
+        pipe.execute = execute
+        return pipe
+
+    monkeypatch.setattr(redis_client, "pipeline", pipeline_read_before_each_batch)
+    await index.import_ranges(new, batch=500)
+    assert reads == ["old"] * 6  # one read per batch: never None, never a half-imported table
+    assert await reader.find_id("10.11.183.9") == "new"
 
 
 async def test_cancelled_import_leaves_one_whole_table_and_no_staging(redis_client: Any) -> None:
