@@ -4,10 +4,14 @@ Redis in Action §11.2 (inventory §2b) counts tries and acquires in 10 s for 1,
 clients that all acquire and immediately release one lock name, with the ch06 "original" lock
 and the ch11 Lua lock (both retry after 1 ms). Rows:
 
-- ``book-original`` / ``book-lua``: the ports in :mod:`benchmarks.baselines`; a try is one SETNX
-  or one EVALSHA of the acquire script, counted by the ports' ``on_try`` hook;
-- ``aiorpatterns``: :class:`aiorpatterns.Lock` (FIFO hand-off, no polling), one object per
-  client; a try is one run of its acquire script (``lock_acquire.lua``), counted by a
+- ``book-original`` / ``book-lua``: the book's code as the book ran it, the reference of every
+  ratio: the sync ports in :mod:`benchmarks.baselines.sync`, one OS process per client; a try
+  is one SETNX or one EVALSHA of the acquire script, counted by the ports' ``on_try`` hook;
+- ``book-original-async`` / ``book-lua-async``: the same listings ported to ``redis.asyncio``
+  (:mod:`benchmarks.baselines`), clients as coroutines: the async-to-async comparison;
+- ``aiorpatterns`` / ``aiorpatterns-procs``: :class:`aiorpatterns.Lock` (FIFO hand-off, no
+  polling), one object per client, as coroutines in one process / one process per client; a
+  try is one run of its acquire script (``lock_acquire.lua``), counted by a
   :class:`~benchmarks.runner.CountingClient` that wraps the client and counts EVALSHAs of that
   script's SHA (so the first attempt and every re-check after a wait count; a hand-off received
   while blocked in BLPOP is not a new try);
@@ -21,8 +25,8 @@ and the ch11 Lua lock (both retry after 1 ms). Rows:
 Per client, as inventory §2b: ``acquire`` with the time left as its timeout, and if it succeeds
 count an acquire and release at once; the runner stops everything at the deadline. Latency is
 from the call to ``acquire`` to its success; fairness is Jain's index over per-client acquires.
-The book's rates are its acquires in 10 s divided by 10. Ratios are to ``book-lua`` and to
-``redis-py`` at the same client count.
+The book's rates are its acquires in 10 s divided by 10. Ratios are to ``book-lua`` (the book's
+own code, sync, processes) and to ``redis-py`` at the same client count.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ import uuid
 from typing import Any
 
 from .baselines import ch06_locks, ch11_locks
+from .baselines.sync import ch06_locks as sync_ch06_locks
+from .baselines.sync import ch11_locks as sync_ch11_locks
 from .runner import (
     BENCH_PREFIX,
     NO_CLUSTER_WATCH,
@@ -40,6 +46,8 @@ from .runner import (
     CountingClient,
     Job,
     Op,
+    SyncClientPerProcess,
+    SyncOp,
     Table,
     Variant,
     lease_op,
@@ -72,6 +80,30 @@ def _book(module: Any) -> Any:
             return op
 
         return ClientPerCoroutine(job, make)
+
+    return factory
+
+
+def _book_sync(module: Any) -> Any:
+    def factory(job: Job) -> SyncClientPerProcess:
+        def make(client: Any, st: ClientStats, _: int) -> SyncOp:
+            def op(deadline: float) -> None:
+                t = time.perf_counter()
+                ident = module.acquire_lock_with_timeout(
+                    client,
+                    NAME,
+                    acquire_timeout=deadline - t,
+                    lock_timeout=LOCK_TIMEOUT,
+                    key_prefix=BENCH_PREFIX,
+                    on_try=st.try_,
+                )
+                if ident:
+                    st.success(t)
+                    module.release_lock(client, NAME, ident, key_prefix=BENCH_PREFIX)
+
+            return op
+
+        return SyncClientPerProcess(job, make)
 
     return factory
 
@@ -142,7 +174,7 @@ def _limit(job: Job) -> ClientPerCoroutine:
 async def _prepare(client: Any) -> None:
     from aiorpatterns.core.scripts import script
 
-    await ch11_locks.load(client)
+    await ch11_locks.load(client)  # the sync port's scripts are the same text
     for name in ("lock_acquire", "lock_release", "lock_extend"):
         await script(name).load(client)
 
@@ -174,18 +206,22 @@ TABLE = Table(
     variants=(
         Variant(
             "book-original",
-            _book(ch06_locks),
+            _book_sync(sync_ch06_locks),
             book=_per_second(BOOK_ACQUIRES["book-original"]),
             book_tries=_tries_per_acquire("book-original"),
-            unsupported=NO_CLUSTER_WATCH,
+            runs="sync",
         ),
         Variant(
             "book-lua",
-            _book(ch11_locks),
+            _book_sync(sync_ch11_locks),
             book=_per_second(BOOK_ACQUIRES["book-lua"]),
             book_tries=_tries_per_acquire("book-lua"),
+            runs="sync",
         ),
+        Variant("book-original-async", _book(ch06_locks), unsupported=NO_CLUSTER_WATCH),
+        Variant("book-lua-async", _book(ch11_locks)),
         Variant("aiorpatterns", _ours, requires="aiorpatterns:Lock"),
+        Variant("aiorpatterns-procs", _ours, requires="aiorpatterns:Lock", runs="processes"),
         Variant("redis-py", _redis_py(0.1)),
         Variant("redis-py-fast", _redis_py(0.001)),
         Variant("limit", _limit),

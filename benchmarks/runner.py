@@ -9,9 +9,15 @@ operations finished before the deadline count. Counters live in one :class:`Clie
 client: ``ops`` (successes), ``tries`` (attempts, counted where the attempt is made) and latency
 samples of successful operations.
 
-With ``processes=P`` the clients are split over P spawned worker processes, each with its own
-event loop and connections (the book's clients were processes, inventory §2b); all of them start
-at one wall-clock instant and their counts are summed.
+How a variant's clients run is its ``runs``:
+
+- ``"coroutines"``: every client a coroutine on one event loop in this process (with
+  ``processes=P``, split over P spawned worker processes instead);
+- ``"processes"``: one spawned process per client, each with its own event loop and connection;
+- ``"sync"``: one spawned process per client running a *sync* workload (sync redis-py,
+  ``time.sleep``), as the book ran its own code (Redis in Action §6.2, §11.2).
+
+Worker processes start together at one wall-clock instant and their counts are summed.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import importlib
 import math
 import multiprocessing
 import platform
+import threading
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
@@ -37,16 +44,21 @@ from redis.asyncio.cluster import RedisCluster
 __all__ = [
     "BENCH_PREFIX",
     "NO_CLUSTER_WATCH",
+    "RUNS",
     "ClientStats",
     "CountingClient",
     "Job",
     "Row",
     "RunPlan",
+    "SyncClientPerProcess",
+    "SyncOp",
+    "SyncWorkload",
     "Table",
     "Target",
     "Variant",
     "Workload",
     "connect",
+    "connect_sync",
     "lease_op",
     "run_plan",
 ]
@@ -68,6 +80,10 @@ _GRACE = 60.0
 
 Op = Callable[[float], Awaitable[None]]
 """One operation of one client; gets the run's deadline (``time.perf_counter()`` seconds)."""
+SyncOp = Callable[[float], None]
+"""One operation of one sync client (a ``"sync"`` variant); gets the run's deadline."""
+#: How a variant's clients run (see the module docstring).
+RUNS = ("coroutines", "processes", "sync")
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,12 +132,26 @@ class Workload(Protocol):
         ...
 
 
+class SyncWorkload(Protocol):
+    """What one process runs for one row of a ``"sync"`` variant (sync redis-py clients)."""
+
+    def open(self, stats: Sequence[ClientStats]) -> list[SyncOp]:
+        """Connect and return one operation per client (``stats[i]`` is client i's)."""
+        ...
+
+    def close(self) -> None:
+        """Close every connection the workload opened."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Variant:
     """One row family of a table: a name, how to build its workload, the book's numbers."""
 
     name: str
-    workload: Callable[[Job], Workload]
+    #: Builds one process' share: a :class:`Workload`, or a :class:`SyncWorkload` when
+    #: ``runs == "sync"``.
+    workload: Callable[[Job], Any]
     #: The book's published rate (ops/s) by ``(transport, clients)``; transport ``"*"`` = any.
     book: Mapping[tuple[str, int], float] = field(default_factory=dict)
     #: The book's published tries per acquire by ``(transport, clients)`` (lock table only).
@@ -134,6 +164,16 @@ class Variant:
     requires: str | None = None
     #: Topologies the variant cannot run on, with the reason (printed as a note).
     unsupported: Mapping[str, str] = field(default_factory=dict)
+    #: How its clients run: ``"coroutines"``, ``"processes"`` or ``"sync"`` (module docstring).
+    runs: str = "coroutines"
+
+    def __post_init__(self) -> None:
+        if self.runs not in RUNS:
+            raise ValueError(f"variant {self.name!r}: runs is one of {RUNS}, not {self.runs!r}")
+
+    @property
+    def one_process_per_client(self) -> bool:
+        return self.runs != "coroutines"
 
     def book_rate(self, transport: str, clients: int) -> float | None:
         return self.book.get((transport, clients), self.book.get(("*", clients)))
@@ -217,6 +257,8 @@ class Row:
     latencies_ms: tuple[float | None, float | None]
     per_client: list[int]
     book: float | None
+    #: How the row's clients ran (the variant's ``runs``, or ``"processes"`` under ``--processes``).
+    runs: str = "coroutines"
     #: Numbers the table's ``around_row`` measured (merged into the JSON row).
     extra: dict[str, float | None] = field(default_factory=dict)
 
@@ -249,6 +291,7 @@ class Row:
                 "max": max(self.per_client, default=0),
             },
             "book": self.book,
+            "runs": self.runs,
             **self.extra,
         }
 
@@ -398,6 +441,47 @@ class ClientPerCoroutine:
         self.clients.clear()
 
 
+def connect_sync(target: Target, **options: Any) -> Any:
+    """Open a sync ``redis.Redis`` (or ``redis.cluster.RedisCluster``) on ``target``."""
+    if target.topology == "cluster":
+        from redis.cluster import RedisCluster as SyncCluster
+
+        return SyncCluster.from_url(target.url, **options)
+    client = redis.Redis.from_url(target.url, **options)
+    client.ping()
+    return client
+
+
+class SyncClientPerProcess:
+    """The sync twin of :class:`ClientPerCoroutine`: a sync connection per client.
+
+    ``make_op(client, stats, index)`` builds a client's operation around its connection. The
+    runner gives each client of a ``"sync"`` variant its own process, as the book ran its code.
+    """
+
+    def __init__(
+        self, job: Job, make_op: Callable[[Any, ClientStats, int], SyncOp], **options: Any
+    ) -> None:
+        self.job = job
+        self.make_op = make_op
+        self.options = options
+        self.clients: list[Any] = []
+
+    def open(self, stats: Sequence[ClientStats]) -> list[SyncOp]:
+        ops = []
+        for i, st in enumerate(stats):
+            client = connect_sync(self.job.target, **self.options)
+            self.clients.append(client)
+            ops.append(self.make_op(client, st, i))
+        return ops
+
+    def close(self) -> None:
+        for client in self.clients:
+            with contextlib.suppress(Exception):
+                client.close()
+        self.clients.clear()
+
+
 # -- one process' share ----------------------------------------------------------------------
 
 
@@ -454,6 +538,61 @@ async def run_share(
     )
 
 
+def run_sync_share(job: Job, ready: Callable[[], float | None] | None = None) -> ShareResult:
+    """The sync twin of :func:`run_share`: each client loops in its own thread (one per process
+    when the runner spreads them). A sync operation cannot be cancelled: it is given the deadline
+    and must not start work after it (the book's acquire loops take the time left).
+    """
+    variant = load_table(job.table).variant(job.variant)
+    workload: SyncWorkload = variant.workload(job)
+    stats = [ClientStats() for _ in range(job.clients)]
+    errors: list[BaseException] = []
+    try:
+        ops = workload.open(stats)
+        start_at = ready() if ready is not None else None
+        if start_at is not None:
+            time.sleep(max(0.0, start_at - time.time()))
+        t0 = time.perf_counter()
+        deadline = t0 + job.duration
+
+        def drive(op: SyncOp) -> None:
+            try:
+                while time.perf_counter() < deadline:
+                    op(deadline)
+            except BaseException as exc:  # reported once every client has stopped
+                errors.append(exc)
+
+        if len(ops) == 1:
+            drive(ops[0])
+        else:
+            threads = [threading.Thread(target=drive, args=(op,), daemon=True) for op in ops]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(job.duration + _UNWIND)
+            if any(thread.is_alive() for thread in threads):
+                raise TimeoutError("a sync client did not stop after the deadline")
+        stopped = time.perf_counter()
+    finally:
+        workload.close()
+    if errors:
+        raise errors[0]
+    return ShareResult(
+        ops=[st.ops for st in stats],
+        tries=[st.tries for st in stats],
+        latencies=[x for st in stats for x in st.latencies],
+        seconds=stopped - t0,
+        counts=_sum_counts(st.counts for st in stats),
+    )
+
+
+def run_share_here(job: Job) -> ShareResult:
+    """Run a whole row in this process (no worker processes), sync or async."""
+    if load_table(job.table).variant(job.variant).runs == "sync":
+        return run_sync_share(job)
+    return asyncio.run(run_share(job))
+
+
 def _sum_counts(counts: Iterable[Mapping[str, float]]) -> dict[str, float]:
     total: dict[str, float] = {}
     for one in counts:
@@ -472,13 +611,19 @@ def _worker_main(conn: Connection) -> None:
         if job is None:
             return
 
-        async def ready() -> float | None:
+        def ready() -> float | None:
             conn.send(("ready", None))
             go: float | None = conn.recv()  # the parent replies when every worker is ready
             return go
 
+        async def ready_async() -> float | None:
+            return ready()
+
         try:
-            result = asyncio.run(run_share(job, ready))
+            if load_table(job.table).variant(job.variant).runs == "sync":
+                result = run_sync_share(job, ready)
+            else:
+                result = asyncio.run(run_share(job, ready_async))
             conn.send(("done", result))
         except BaseException:  # report anything, the parent decides
             conn.send(("error", traceback.format_exc()))
@@ -680,8 +825,14 @@ async def run_tables(
     targets: Mapping[str, Sequence[Target]],
     reporter: Reporter,
     pool: WorkerPool | None = None,
+    per_client: WorkerPool | None = None,
 ) -> list[TableResult]:
-    """Run every row of ``tables`` against ``targets`` (per table) and return the results."""
+    """Run every row of ``tables`` against ``targets`` (per table) and return the results.
+
+    ``pool`` spreads coroutine variants' clients (``--processes``); ``per_client`` holds at
+    least one process per client of the ``"processes"`` and ``"sync"`` variants (without it,
+    those run in this process).
+    """
     first = next(iter(targets.values()))[0]
     engine = await engine_of(first)
     client = client_info()
@@ -732,7 +883,7 @@ async def run_tables(
                     stack.push_async_callback(conn.aclose)
                     extra = await stack.enter_async_context(table.around_row(conn))
                 async with asyncio.timeout(plan.duration + _GRACE + _UNWIND):
-                    shares = await pool.run(job) if pool is not None else [await run_share(job)]
+                    shares = await _run_job(job, variant, pool, per_client)
         except Exception as exc:
             detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
             note = f"{table.name}: {label} x {clients} failed: {detail}"
@@ -741,6 +892,8 @@ async def run_tables(
             reporter.advance()
             continue
         row = _row(table, variant, target, clients, shares)
+        if not variant.one_process_per_client and pool is not None:
+            row.runs = "processes"
         row.extra.update(_sum_counts(s.counts for s in shares))
         if table.derive is not None:
             row.extra.update(table.derive(row))
@@ -751,6 +904,20 @@ async def run_tables(
         for target in target_list:
             await cleanup(target)
     return [results[t.name] for t in tables]
+
+
+async def _run_job(
+    job: Job, variant: Variant, pool: WorkerPool | None, per_client: WorkerPool | None
+) -> list[ShareResult]:
+    if variant.one_process_per_client:
+        if per_client is not None and len(per_client) >= job.clients:
+            return await per_client.run(job)  # one client per process
+        if variant.runs == "sync":
+            return [await asyncio.to_thread(run_sync_share, job)]
+        return [await run_share(job)]
+    if pool is not None:
+        return await pool.run(job)
+    return [await run_share(job)]
 
 
 def _row(
@@ -770,6 +937,7 @@ def _row(
         latencies_ms=(None if p50 is None else p50 * 1000, None if p99 is None else p99 * 1000),
         per_client=per_client,
         book=variant.book_rate(target.transport, clients),
+        runs=variant.runs,
     )
 
 
@@ -796,8 +964,14 @@ def run_plan(plan: RunPlan, reporter: Reporter | None = None) -> list[TableResul
             }
             targets = {t.name: [by_transport[x] for x in t.transports] for t in tables}
         pool = WorkerPool(plan.processes) if plan.processes > 0 else None
+        most = max(
+            (n for _, _, v, n in planned_rows(tables, plan, targets) if v.one_process_per_client),
+            default=0,
+        )
+        per_client = WorkerPool(most) if most else None
         try:
-            return asyncio.run(run_tables(plan, tables, targets, reporter, pool))
+            return asyncio.run(run_tables(plan, tables, targets, reporter, pool, per_client))
         finally:
-            if pool is not None:
-                pool.close()
+            for one in (pool, per_client):
+                if one is not None:
+                    one.close()
