@@ -20,6 +20,12 @@ and the ch11 Lua lock (both retry after 1 ms). Rows:
   ``sleep`` 0.1 s (its default) and 1 ms; a try is one ``SET NX PX``, counted the same way.
   They wait with ``blocking_timeout=None`` (the default): a timeout shorter than ``sleep`` makes
   redis-py give up after one try, which would turn the end of every run into a busy loop;
+- ``coredis``: coredis' lock (``coredis.patterns.lock.Lock``) on coredis' own client, with
+  redis-py's settings (``timeout`` 10 s, its default ``sleep`` 0.1 s, no blocking timeout); a
+  try is one ``SET NX PX`` (:mod:`benchmarks.peers.coredis_lock`);
+- ``pottery``: ``pottery.AIORedlock`` with the row's connection as its one master, pottery's
+  defaults (10 s lease, random 0-0.2 s retry delay); a try is one ``SET NX PX``, and a failed
+  try also runs pottery's release script (:mod:`benchmarks.peers.pottery_lock`);
 - ``limit``: ``SET NX PX`` + ``DEL`` pairs on the same key, 100 pairs per pipeline, per client.
 
 Per client, as inventory §2b: ``acquire`` with the time left as its timeout, and if it succeeds
@@ -38,6 +44,8 @@ from typing import Any
 from .baselines import ch06_locks, ch11_locks
 from .baselines.sync import ch06_locks as sync_ch06_locks
 from .baselines.sync import ch11_locks as sync_ch11_locks
+from .peers.coredis_lock import coredis_lock
+from .peers.pottery_lock import pottery_lock
 from .runner import (
     BENCH_PREFIX,
     NO_CLUSTER_WATCH,
@@ -224,6 +232,8 @@ TABLE = Table(
         Variant("aiorpatterns-procs", _ours, requires="aiorpatterns:Lock", runs="processes"),
         Variant("redis-py", _redis_py(0.1)),
         Variant("redis-py-fast", _redis_py(0.001)),
+        Variant("coredis", coredis_lock, requires="coredis.patterns.lock:Lock"),
+        Variant("pottery", pottery_lock, requires="pottery:AIORedlock"),
         Variant("limit", _limit),
     ),
     references=("book-lua", "redis-py"),
