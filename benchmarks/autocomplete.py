@@ -5,13 +5,18 @@ Redis in Action §11.3.1 (inventory §2c) counts tries and autocompletes in 10 s
 a retry per WatchError) and the ch11 Lua version (the same markers in one script). The book
 leaves the workload open; here it is fixed and recorded in the JSON's ``params``: a guild of
 1,000 distinct names of 5-10 letters ``a``-``z`` (seeded RNG), and 1,000 prefixes of 1-3 letters
-cut from those names (seeded), which each client walks from its own offset. Rows (every one
-also at 100 clients):
+cut from those names (seeded), which each client walks from its own offset. Rows (those whose
+clients are coroutines also at 100 clients; a process per client runs at ``--clients`` only):
 
-- ``book-original`` / ``book-lua``: the ports in :mod:`benchmarks.baselines`; a try is one pass
-  through the WATCH loop body (counted by the port's ``on_try`` hook), or one EVALSHA;
-- ``aiorpatterns``: :class:`aiorpatterns.search.autocomplete.Autocomplete`, one read-only
-  ``ZRANGE … BYLEX LIMIT 0 10`` per call, each client on its own connection;
+- ``book-original`` / ``book-lua``: the book's code as the book ran it, the reference of the
+  ratios: the sync ports in :mod:`benchmarks.baselines.sync` (``ch06_autocomplete``,
+  ``ch11_autocomplete``), one OS process per client; a try is one pass through the WATCH loop
+  body (counted by the port's ``on_try`` hook), or one EVALSHA;
+- ``book-original-async`` / ``book-lua-async``: the same listings ported to ``redis.asyncio``
+  (:mod:`benchmarks.baselines`), clients as coroutines;
+- ``aiorpatterns`` / ``aiorpatterns-procs``: :class:`aiorpatterns.search.autocomplete.Autocomplete`,
+  one read-only ``ZRANGE … BYLEX LIMIT 0 10`` per call, each client on its own connection, as
+  coroutines in one process / one process per client;
 - ``aiorpatterns-autopipeline``: the same, with all of a process' clients sharing one
   ``AutoPipeline`` (one connection), so concurrent calls share round trips;
 - ``limit``: ``ZRANGE … BYLEX LIMIT 0 10`` in non-transactional pipelines of 100 per client,
@@ -24,7 +29,8 @@ empty, while a book call whose page other callers' markers crowd out returns not
 is an attempt that ended before the deadline (the call itself, or one pass of the WATCH loop),
 so ``retries`` (tries - autocompletes) are WatchErrors and empty pages. The driver starts no
 attempt after the deadline (the book's WATCH loop has no timeout of its own) and cancels what
-is still in flight. After each row the table records the server's ``writes`` during the row
+is still in flight (a sync client cannot be cancelled: it starts no new pass after the
+deadline). After each row the table records the server's ``writes`` during the row
 (its dirty counter, summed over primaries; the guilds are seeded before the count starts) and
 the ``leaked markers``: members holding ``{`` left in the guilds (ZSCAN). A book-original call
 the deadline cuts off between the ZADD of its markers and its EXEC would leave them as a
@@ -34,7 +40,7 @@ column counts only markers left by calls that ran to their end, which the book's
 never do. Letting the cut-off calls finish instead would take longer than the row: at 100
 clients their WATCH loops retry against each other, one commit per round.
 The book's rates are its autocompletes in 10 s divided by 10. Ratios are to
-``book-original`` and ``book-lua`` at the same client count.
+``book-original`` and ``book-lua`` (sync, processes) at the same client count.
 """
 
 from __future__ import annotations
@@ -60,6 +66,8 @@ from typing import Any
 from redis.asyncio.cluster import RedisCluster
 
 from .baselines import ch06_autocomplete, ch11_autocomplete
+from .baselines.sync import ch06_autocomplete as sync_ch06_autocomplete
+from .baselines.sync import ch11_autocomplete as sync_ch11_autocomplete
 from .runner import (
     BENCH_PREFIX,
     NO_CLUSTER_WATCH,
@@ -67,6 +75,8 @@ from .runner import (
     ClientStats,
     Job,
     Op,
+    SyncClientPerProcess,
+    SyncOp,
     Table,
     Variant,
     connect,
@@ -143,30 +153,56 @@ async def _count(
     row.
     """
     t = time.perf_counter()
-    ended = 0
-    started = False
-
-    def on_try() -> None:
-        nonlocal ended, started
-        if time.perf_counter() >= deadline:
-            raise _PastDeadline
-        ended += started  # the previous pass ended with a WatchError, in time
-        started = True
-
+    attempts = _Attempts(deadline)
     try:
-        page = await call(on_try)
+        page = await call(attempts.on_try)
     except _PastDeadline:
         return False
     finally:
-        st.tries += ended
-    if time.perf_counter() < deadline:
-        st.tries += 1
-        if len(page):
-            st.success(t)
+        st.tries += attempts.ended
+    attempts.done(st, t, page)
     return True
 
 
-class _MarkerClient:
+def _count_sync(
+    st: ClientStats, deadline: float, call: Callable[[Callable[[], None]], Sized]
+) -> bool:
+    """The sync twin of :func:`_count`."""
+    t = time.perf_counter()
+    attempts = _Attempts(deadline)
+    try:
+        page = call(attempts.on_try)
+    except _PastDeadline:
+        return False
+    finally:
+        st.tries += attempts.ended
+    attempts.done(st, t, page)
+    return True
+
+
+class _Attempts:
+    """The passes of one call (see :func:`_count`): ``on_try`` is the port's hook."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.ended = 0
+        self.started = False
+
+    def on_try(self) -> None:
+        if time.perf_counter() >= self.deadline:
+            raise _PastDeadline
+        self.ended += self.started  # the previous pass ended with a WatchError, in time
+        self.started = True
+
+    def done(self, st: ClientStats, t: float, page: Sized) -> None:
+        """Count the pass that returned ``page``, and a success, if it ended in time."""
+        if time.perf_counter() < self.deadline:
+            st.tries += 1
+            if len(page):
+                st.success(t)
+
+
+class _Markers:
     """The client the book-original port is given, noting the markers its call in flight added.
 
     The port ZADDs its two markers before its WATCH loop (ch06 L78) and removes them in the
@@ -183,6 +219,25 @@ class _MarkerClient:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
+
+
+class _SyncMarkerClient(_Markers):
+    """:class:`_Markers` for a sync client (the ``book-original`` row)."""
+
+    def zadd(self, name: Any, mapping: Mapping[Any, Any], *args: Any, **kwargs: Any) -> Any:
+        self.added = (name, list(mapping))
+        return self._client.zadd(name, mapping, *args, **kwargs)
+
+    def remove_added(self) -> None:
+        """ZREM the markers of the call that was cut off."""
+        if self.added is not None:
+            name, members = self.added
+            self.added = None
+            self._client.zrem(name, *members)
+
+
+class _MarkerClient(_Markers):
+    """:class:`_Markers` for an asyncio client (the ``book-original-async`` row)."""
 
     async def zadd(self, name: Any, mapping: Mapping[Any, Any], *args: Any, **kwargs: Any) -> Any:
         self.added = (name, list(mapping))
@@ -223,6 +278,51 @@ def _book_original(job: Job) -> ClientPerCoroutine:
         return op
 
     return ClientPerCoroutine(job, make)
+
+
+def _book_original_sync(job: Job) -> SyncClientPerProcess:
+    def make(client: Any, st: ClientStats, index: int) -> SyncOp:
+        prefixes = _walk(index)
+        marked = _SyncMarkerClient(client)
+
+        def op(deadline: float) -> None:
+            if time.perf_counter() >= deadline:
+                return
+            prefix = next(prefixes)
+            marked.added = None
+            ended = _count_sync(
+                st,
+                deadline,
+                lambda on_try: sync_ch06_autocomplete.autocomplete_on_prefix(
+                    marked, GUILD, prefix, key_prefix=BENCH_PREFIX, on_try=on_try
+                ),
+            )
+            if not ended:
+                marked.remove_added()
+
+        return op
+
+    return SyncClientPerProcess(job, make)
+
+
+def _book_lua_sync(job: Job) -> SyncClientPerProcess:
+    def make(client: Any, st: ClientStats, index: int) -> SyncOp:
+        prefixes = _walk(index)
+
+        def op(deadline: float) -> None:
+            if time.perf_counter() < deadline:
+                prefix = next(prefixes)
+                _count_sync(
+                    st,
+                    deadline,
+                    lambda on_try: sync_ch11_autocomplete.autocomplete_on_prefix(
+                        client, GUILD, prefix, key_prefix=BENCH_PREFIX
+                    ),
+                )
+
+        return op
+
+    return SyncClientPerProcess(job, make)
 
 
 def _single_op(complete: Callable[[str], Awaitable[Sized]], st: ClientStats, index: int) -> Op:
@@ -380,24 +480,36 @@ TABLE = Table(
     variants=(
         Variant(
             "book-original",
-            _book_original,
+            _book_original_sync,
             book=_per_second(BOOK_COMPLETES["book-original"]),
             book_tries=_tries_per_complete("book-original"),
-            also_clients=(MANY,),
-            unsupported=NO_CLUSTER_WATCH,
+            runs="sync",
         ),
         Variant(
             "book-lua",
-            _book_lua,
+            _book_lua_sync,
             book=_per_second(BOOK_COMPLETES["book-lua"]),
             book_tries=_tries_per_complete("book-lua"),
-            also_clients=(MANY,),
+            runs="sync",
         ),
+        Variant(
+            "book-original-async",
+            _book_original,
+            also_clients=(MANY,),
+            unsupported=NO_CLUSTER_WATCH,
+        ),
+        Variant("book-lua-async", _book_lua, also_clients=(MANY,)),
         Variant(
             "aiorpatterns",
             _library,
             also_clients=(MANY,),
             requires="aiorpatterns.search.autocomplete:Autocomplete",
+        ),
+        Variant(
+            "aiorpatterns-procs",
+            _library,
+            requires="aiorpatterns.search.autocomplete:Autocomplete",
+            runs="processes",
         ),
         Variant(
             "aiorpatterns-autopipeline",

@@ -5,7 +5,11 @@ against ``update_token_pipeline`` (the same five in one ``pipeline(False)``) wit
 calling in a loop with the same token, user and item, over a Unix socket and TCP localhost.
 Rows:
 
-- ``book-plain`` / ``book-pipeline``: the ports in :mod:`benchmarks.baselines.ch04_sessions`;
+- ``book-plain`` / ``book-pipeline``: the book's code as the book ran it, the reference of the
+  ratios: the sync ports in :mod:`benchmarks.baselines.sync.ch04_sessions`, one OS process per
+  client;
+- ``book-plain-async`` / ``book-pipeline-async``: the same listings ported to ``redis.asyncio``
+  (:mod:`benchmarks.baselines.ch04_sessions`), clients as coroutines;
 - ``aiorpatterns``: :class:`aiorpatterns.webapp.sessions.Sessions` (one Lua script, one round trip);
 - ``aiorpatterns-autopipeline``: the same through one ``AutoPipeline`` shared by 100 client
   coroutines per run (so many calls share each round trip);
@@ -17,8 +21,8 @@ Both limit rows run with one client: one connection that never waits is already 
 one client process.
 
 Every client but the autopipelined ones has its own connection. ``ops`` = calls, ``tries`` =
-calls, the book's rate is its calls/s (1 client). Ratios are to ``book-pipeline`` at the same
-client count (autopipeline: to 1 client), as the book's own table compares the two.
+calls, the book's rate is its calls/s (1 client). Ratios are to ``book-pipeline`` (sync, processes)
+at the same client count (autopipeline: to 1 client), as the book's own table compares the two.
 """
 
 from __future__ import annotations
@@ -28,7 +32,19 @@ from collections.abc import Sequence
 from typing import Any
 
 from .baselines import ch04_sessions
-from .runner import BENCH_PREFIX, ClientPerCoroutine, ClientStats, Job, Op, Table, Variant, connect
+from .baselines.sync import ch04_sessions as sync_ch04_sessions
+from .runner import (
+    BENCH_PREFIX,
+    ClientPerCoroutine,
+    ClientStats,
+    Job,
+    Op,
+    SyncClientPerProcess,
+    SyncOp,
+    Table,
+    Variant,
+    connect,
+)
 
 __all__ = ["TABLE"]
 
@@ -65,6 +81,22 @@ def _book_pipeline(job: Job) -> ClientPerCoroutine:
         return op
 
     return ClientPerCoroutine(job, make)
+
+
+def _book_sync(function: Any) -> Any:
+    def factory(job: Job) -> SyncClientPerProcess:
+        def make(client: Any, st: ClientStats, _: int) -> SyncOp:
+            def op(deadline: float) -> None:
+                t = time.perf_counter()
+                st.tries += 1
+                function(client, TOKEN, USER, ITEM, key_prefix=BENCH_PREFIX)
+                st.success(t)
+
+            return op
+
+        return SyncClientPerProcess(job, make)
+
+    return factory
 
 
 def _sessions(client: Any) -> Any:
@@ -172,8 +204,20 @@ TABLE = Table(
     title="update_token: one round trip per command vs pipelined (Redis in Action §4.5)",
     unit="calls",
     variants=(
-        Variant("book-plain", _book_plain, book=_BOOK_PLAIN),
-        Variant("book-pipeline", _book_pipeline, book=_BOOK_PIPELINE),
+        Variant(
+            "book-plain",
+            _book_sync(sync_ch04_sessions.update_token),
+            book=_BOOK_PLAIN,
+            runs="sync",
+        ),
+        Variant(
+            "book-pipeline",
+            _book_sync(sync_ch04_sessions.update_token_pipeline),
+            book=_BOOK_PIPELINE,
+            runs="sync",
+        ),
+        Variant("book-plain-async", _book_plain),
+        Variant("book-pipeline-async", _book_pipeline),
         Variant("aiorpatterns", _ours, requires="aiorpatterns.webapp.sessions:Sessions"),
         Variant(
             "aiorpatterns-autopipeline",

@@ -4,20 +4,25 @@ Redis in Action §6.3 has no benchmark table; this one follows the shape of the 
 (inventory §2b): 1, 2, 5 and 10 clients loop acquire → release on one semaphore of limit 5, and
 a row counts tries and acquires. Rows:
 
-- ``book-basic`` / ``book-fair`` / ``book-fair-lock``: the ch06 ports in
-  :mod:`benchmarks.baselines.ch06_semaphores` (``acquire_semaphore``, ``acquire_fair_semaphore``,
-  ``acquire_semaphore_with_lock``, released with ``release_semaphore`` /
-  ``release_fair_semaphore``). Each book acquire tries once and returns None when full, and the
-  book has no waiting loop for semaphores, so the driver retries the way every acquire loop of
-  the book does (``acquire_lock_with_timeout``): sleep 1 ms after a failed try, until the
-  deadline. A try is one call of the book's acquire function;
+- ``book-basic`` / ``book-fair`` / ``book-fair-lock``: the book's code as the book ran it, the
+  reference of the ratios: the sync ch06 ports in :mod:`benchmarks.baselines.sync.ch06_semaphores`
+  (``acquire_semaphore``, ``acquire_fair_semaphore``, ``acquire_semaphore_with_lock``, released
+  with ``release_semaphore`` / ``release_fair_semaphore``), one OS process per client. Each book
+  acquire tries once and returns None when full, and the book has no waiting loop for
+  semaphores, so the driver retries the way every acquire loop of the book does
+  (``acquire_lock_with_timeout``): ``time.sleep(.001)`` after a failed try, until the deadline.
+  A try is one call of the book's acquire function;
+- ``book-basic-async`` / ``book-fair-async`` / ``book-fair-lock-async``: the same listings ported
+  to ``redis.asyncio`` (:mod:`benchmarks.baselines.ch06_semaphores`), clients as coroutines,
+  retrying with ``asyncio.sleep(0.001)``;
 - ``aiorpatterns`` / ``aiorpatterns-fair``: :class:`~aiorpatterns.Semaphore` and
   ``FairSemaphore`` (FIFO hand-off, no polling), one object per client, waiting with the time
   left as ``acquire_timeout``; a try is one run of the class's acquire script, counted by a
   :class:`~benchmarks.runner.CountingClient` (EVALSHAs of that script's SHA);
 - ``limit``: ``ZADD`` + ``ZREM`` pairs on one ZSET, 100 pairs per pipeline, per client.
 
-Latency is from the first try to the success. Ratios are to ``book-basic`` and ``book-fair``.
+Latency is from the first try to the success. Ratios are to ``book-basic`` and ``book-fair`` (sync,
+processes).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .baselines import ch06_semaphores as book
+from .baselines.sync import ch06_semaphores as sync_book
 from .runner import (
     BENCH_PREFIX,
     ClientPerCoroutine,
@@ -37,6 +43,8 @@ from .runner import (
     CountingClient,
     Job,
     Op,
+    SyncClientPerProcess,
+    SyncOp,
     Table,
     Variant,
     lease_op,
@@ -95,6 +103,55 @@ async def _fair_release(client: Any, identifier: str) -> Any:
 
 async def _fair_lock(client: Any) -> str | None:
     return await book.acquire_semaphore_with_lock(
+        client, SEMNAME, LIMIT, TIMEOUT, key_prefix=BENCH_PREFIX
+    )
+
+
+SyncAcquire = Callable[[Any], str | None]
+SyncRelease = Callable[[Any, str], Any]
+
+
+def _book_sync(acquire: SyncAcquire, release: SyncRelease) -> Callable[[Job], SyncClientPerProcess]:
+    def factory(job: Job) -> SyncClientPerProcess:
+        def make(client: Any, st: ClientStats, _: int) -> SyncOp:
+            def op(deadline: float) -> None:
+                t = time.perf_counter()
+                while True:
+                    st.tries += 1
+                    identifier = acquire(client)
+                    if identifier:
+                        st.success(t)
+                        release(client, identifier)
+                        return
+                    time.sleep(0.001)
+                    if time.perf_counter() >= deadline:
+                        return
+
+            return op
+
+        return SyncClientPerProcess(job, make)
+
+    return factory
+
+
+def _sync_basic(client: Any) -> str | None:
+    return sync_book.acquire_semaphore(client, SEMNAME, LIMIT, TIMEOUT)
+
+
+def _sync_basic_release(client: Any, identifier: str) -> Any:
+    return sync_book.release_semaphore(client, SEMNAME, identifier)
+
+
+def _sync_fair(client: Any) -> str | None:
+    return sync_book.acquire_fair_semaphore(client, SEMNAME, LIMIT, TIMEOUT)
+
+
+def _sync_fair_release(client: Any, identifier: str) -> Any:
+    return sync_book.release_fair_semaphore(client, SEMNAME, identifier)
+
+
+def _sync_fair_lock(client: Any) -> str | None:
+    return sync_book.acquire_semaphore_with_lock(
         client, SEMNAME, LIMIT, TIMEOUT, key_prefix=BENCH_PREFIX
     )
 
@@ -171,10 +228,17 @@ TABLE = Table(
     title=f"One semaphore of limit {LIMIT}: acquire → release (Redis in Action §6.3)",
     unit="acquires",
     variants=(
-        Variant("book-basic", _book(_basic, _basic_release)),
-        Variant("book-fair", _book(_fair, _fair_release), unsupported=_NO_CLUSTER_ZINTERSTORE),
+        Variant("book-basic", _book_sync(_sync_basic, _sync_basic_release), runs="sync"),
+        Variant("book-fair", _book_sync(_sync_fair, _sync_fair_release), runs="sync"),
+        Variant("book-fair-lock", _book_sync(_sync_fair_lock, _sync_fair_release), runs="sync"),
+        Variant("book-basic-async", _book(_basic, _basic_release)),
         Variant(
-            "book-fair-lock", _book(_fair_lock, _fair_release), unsupported=_NO_CLUSTER_ZINTERSTORE
+            "book-fair-async", _book(_fair, _fair_release), unsupported=_NO_CLUSTER_ZINTERSTORE
+        ),
+        Variant(
+            "book-fair-lock-async",
+            _book(_fair_lock, _fair_release),
+            unsupported=_NO_CLUSTER_ZINTERSTORE,
         ),
         Variant(
             "aiorpatterns",

@@ -25,10 +25,21 @@ from benchmarks.baselines import ch06_autocomplete, ch11_autocomplete
 from benchmarks.cli import main
 from benchmarks.runner import ClientStats, Job, Target
 
-ROW_KEYS = helpers.ROW_KEYS | {"writes", "leaked_markers"}
+ROW_KEYS = helpers.ROW_KEYS | {"writes", "leaked_markers", "runs"}
 TOP_KEYS = helpers.TOP_KEYS | {"params"}
-VARIANTS = {"book-original", "book-lua", "aiorpatterns", "aiorpatterns-autopipeline", "limit"}
-OURS = {"aiorpatterns", "aiorpatterns-autopipeline", "limit"}
+VARIANTS = {
+    "book-original",
+    "book-lua",
+    "book-original-async",
+    "book-lua-async",
+    "aiorpatterns",
+    "aiorpatterns-procs",
+    "aiorpatterns-autopipeline",
+    "limit",
+}
+OURS = {"aiorpatterns", "aiorpatterns-procs", "aiorpatterns-autopipeline", "limit"}
+LUA = {"book-lua", "book-lua-async"}
+RUNS = {"book-original": "sync", "book-lua": "sync", "aiorpatterns-procs": "processes"}
 #: The ch11 test's sentence: 'these are some words that we will be autocompleting on'.
 WORDS = ["these", "are", "some", "words", "that", "we", "will", "be", "autocompleting", "on"]
 BOOK_PORTS = [ch06_autocomplete, ch11_autocomplete]
@@ -53,13 +64,16 @@ def _check(data: dict[str, Any], topology: str) -> None:
     assert set(params["prefix_lengths"]) == {"1", "2", "3"}
     assert sum(params["prefix_lengths"].values()) == params["prefixes"] == 1000
     rows = data["rows"]
-    # On a cluster the book's WATCH row is skipped: redis-py's cluster WATCH can deadlock.
-    expected = VARIANTS - {"book-original"} if topology == "cluster" else VARIANTS
+    # On a cluster the asyncio WATCH row is skipped: redis-py's asyncio cluster WATCH can
+    # deadlock; the sync one runs.
+    expected = VARIANTS - {"book-original-async"} if topology == "cluster" else VARIANTS
     assert {r["variant"] for r in rows} == expected
     for variant in expected:
-        assert {r["clients"] for r in rows if r["variant"] == variant} == {1, 2, table.MANY}
+        counts = {1, 2} if variant in RUNS else {1, 2, table.MANY}  # no 100 processes
+        assert {r["clients"] for r in rows if r["variant"] == variant} == counts, variant
     for row in rows:
         assert set(row) == ROW_KEYS, row
+        assert row["runs"] == RUNS.get(row["variant"], "coroutines"), row
         assert row["tries"] >= row["ops"] >= 0
         assert row["retries"] == row["tries"] - row["ops"]
         # Calls in flight at the deadline run to their end: the book's calls leak no marker
@@ -69,25 +83,26 @@ def _check(data: dict[str, Any], topology: str) -> None:
             assert row["leaked_markers"] == 0, row
             assert row["writes"] == 0, row
             assert row["retries"] == 0, row
-        if row["variant"] == "book-lua":
+        if row["variant"] in LUA:
             assert row["leaked_markers"] == 0, row  # the script is atomic
             assert row["retries"] == 0, row
         # One call of the limit row is a pipeline of 100 (on a cluster, split over the nodes):
         # on a loaded machine not one may end within a 0.2 s row, so only the single calls must.
         # test_the_limit_row_keeps_100_calls_per_pipeline checks the limit row's calls.
-        if row["variant"] not in {"book-original", "limit"} and row["clients"] <= 2:
+        watch = {"book-original", "book-original-async", "limit"}
+        if row["variant"] not in watch and row["clients"] <= 2:
             assert row["ops"] > 0, row
     lua_1 = next(r for r in rows if r["variant"] == "book-lua" and r["clients"] == 1)
     assert lua_1["book"] == pytest.approx(6444.0)
-    if topology != "cluster":
-        original_2 = next(r for r in rows if r["variant"] == "book-original" and r["clients"] == 2)
-        assert original_2["book"] == pytest.approx(1755.1)
+    original_2 = next(r for r in rows if r["variant"] == "book-original" and r["clients"] == 2)
+    assert original_2["book"] == pytest.approx(1755.1)
+    assert all(r["book"] is None for r in rows if r["variant"].endswith("-async"))
 
 
 def test_table_on_a_standalone_server(redis_server: Endpoint, tmp_path: Path) -> None:
     data = _run(tmp_path, "--url", redis_server.url)
     _check(data, "standalone")
-    lua = [r for r in data["rows"] if r["variant"] == "book-lua" and r["ops"]]
+    lua = [r for r in data["rows"] if r["variant"] in LUA and r["ops"]]
     assert all(r["writes"] >= 4 * r["ops"] for r in lua)  # two markers added, two removed
     markdown = (tmp_path / "out.md").read_text()
     assert "### `autocomplete`" in markdown
