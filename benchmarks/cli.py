@@ -1,25 +1,33 @@
 """Parse ``python -m benchmarks`` arguments, run the tables, print and write the results.
 
-The harness of Redis in Action's benchmark tables (§4.5 pipelines, §11.2 locks, and §6.3
-semaphores): ``python -m benchmarks <pipeline|lock|semaphore|all>``. Without ``--url`` it starts
-its own server (or cluster) through :mod:`aiorpatterns.testing.server`.
+The harness of Redis in Action's benchmark tables (§4.5 pipelines, §11.2 locks, §6.3
+semaphores, ...): ``python -m benchmarks <table|all>``. Without ``--url`` it starts its own
+server (or cluster) through :mod:`aiorpatterns.testing.server`. It prints a table that fits 100
+columns (``--wide``: every column) and writes files only when asked: ``--json``, ``--plot``,
+``--markdown``, or ``--out DIR`` for all three.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rich.console import Console
 
-from .report import RichReporter, print_results, render_markdown, write_json, write_plot
+from .report import (
+    COMPACT_WIDTH,
+    RichReporter,
+    print_results,
+    write_json,
+    write_markdown,
+    write_plot,
+)
 from .runner import RunPlan, SilentReporter, TableResult, run_plan
 
-__all__ = ["TABLES", "main", "output_path"]
+__all__ = ["TABLES", "main", "output_path", "write_files"]
 
 TABLES = ("pipeline", "lock", "semaphore", "autocomplete", "queue", "market", "ziplist")
-RESULTS_DIR = Path("bench-results")
 
 
 def _clients(text: str) -> tuple[int, ...]:
@@ -71,18 +79,66 @@ def parser() -> argparse.ArgumentParser:
         metavar="P",
         help="spread the clients over P processes (default: coroutines, one process)",
     )
-    p.add_argument("--json", type=Path, metavar="F", help="JSON output (one file per table)")
-    p.add_argument("--plot", type=Path, metavar="F.png", help="PNG chart (one file per table)")
-    p.add_argument("--markdown", type=Path, metavar="F", help="markdown output (every table)")
+    p.add_argument(
+        "--wide",
+        action="store_true",
+        help="print every column (default: the columns that fit 100 characters)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    return p  # fmt: skip
+    files = p.add_argument_group("files", "written only when asked; nothing is written by default")
+    files.add_argument(
+        "--json", type=Path, metavar="F", help="rows as JSON (F-<table>.json when several tables)"
+    )
+    files.add_argument(
+        "--plot", type=Path, metavar="F.png", help="a chart (F-<table>.png when several tables)"
+    )
+    files.add_argument("--markdown", type=Path, metavar="F", help="markdown of every table")
+    files.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="<table>.json, .png and .md of each table into DIR (the flags above win)",
+    )
+    return p
 
 
-def output_path(given: Path | None, default: Path, table: str, many: bool) -> Path:
-    """The file for ``table``: ``given`` (suffixed ``-<table>`` when several tables share it)."""
+def output_path(given: Path | None, table: str, many: bool) -> Path | None:
+    """The file for ``table``: ``given``, suffixed ``-<table>`` when several tables share it."""
     if given is None:
-        return default
+        return None
     return given.with_name(f"{given.stem}-{table}{given.suffix}") if many else given
+
+
+def _file(given: Path | None, out: Path | None, table: str, suffix: str, many: bool) -> Path | None:
+    """:func:`output_path` of ``given``, else ``<out>/<table><suffix>`` under ``--out``."""
+    path = output_path(given, table, many)
+    if path is None and out is not None:
+        path = out / f"{table}{suffix}"
+    return path
+
+
+def write_files(args: argparse.Namespace, results: Sequence[TableResult]) -> list[Path]:
+    """Write the files the flags ask for (none by default); return their paths."""
+    many = len(results) > 1
+    written: list[Path] = []
+    for result in results:
+        name = result.table.name
+        writers: list[tuple[Path | None, str, Callable[[Path, TableResult], None]]] = [
+            (args.json, ".json", write_json),
+            (args.plot, ".png", write_plot),
+        ]
+        for given, suffix, write in writers:
+            path = _file(given, args.out, name, suffix, many)
+            if path is not None:
+                write(path, result)
+                written.append(path)
+        if args.out is not None and args.markdown is None:
+            write_markdown(args.out / f"{name}.md", [result])
+            written.append(args.out / f"{name}.md")
+    if args.markdown is not None:
+        write_markdown(args.markdown, results)
+        written.append(args.markdown)
+    return written
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -100,27 +156,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         processes=args.processes,
     )
     console = Console()
-    if not console.is_terminal:  # piped or captured: do not squeeze 15 columns into 80
-        console = Console(width=200)
+    if not console.is_terminal:  # piped or captured: as wide as the table is meant to be
+        console = Console(width=240 if args.wide else COMPACT_WIDTH)
     results: list[TableResult]
     if args.quiet:
         results = run_plan(plan, SilentReporter())
     else:
         with RichReporter(console) as reporter:
             results = run_plan(plan, reporter)
-    print_results(console, results)
-    many = len(results) > 1
-    written: list[Path] = []
-    for result in results:
-        name = result.table.name
-        json_path = output_path(args.json, RESULTS_DIR / f"{name}.json", name, many)
-        write_json(json_path, result)
-        plot_path = output_path(args.plot, RESULTS_DIR / f"{name}.png", name, many)
-        write_plot(plot_path, result)
-        written += [json_path, plot_path]
-    md_path = args.markdown or RESULTS_DIR / f"{args.table}.md"
-    md_path.parent.mkdir(parents=True, exist_ok=True)
-    md_path.write_text(render_markdown(results))
-    written.append(md_path)
-    console.print("wrote " + ", ".join(str(p) for p in written))
+    print_results(console, results, wide=args.wide)
+    written = write_files(args, results)
+    if written:
+        console.print("wrote " + ", ".join(str(p) for p in written))
     return 0

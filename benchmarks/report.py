@@ -8,12 +8,18 @@ trips. Redis in Action §4.5 and §11.2 print the tables this module reproduces.
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import Callable, Sequence
+import textwrap
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from rich import box
 from rich.console import Console
+from rich.markup import escape
+from rich.padding import Padding
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -24,8 +30,9 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table as RichTable
+from rich.text import Text
 
-from .runner import Row, TableResult
+from .runner import Row, Table, TableResult
 
 __all__ = [
     "Goal",
@@ -38,6 +45,8 @@ __all__ = [
 ]
 
 
+#: The terminal table's width by default (``--wide``: every column, however wide).
+COMPACT_WIDTH = 100
 DASH = "\u2013"
 TIMES = "\u00d7"
 
@@ -128,12 +137,16 @@ def _ratio(value: float | None, fallback: bool = False) -> str:
     return f"{value:.2f}{TIMES}" + ("†" if fallback else "")
 
 
-def _columns(result: TableResult) -> list[tuple[str, Callable[[Row], str]]]:
+Column = tuple[str, Callable[[Row], str]]
+
+
+def _columns(result: TableResult) -> list[Column]:
+    """Every column (``--wide``, and the markdown): counts, rates, ratios, latency, fairness."""
     rows = result.rows
     table = result.table
     variants = {v.name: v for v in table.variants}
     tries = table.unit != "calls"
-    cols: list[tuple[str, Callable[[Row], str]]] = [
+    cols: list[Column] = [
         ("variant", lambda r: r.variant),
         ("clients", lambda r: str(r.clients)),
     ]
@@ -152,19 +165,9 @@ def _columns(result: TableResult) -> list[tuple[str, Callable[[Row], str]]]:
             return _num(v.book_tries_per_op(r.transport, r.clients), 2) if v else DASH
 
         cols.append(("book tries/op", book_tries))
-    for ref in table.references:
-
-        def rel(r: Row, ref: str = ref) -> str:
-            return _ratio(*ratio_to(rows, r, ref))
-
-        cols.append((f"{TIMES} {ref}", rel))
+    cols += _ratio_columns(result)
     cols.append(("% limit", lambda r: _num(_pct(limit_share(rows, r)), 0)))
-    for key in table.columns:
-
-        def extra(r: Row, key: str = key) -> str:
-            return _num(_extra(r, key))
-
-        cols.append((key.replace("_", " "), extra))
+    cols += _extra_columns(result)
     cols.append(("p50 ms", lambda r: _num(r.latencies_ms[0], 3)))
     cols.append(("p99 ms", lambda r: _num(r.latencies_ms[1], 3)))
     cols.append(("Jain", lambda r: _num(r.jain, 3)))
@@ -172,6 +175,93 @@ def _columns(result: TableResult) -> list[tuple[str, Callable[[Row], str]]]:
         ("min-max", lambda r: f"{min(r.per_client, default=0)}{DASH}{max(r.per_client, default=0)}")
     )
     return cols
+
+
+def _ratio_columns(result: TableResult) -> list[Column]:
+    """One ratio column per reference of the table, headed by the reference's name."""
+    cols: list[Column] = []
+    for ref in result.table.references:
+
+        def rel(r: Row, ref: str = ref) -> str:
+            return _ratio(*ratio_to(result.rows, r, ref))
+
+        cols.append((f"{TIMES} {ref}", rel))
+    return cols
+
+
+def _extra_columns(result: TableResult) -> list[Column]:
+    """The table's own columns (``Table.columns``), headed by their key with spaces."""
+    cols: list[Column] = []
+    for key in result.table.columns:
+
+        def extra(r: Row, key: str = key) -> str:
+            return _num(_extra(r, key))
+
+        cols.append((key.replace("_", " "), extra))
+    return cols
+
+
+def compact_columns(result: TableResult, width: int = COMPACT_WIDTH) -> list[Column]:
+    """The columns a reader needs, as many as fit ``width`` characters, in the wide order.
+
+    Always the variant, its clients, the rate, the book's rate (where the book has one), the
+    ratio to each reference, p99 and, with more than one client, Jain's index; then, while the
+    table still fits: tries per op (where some row retried), the share of the ``limit`` row and
+    the table's own columns.
+    """
+    rows = result.rows
+    unit = result.table.unit
+    rate = f"{unit}/s" if len(unit) <= 9 else f"{unit}\n/s"
+    cols: list[tuple[Column, bool]] = [
+        (("variant", lambda r: r.variant), False),
+        (("clients", lambda r: str(r.clients)), False),
+        (("tries/op", lambda r: _num(r.tries / r.ops, 2) if r.ops else DASH), True),
+        ((rate, lambda r: _num(r.ops_per_s)), False),
+        (("book/s", lambda r: _num(r.book)), False),
+    ]
+    cols += [((_short(title), fn), False) for title, fn in _ratio_columns(result)]
+    cols.append((("% limit", lambda r: _num(_pct(limit_share(rows, r)), 0)), True))
+    cols.append((("p99 ms", lambda r: _ms(r.latencies_ms[1])), False))
+    cols.append((("Jain", lambda r: _num(r.jain, 2)), False))
+    cols += [(col, True) for col in _extra_columns(result)]
+    cols = [(col, optional) for col, optional in cols if _wanted(result, col[0])]
+    chosen = [col for col, optional in cols if not optional]
+    for col in (col for col, optional in cols if optional):
+        more = [c for c, _ in cols if c in chosen or c is col]
+        if _width(result, more) <= width:
+            chosen = more
+    return chosen
+
+
+def _wanted(result: TableResult, title: str) -> bool:
+    """Whether the compact table shows the column ``title`` for these rows at all."""
+    rows = result.rows
+    if title == "book/s":
+        return any(r.book is not None for r in rows)
+    if title == "tries/op":
+        return any(r.retries for r in rows if not r.base.startswith("limit"))
+    if title == "Jain":
+        return any(r.clients > 1 for r in rows)
+    return True
+
+
+def _short(title: str) -> str:
+    """A ratio header on two lines, ``book-`` over the rest of the name: the column stays narrow."""
+    head, book, tail = title.partition(" book-")
+    return f"{head} book-\n{tail}" if book else title
+
+
+def _ms(value: float | None) -> str:
+    """Milliseconds with three significant digits or so: 0.123, 1.23, 12.3, 123."""
+    if value is None:
+        return DASH
+    return f"{value:,.{2 if value < 10 else 1 if value < 100 else 0}f}"
+
+
+def _width(result: TableResult, cols: Sequence[Column]) -> int:
+    """How many characters the rich table of ``cols`` takes when nothing wraps."""
+    measure = Console(width=10_000, file=io.StringIO())
+    return measure.measure(_rich_table(result, cols, caption=False)).maximum
 
 
 def _extra(row: Row, key: str) -> float | None:
@@ -305,44 +395,88 @@ def _mark(holds: bool | None) -> str:
     return {True: "holds", False: "MISSED", None: "not measured"}[holds]
 
 
+def targets_line(result: TableResult) -> str | None:
+    """The table's targets in one line of rich markup: how many hold, then each one missed."""
+    goals = goals_of(result)
+    if not goals:
+        return None
+    held = sum(goal.holds is True for goal in goals)
+    colour = "green" if held == len(goals) else "yellow"
+    parts = [f"[{colour}]targets: {held}/{len(goals)} hold[/]"]
+    missed = [f"{goal.text} ({goal.value})" for goal in goals if goal.holds is False]
+    if missed:
+        parts.append("[red]missed:[/] " + escape("; ".join(missed)))
+    unmeasured = sum(goal.holds is None for goal in goals)
+    if unmeasured:
+        parts.append(f"{unmeasured} not measured (rows missing)")
+    return " · ".join(parts)
+
+
+def uses_fallback(result: TableResult) -> bool:
+    """Whether a ratio is taken against the reference's 1-client row (printed with †)."""
+    rows, refs = result.rows, result.table.references
+    pairs = (ratio_to(rows, row, ref) for row in rows for ref in refs)
+    return any(ratio is not None and fallback for ratio, fallback in pairs)
+
+
 # -- output ----------------------------------------------------------------------------------
 
+FALLBACK_NOTE = "† = vs the reference at 1 client (it has no row at this client count)."
 
-def print_results(console: Console, results: Sequence[TableResult]) -> None:
-    """Print one rich table per book table, its notes and its goals."""
-    for result in results:
-        table = RichTable(
-            title=f"[bold]{result.table.name}[/]: {result.table.title}",
-            caption=_header(result),
-            header_style="bold cyan",
+
+def _row_style(row: Row) -> str | None:
+    if row.base.startswith("limit"):
+        return "dim"
+    return "green" if row.base.startswith("aiorpatterns") else None
+
+
+def _rich_table(result: TableResult, cols: Sequence[Column], caption: bool = True) -> RichTable:
+    """The rows of ``result`` under ``cols``, a section per transport."""
+    table = RichTable(
+        title=f"[bold]{result.table.name}[/]: {escape(result.table.title)}",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 0, 0, 1),
+        show_edge=False,
+        caption=_header(result) if caption else None,
+        header_style="bold cyan",
+        title_justify="left",
+        caption_justify="left",
+    )
+    for i, (title, _) in enumerate(cols):
+        table.add_column(
+            title, justify="left" if i == 0 else "right", vertical="bottom", no_wrap=i == 0
         )
-        cols = _columns(result)
-        for i, (title, _) in enumerate(cols):
-            table.add_column(title, justify="left" if i == 0 else "right", no_wrap=i == 0)
-        previous = None
-        for row in result.rows:
-            style = (
-                "dim"
-                if row.base.startswith("limit")
-                else ("green" if "aiorpatterns" in row.base else None)
-            )
-            if previous is not None and previous[0] != row.transport:
-                table.add_section()
-            table.add_row(*(fn(row) for _, fn in cols), style=style)
-            previous = (row.transport, row.base)
-        console.print(table)
-        console.print(f"  {result.table.notes}")
-        console.print("  † vs the reference at 1 client (no row at this client count).")
-        for note in result.skipped:
-            console.print(f"  [yellow]{note}[/]")
-        for goal in goals_of(result):
-            colour = {True: "green", False: "red", None: "yellow"}[goal.holds]
-            console.print(f"  target: {goal.text}: {goal.value} [{colour}]{_mark(goal.holds)}[/]")
+    previous: str | None = None
+    for row in result.rows:
+        if previous is not None and previous != row.transport:
+            table.add_section()
+        table.add_row(*(fn(row) for _, fn in cols), style=_row_style(row))
+        previous = row.transport
+    return table
+
+
+def print_results(console: Console, results: Sequence[TableResult], *, wide: bool = False) -> None:
+    """Print one rich table per book table, then its notes, footnotes and targets.
+
+    By default the table holds the columns of :func:`compact_columns` and fits 100 characters;
+    ``wide`` prints every column.
+    """
+    for result in results:
+        cols = _columns(result) if wide else compact_columns(result)
+        console.print(_rich_table(result, cols))
+        notes = [result.table.notes, FALLBACK_NOTE if uses_fallback(result) else ""]
+        lines = [Text(note, style="dim") for note in notes if note]
+        lines += [Text(note, style="yellow") for note in result.skipped]
+        targets = targets_line(result)
+        if targets is not None:
+            lines.append(Text.from_markup(targets))
+        for line in lines:
+            console.print(Padding(line, (0, 0, 0, 2)))
         console.print()
 
 
 def render_markdown(results: Sequence[TableResult]) -> str:
-    """Every table as GitHub markdown, with its header line, notes and goals."""
+    """Every table as GitHub markdown, every column, with its header line, notes and goals."""
     out: list[str] = []
     for result in results:
         cols = _columns(result)
@@ -353,7 +487,8 @@ def render_markdown(results: Sequence[TableResult]) -> str:
         for row in result.rows:
             out.append("| " + " | ".join(fn(row) for _, fn in cols) + " |")
         out.append("")
-        out.append(f"{result.table.notes} † = vs the reference at 1 client.")
+        notes = [result.table.notes, FALLBACK_NOTE if uses_fallback(result) else ""]
+        out.append(" ".join(note for note in notes if note))
         for note in result.skipped:
             out.append(f"\n- {note}")
         goals = goals_of(result)
@@ -366,72 +501,282 @@ def render_markdown(results: Sequence[TableResult]) -> str:
 
 
 def write_json(path: Path, result: TableResult) -> None:
+    """Write ``result`` as JSON (``TableResult.as_json``) to ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result.as_json(), indent=2) + "\n")
 
 
-def write_plot(path: Path, result: TableResult) -> None:
-    """Grouped bars: one group per client count, one bar per variant, a panel per transport.
+def write_markdown(path: Path, results: Sequence[TableResult]) -> None:
+    """Write :func:`render_markdown` of ``results`` to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_markdown(results))
 
-    ``limit`` rows are not bars (they would flatten every other bar): each is a dashed line over
-    its group, labelled with its rate, or only the label when it is far above the bars.
+
+# -- what each variant is --------------------------------------------------------------------
+
+#: What a variant is, by ``"<table>:<variant>"`` or ``"<variant>"``, where the name rules of
+#: :func:`describe_variant` say too little. A table's ``notes`` say the rest.
+DESCRIBE: dict[str, str] = {
+    "lock:redis-py": "redis-py's asyncio Lock, sleep 0.1 s (its default), coroutines",
+    "lock:redis-py-fast": "redis-py's asyncio Lock, sleep 1 ms, coroutines",
+    "limit-commands": "the limit, with the book's 5 commands per call",
+    "queue:book-list": "the book's list queue (RPUSH, BLPOP): no ack, a crash loses the task",
+}
+
+
+def describe_variant(table: Table, name: str, describe: Mapping[str, str] | None = None) -> str:
+    """What the variant ``name`` of ``table`` is, in a few words, for a chart's caption.
+
+    ``describe`` (then :data:`DESCRIBE`) is looked up by ``"<table>:<variant>"`` and by
+    ``"<variant>"``; else the name says it: ``book-X`` is the book's code (sync, a process per
+    client, or its asyncio port: ``book-X-async``), ``aiorpatterns*`` is ours, ``limit*`` the
+    machine's limit, anything else a peer.
+    """
+    base = name.split("@")[0]
+    lookup = {**DESCRIBE, **(describe or {})}
+    for key in (f"{table.name}:{base}", base):
+        if key in lookup:
+            return lookup[key]
+    runs = next((v.runs for v in table.variants if v.name == base), "coroutines")
+    return _describe_by_name(base, runs)
+
+
+def _describe_by_name(base: str, runs: str) -> str:
+    apart = runs != "coroutines"  # each client in its own process
+    if base.startswith("book-"):
+        if base.endswith("-async") or not apart:
+            return "asyncio port of the book's code"
+        return "the book's code, sync, a process per client"
+    if base.startswith("aiorpatterns"):
+        via = " through AutoPipeline" if "autopipeline" in base else ""
+        return f"ours{via}, " + ("a process per client" if apart else "coroutines")
+    if base.startswith("limit"):
+        return "the most this client and server do with the same round trips"
+    if base.startswith("lmove-") and base[6:].isdigit():
+        n = int(base[6:])
+        return f"LMOVE rotating a list of {n:,} item" + ("" if n == 1 else "s")
+    if base.startswith("redis-py"):
+        return "redis-py's own implementation"
+    return "a peer library, as its users install it"
+
+
+def caption_of(result: TableResult, describe: Mapping[str, str] | None = None) -> list[str]:
+    """What each variant of ``result`` is (alike ones share a clause), then the table's notes."""
+    alike: dict[str, list[str]] = {}
+    for base in dict.fromkeys(row.base for row in result.rows):
+        alike.setdefault(describe_variant(result.table, base, describe), []).append(base)
+    named = "; ".join(f"{', '.join(bases)} = {what}" for what, bases in alike.items())
+    return [part for part in (named and named + ".", result.table.notes) if part]
+
+
+# -- charts ----------------------------------------------------------------------------------
+
+#: One marker per book variant for the book's published rate.
+MARKERS = ("*", "D", "X", "P", "v", "^", "s", "p", "h", "<", ">", "d")
+
+
+def _p99(row: Row) -> float | None:
+    return row.latencies_ms[1]
+
+
+def _jain(row: Row) -> float | None:
+    return row.jain if row.clients > 1 else None  # one client is always fair
+
+
+#: The panels of a chart: title, y label, the value of a row (None: no bar).
+PANELS: dict[str, tuple[str, str, Callable[[Row], float | None]]] = {
+    "rate": ("throughput", "{unit} per second", lambda r: r.ops_per_s),
+    "p99": ("p99 latency", "ms (99th percentile)", _p99),
+    "jain": ("fairness", "Jain's index over clients", _jain),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Chart:
+    """What the panels of one chart share: rows, variants (bars), client counts, colours."""
+
+    rows: list[Row]
+    bases: list[str]
+    counts: list[int]
+    colours: dict[str, Any]
+
+    @property
+    def width(self) -> float:
+        return 0.8 / max(1, len(self.bases))
+
+    def points(
+        self, base: str, transport: str, value: Callable[[Row], float | None]
+    ) -> tuple[list[float], list[float]]:
+        """The x (within its client-count group) and y of each of ``base``'s bars."""
+        i = self.bases.index(base)
+        xs: list[float] = []
+        ys: list[float] = []
+        for j, n in enumerate(self.counts):
+            row = _find(self.rows, base, transport, n)
+            y = None if row is None else value(row)
+            if y is not None:
+                xs.append(j - 0.4 + self.width * (i + 0.5))
+                ys.append(y)
+        return xs, ys
+
+
+def _chart_of(result: TableResult) -> _Chart:
+    import matplotlib.pyplot as plt
+
+    rows = result.rows
+    bases = [b for b in dict.fromkeys(r.base for r in rows) if not b.startswith("limit")]
+    counts = sorted({r.clients for r in rows if not r.base.startswith("limit")})
+    palette = plt.get_cmap("tab10")
+    return _Chart(rows, bases, counts, {b: palette(i % 10) for i, b in enumerate(bases)})
+
+
+def _panels(chart: _Chart) -> list[str]:
+    """The rate panel, then p99 and fairness where some row of a variant has them."""
+    measured = [r for r in chart.rows if r.base in chart.bases]
+    return ["rate"] + [p for p in ("p99", "jain") if any(PANELS[p][2](r) for r in measured)]
+
+
+def _bars(ax: Any, chart: _Chart, transport: str, panel: str) -> None:
+    """One bar per variant and client count; ours outlined thick."""
+    for base in chart.bases:
+        xs, ys = chart.points(base, transport, PANELS[panel][2])
+        ours = base.startswith("aiorpatterns")
+        colour = chart.colours[base]
+        ax.bar(
+            xs, ys, width=chart.width * 0.92, label=base, color=colour,
+            edgecolor="black" if ours else colour, linewidth=2.2 if ours else 0.0, zorder=2,
+        )  # fmt: skip
+
+
+def _book_marks(ax: Any, chart: _Chart, transport: str) -> None:
+    """The book's published rate over each bar that has one, a marker per book variant."""
+    booked = [b for b in chart.bases if any(r.base == b and r.book for r in chart.rows)]
+    for k, base in enumerate(booked):
+        xs, ys = chart.points(base, transport, lambda r: r.book)
+        ax.scatter(
+            xs, ys, marker=MARKERS[k % len(MARKERS)], s=90, color=chart.colours[base],
+            edgecolors="black", linewidths=0.9, zorder=4, label=f"{base} in the book",
+        )  # fmt: skip
+
+
+def _limits(ax: Any, chart: _Chart, transport: str, top: float) -> None:
+    """``limit`` rows as a dashed line over their group (bars would flatten the rest)."""
+    limits = [r for r in chart.rows if r.base == "limit" and r.transport == transport]
+    found = [(j, _find(limits, "limit", transport, n)) for j, n in enumerate(chart.counts)]
+    spans = [(j - 0.42, j + 0.42, lim) for j, lim in found if lim is not None]
+    best = max(limits, key=lambda r: r.ops_per_s, default=None)
+    if not spans and best is not None:  # one limit for every group (a 1-client row): once
+        spans = [(-0.42, len(chart.counts) - 0.58, best)]
+    for left, right, lim in spans:
+        y = min(lim.ops_per_s, top * 0.97)
+        if lim.ops_per_s <= top:
+            ax.hlines(y, left, right, colors="0.35", linestyles="dashed", lw=1.2)
+        ax.annotate(
+            f"limit {lim.ops_per_s:,.0f}/s" + ("" if lim.ops_per_s <= top else " ↑"),
+            ((left + right) / 2, y), xytext=(0, 3), textcoords="offset points",
+            ha="center", va="bottom", fontsize=8, color="0.3",
+        )  # fmt: skip
+
+
+def _rate_panel(ax: Any, chart: _Chart, transport: str) -> None:
+    """Throughput bars, the book's rates, the limit; log scale when the bars span 50 times."""
+    rates = [r.ops_per_s for r in chart.rows if r.base in chart.bases and r.ops_per_s > 0]
+    books = [r.book for r in chart.rows if r.base in chart.bases and r.book]
+    top = max([*rates, *books], default=1.0) * 1.3 or 1.0
+    _bars(ax, chart, transport, "rate")
+    _book_marks(ax, chart, transport)
+    _limits(ax, chart, transport, top)
+    if _log_scale(ax, [*rates, *books]):
+        ax.set_ylim(min(rates + books) / 2, top * 2)
+    else:
+        ax.set_ylim(0, top)
+
+
+def _log_scale(ax: Any, values: Sequence[float]) -> bool:
+    """Put the y axis on a log scale when ``values`` span more than 50 times; say whether."""
+    wide = bool(values) and max(values) > 50 * min(values)
+    if wide:
+        ax.set_yscale("log")
+    return wide
+
+
+def _metric_panel(ax: Any, chart: _Chart, transport: str, panel: str) -> None:
+    """p99 (log scale when it spans a wide range) or Jain's index (0 to 1) bars."""
+    _bars(ax, chart, transport, panel)
+    values = [v for r in chart.rows if r.base in chart.bases and (v := PANELS[panel][2](r))]
+    if panel == "jain":
+        ax.set_ylim(0, 1.05)
+        ax.axhline(1.0, color="0.5", linestyle=":", lw=1)
+    else:
+        _log_scale(ax, values)
+
+
+def _style(ax: Any, chart: _Chart, panel: str, unit: str, title: str) -> None:
+    from matplotlib.ticker import FuncFormatter
+
+    ax.set_xticks(range(len(chart.counts)), [str(n) for n in chart.counts])
+    ax.set_xlabel("clients")
+    ax.set_title(title, fontsize=10)
+    ax.set_ylabel(PANELS[panel][1].format(unit=unit))
+    if panel == "rate":
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+
+
+def write_plot(path: Path, result: TableResult, describe: Mapping[str, str] | None = None) -> None:
+    """Write a PNG: throughput, p99 and fairness panels (a row of them per transport).
+
+    A bar per variant and client count, ours (``aiorpatterns*``) outlined thick; the book's
+    published rate as a marker over its variant's bar; ``limit`` as a dashed line. Under the
+    legend, a caption names each variant (:func:`caption_of`, ``describe`` overriding).
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter
 
-    rows = result.rows
-    transports = list(dict.fromkeys(r.transport for r in rows)) or ["tcp"]
-    bases = [b for b in dict.fromkeys(r.base for r in rows) if not b.startswith("limit")]
-    counts = sorted({r.clients for r in rows if not r.base.startswith("limit")})
-    palette = plt.get_cmap("tab10")
-    colours = {base: palette(i % 10) for i, base in enumerate(bases)}
-    fig, axes = plt.subplots(
-        1, len(transports), figsize=(max(7.0, 6.0 * len(transports)), 5.2), squeeze=False
-    )
-    width = 0.8 / max(1, len(bases))
-    peak = max((r.ops_per_s for r in rows if r.base in bases), default=1.0) or 1.0
-    top = peak * 1.3
-    for ax, transport in zip(axes[0], transports, strict=True):
-        for i, base in enumerate(bases):
-            xs, ys = [], []
-            for j, n in enumerate(counts):
-                row = _find(rows, base, transport, n)
-                if row is not None:
-                    xs.append(j - 0.4 + width * (i + 0.5))
-                    ys.append(row.ops_per_s)
-            if xs:
-                ax.bar(xs, ys, width=width * 0.95, label=base, color=colours[base])
-        limits = [r for r in rows if r.base == "limit" and r.transport == transport]
-        found = [(j, _find(limits, "limit", transport, n)) for j, n in enumerate(counts)]
-        spans = [(j - 0.42, j + 0.42, lim) for j, lim in found if lim is not None]
-        best = max(limits, key=lambda r: r.ops_per_s, default=None)
-        if not spans and best is not None:  # one limit for every group (a 1-client row): once
-            spans = [(-0.42, len(counts) - 0.58, best)]
-        for left, right, lim in spans:
-            y = min(lim.ops_per_s, top * 0.97)
-            if lim.ops_per_s <= top:
-                ax.hlines(y, left, right, colors="0.35", linestyles="dashed", lw=1.2)
-            ax.annotate(
-                f"limit {lim.ops_per_s:,.0f}/s" + ("" if lim.ops_per_s <= top else " ↑"),
-                ((left + right) / 2, y), xytext=(0, 3), textcoords="offset points",
-                ha="center", va="bottom", fontsize=8, color="0.3",
-            )  # fmt: skip
-        ax.set_ylim(0, max([top, *(min(r.ops_per_s, top) * 1.08 for r in limits)]))
-        ax.set_xticks(range(len(counts)), [str(n) for n in counts])
-        ax.set_xlabel("clients")
-        if len(transports) > 1:
-            ax.set_title(f"over {transport}", fontsize=10)
-        ax.set_ylabel(f"{result.table.unit} per second")
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
-        ax.grid(axis="y", alpha=0.3)
-        ax.set_axisbelow(True)
-    handles, labels = axes[0][0].get_legend_handles_labels()
+    chart = _chart_of(result)
+    transports = list(dict.fromkeys(r.transport for r in result.rows)) or ["tcp"]
+    panels = _panels(chart)
+    ratios = [1.6 if p == "rate" else 1.0 for p in panels]
+    width = max(7.5, 4.2 * sum(ratios))
+    caption = [
+        line
+        for part in caption_of(result, describe)
+        for line in textwrap.wrap(part, int(width * 16))
+    ]
+    fig = plt.figure(figsize=(width, 1.0 + 3.8 * len(transports) + 0.16 * len(caption) + 0.6))
+    axes = fig.subplots(len(transports), len(panels), squeeze=False, width_ratios=ratios)
+    for row_axes, transport in zip(axes, transports, strict=True):
+        over = f" over {transport}" if len(transports) > 1 else ""
+        for ax, panel in zip(row_axes, panels, strict=True):
+            if panel == "rate":
+                _rate_panel(ax, chart, transport)
+            else:
+                _metric_panel(ax, chart, transport, panel)
+            _style(ax, chart, panel, result.table.unit, PANELS[panel][0] + over)
+    _legend_and_caption(fig, axes, result, caption)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _legend_and_caption(fig: Any, axes: Any, result: TableResult, caption: list[str]) -> None:
+    """The title above, the legend (bars and book marks) and the caption below the panels."""
+    handles: dict[str, Any] = {}
+    for ax in axes[:, 0]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    height = fig.get_figheight()
+    bottom = (0.16 * len(caption) + 0.2) / height
+    ncol = min(len(handles), 5) or 1
+    legend_h = 0.24 * -(-len(handles) // ncol) / height
     fig.legend(
-        handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=9, frameon=False
-    )
+        list(handles.values()), list(handles), loc="lower center", ncol=ncol, fontsize=8.5,
+        frameon=False, bbox_to_anchor=(0.5, bottom),
+    )  # fmt: skip
+    fig.text(0.01, bottom - 0.08 / height, "\n".join(caption), ha="left", va="top", fontsize=8)
     engine = result.engine
     fig.suptitle(
         f"{result.table.name}: {result.table.title}\n"
@@ -439,8 +784,4 @@ def write_plot(path: Path, result: TableResult) -> None:
         f"{result.duration:g} s per row",
         fontsize=11,
     )
-    legend_rows = (len(labels) + 3) // 4
-    fig.tight_layout(rect=(0, 0.05 * legend_rows + 0.02, 1, 1))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    fig.tight_layout(rect=(0, bottom + legend_h + 0.02, 1, 1))

@@ -85,7 +85,7 @@ async def ends_after_cancel(task: asyncio.Task[Any], what: str) -> None:
 #: The keys every row of a benchmark table's JSON has (issue 3's format), and the top level's.
 ROW_KEYS = frozenset(
     {"variant", "clients", "ops", "tries", "retries", "seconds", "ops_per_s", "latency_ms"}
-    | {"fairness", "book"}
+    | {"fairness", "book", "runs"}
 )
 TOP_KEYS = frozenset({"table", "topology", "mode", "duration", "engine", "client", "rows"})
 

@@ -8,7 +8,9 @@ except the fair semaphore's own race, which the book describes (§6.3.4).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import io
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -17,11 +19,27 @@ from typing import Any
 
 import helpers
 import pytest
+from rich.console import Console
 
 from aiorpatterns.testing.pytest_plugin import Endpoint
 from benchmarks.baselines import ch04_sessions, ch06_locks, ch06_semaphores, ch11_locks
-from benchmarks.cli import main, output_path
-from benchmarks.runner import ClientStats, CountingClient, jain_index, percentile
+from benchmarks.cli import TABLES, main, output_path, parser, write_files
+from benchmarks.report import (
+    caption_of,
+    describe_variant,
+    print_results,
+    render_markdown,
+    write_plot,
+)
+from benchmarks.runner import (
+    ClientStats,
+    CountingClient,
+    Row,
+    TableResult,
+    jain_index,
+    load_table,
+    percentile,
+)
 
 ROW_KEYS = helpers.ROW_KEYS
 TOP_KEYS = helpers.TOP_KEYS
@@ -112,10 +130,123 @@ def test_processes_mode_sums_the_workers(redis_server: Endpoint, tmp_path: Path)
 
 
 def test_output_paths_get_the_table_name_when_shared() -> None:
-    default = Path("bench-results/lock.json")
-    assert output_path(None, default, "lock", many=True) == default
-    assert output_path(Path("x/out.json"), default, "lock", many=False) == Path("x/out.json")
-    assert output_path(Path("x/out.json"), default, "lock", many=True) == Path("x/out-lock.json")
+    assert output_path(None, "lock", many=True) is None
+    assert output_path(Path("x/out.json"), "lock", many=False) == Path("x/out.json")
+    assert output_path(Path("x/out.json"), "lock", many=True) == Path("x/out-lock.json")
+
+
+# -- the report, on fake rows (no server: only the shape of the output is tested) ------------
+
+ENGINE = {"name": "valkey", "version": "8.1.1"}
+CLIENT: dict[str, str | None] = {
+    "python": "3.12.3",
+    "redis_py": "8.1.0",
+    "hiredis": "3.2.1",
+    "loop": "asyncio",
+}
+
+
+def _fake(name: str, counts: tuple[int, ...] = (1, 2, 5, 10)) -> TableResult:
+    """A result of the real table ``name`` with a row per variant and count, numbers wide."""
+    table = load_table(name)
+    result = TableResult(table, "standalone", "coroutines", 1.0, ENGINE, CLIENT)
+    for transport in table.transports:
+        for k, v in enumerate(table.variants):
+            label = f"{v.name}@{transport}" if table.label_transport else v.name
+            for n in v.clients if v.clients is not None else (*counts, *v.also_clients):
+                per = [1_234_567 + 7_919 * (k + i) for i in range(n)]
+                extra: dict[str, float | None] = {key: 98_765_432.0 for key in table.columns}
+                row = Row(
+                    label, v.name, transport, n, sum(per), sum(per) * 2, 1.0, (0.25, 123.4),
+                    per, v.book_rate(transport, n), v.runs, extra,
+                )  # fmt: skip
+                result.rows.append(row)
+    return result
+
+
+def _printed(results: list[TableResult], width: int, wide: bool = False) -> str:
+    buffer = io.StringIO()
+    print_results(Console(width=width, file=buffer, color_system=None), results, wide=wide)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("name", TABLES)
+def test_the_terminal_table_fits_100_columns(name: str) -> None:
+    result = _fake(name)
+    text = _printed([result], width=100)
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= 100
+    for row in result.rows:  # every row on one line, unsqueezed: nothing wrapped or cut
+        assert any(
+            line.split()[:2] == [row.variant, str(row.clients)]
+            and f"{row.ops_per_s:,.0f}" in line
+            and "…" not in line
+            for line in text.splitlines()
+            if line.strip()
+        ), row.variant
+    assert "p99 ms" in text
+
+
+def test_wide_prints_every_column() -> None:
+    text = _printed([_fake("lock")], width=250, wide=True)
+    header = next(line for line in text.splitlines() if line.lstrip().startswith("variant"))
+    for title in ("tries", "tries/op", "book tries/op", "% limit", "p50 ms", "min-max"):
+        assert title in header
+    assert max(len(line) for line in text.splitlines()) > 100
+
+
+def test_footnotes_and_targets_only_when_used() -> None:
+    lock = _printed([_fake("lock")], width=100)
+    assert "†" not in lock  # every reference has a row at every count
+    assert "targets: 1/4 hold · missed: 10 clients: aiorpatterns acquires" in lock
+    assert "target:" not in lock  # one line per table, not one per target
+    autocomplete = _printed([_fake("autocomplete")], width=100)
+    assert "\u00d7\u2020" in autocomplete  # the 100-client rows: no reference row at 100
+    assert "† = vs the reference at 1 client" in autocomplete
+    queue = _printed([_fake("queue")], width=100)
+    assert "†" not in queue
+    assert "targets" not in queue
+    markdown = render_markdown([_fake("lock")])
+    assert "†" not in markdown
+    assert "- target: 10 clients" in markdown
+
+
+def test_variants_are_described_by_name() -> None:
+    lock = load_table("lock")
+    assert describe_variant(lock, "book-lua") == "the book's code, sync, a process per client"
+    assert describe_variant(lock, "book-lua-async") == "asyncio port of the book's code"
+    assert describe_variant(lock, "aiorpatterns") == "ours, coroutines"
+    assert describe_variant(lock, "aiorpatterns-procs") == "ours, a process per client"
+    assert describe_variant(lock, "limit").startswith("the most this client and server do")
+    assert "sleep 1 ms" in describe_variant(lock, "redis-py-fast")
+    assert describe_variant(lock, "x", {"lock:x": "mine"}) == "mine"
+    caption = " ".join(caption_of(_fake("queue")))
+    assert "no ack" in caption
+    assert "aiorpatterns-get, aiorpatterns-worker = ours" in caption
+
+
+@pytest.mark.parametrize("name", ["lock", "pipeline"])
+def test_charts_draw_from_fake_rows(name: str, tmp_path: Path) -> None:
+    write_plot(tmp_path / "chart.png", _fake(name, counts=(1, 2)))
+    assert (tmp_path / "chart.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def _flags(*argv: str) -> argparse.Namespace:
+    return parser().parse_args(["lock", *argv])
+
+
+def test_files_are_written_only_when_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    results = [_fake("queue", counts=(1,)), _fake("ziplist")]
+    assert write_files(_flags(), results) == []
+    assert list(tmp_path.iterdir()) == []
+    written = write_files(_flags("--out", "o", "--json", "r.json"), results)
+    assert sorted(map(str, written)) == [
+        *("o/queue.md", "o/queue.png", "o/ziplist.md", "o/ziplist.png"),
+        *("r-queue.json", "r-ziplist.json"),
+    ]
+    assert (tmp_path / "o" / "queue.png").read_bytes()[:8] == PNG_MAGIC
+    assert "### `ziplist`" in (tmp_path / "o" / "ziplist.md").read_text()
+    assert write_files(_flags("--markdown", "all.md"), results) == [Path("all.md")]
 
 
 @pytest.mark.parametrize("bad", [["lock", "--clients", "0"], ["lock", "--duration", "-1"], ["x"]])
