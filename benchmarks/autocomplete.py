@@ -19,6 +19,9 @@ clients are coroutines also at 100 clients; a process per client runs at ``--cli
   coroutines in one process / one process per client;
 - ``aiorpatterns-autopipeline``: the same, with all of a process' clients sharing one
   ``AutoPipeline`` (one connection), so concurrent calls share round trips;
+- ``walrus``: ``walrus.Autocomplete.search(prefix, limit=10)`` (walrus 0.9.8, sync, as its
+  users run it: :mod:`benchmarks.peers.walrus_autocomplete`), one OS process per client, over
+  walrus' own index of the same names (standalone only: walrus has no cluster client);
 - ``limit``: ``ZRANGE … BYLEX LIMIT 0 10`` in non-transactional pipelines of 100 per client,
   at every client count: at least as many calls in flight as any other row has (one per
   client), so it is a ceiling for all of them, the autopipeline included.
@@ -68,6 +71,8 @@ from redis.asyncio.cluster import RedisCluster
 from .baselines import ch06_autocomplete, ch11_autocomplete
 from .baselines.sync import ch06_autocomplete as sync_ch06_autocomplete
 from .baselines.sync import ch11_autocomplete as sync_ch11_autocomplete
+from .peers.walrus_autocomplete import seed as seed_walrus
+from .peers.walrus_autocomplete import walrus_autocomplete
 from .runner import (
     BENCH_PREFIX,
     NO_CLUSTER_WATCH,
@@ -427,6 +432,7 @@ async def _around_row(conn: Any) -> AsyncIterator[dict[str, float | None]]:
     ours = _ours(conn)
     await conn.zadd(BOOK_KEY, dict.fromkeys(NAMES, 0))
     await ours.join(*NAMES)
+    await seed_walrus(conn, NAMES)
     before = await _dirty(conn)
     extra: dict[str, float | None] = {}
     yield extra
@@ -516,6 +522,13 @@ TABLE = Table(
             _AutoPipelined,
             also_clients=(MANY,),
             requires="aiorpatterns.core.autopipeline:AutoPipeline",
+        ),
+        Variant(
+            "walrus",
+            walrus_autocomplete(NAMES, PREFIXES, PAGE),
+            requires="walrus:Autocomplete",
+            runs="sync",
+            unsupported={"cluster": "walrus' Database is a redis.Redis: no cluster client"},
         ),
         Variant(
             "limit",

@@ -519,6 +519,10 @@ def write_markdown(path: Path, results: Sequence[TableResult]) -> None:
 DESCRIBE: dict[str, str] = {
     "lock:redis-py": "redis-py's asyncio Lock, sleep 0.1 s (its default), coroutines",
     "lock:redis-py-fast": "redis-py's asyncio Lock, sleep 1 ms, coroutines",
+    "lock:coredis": "coredis' asyncio Lock, coroutines",
+    "lock:pottery": "pottery's AIORedlock on one master, coroutines",
+    "semaphore:py-redis-semaphore": "py-redis-semaphore's asyncio Semaphore, coroutines",
+    "autocomplete:walrus": "walrus' Autocomplete, sync, a process per client",
     "limit-commands": "the limit, with the book's 5 commands per call",
     "queue:book-list": "the book's list queue (RPUSH, BLPOP): no ack, a crash loses the task",
 }

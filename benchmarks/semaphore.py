@@ -19,6 +19,9 @@ a row counts tries and acquires. Rows:
   ``FairSemaphore`` (FIFO hand-off, no polling), one object per client, waiting with the time
   left as ``acquire_timeout``; a try is one run of the class's acquire script, counted by a
   :class:`~benchmarks.runner.CountingClient` (EVALSHAs of that script's SHA);
+- ``py-redis-semaphore``: the one maintained asyncio Redis semaphore on PyPI
+  (``py-redis-semaphore`` 0.2.0, :mod:`benchmarks.peers.py_redis_semaphore`), as its users
+  install it, one object per client (standalone only);
 - ``limit``: ``ZADD`` + ``ZREM`` pairs on one ZSET, 100 pairs per pipeline, per client.
 
 Latency is from the first try to the success. Ratios are to ``book-basic`` and ``book-fair`` (sync,
@@ -36,6 +39,7 @@ from typing import Any
 
 from .baselines import ch06_semaphores as book
 from .baselines.sync import ch06_semaphores as sync_book
+from .peers.py_redis_semaphore import py_redis_semaphore
 from .runner import (
     BENCH_PREFIX,
     ClientPerCoroutine,
@@ -249,6 +253,15 @@ TABLE = Table(
             "aiorpatterns-fair",
             _ours("FairSemaphore"),
             requires="aiorpatterns.coordination.semaphores:FairSemaphore",
+        ),
+        Variant(
+            "py-redis-semaphore",
+            py_redis_semaphore(LIMIT, TIMEOUT),
+            requires="redis_semaphore:Semaphore",
+            unsupported={
+                "cluster": "py-redis-semaphore 0.2.0 takes a redis.asyncio.Redis only "
+                "(its script adapter refuses a RedisCluster)"
+            },
         ),
         Variant("limit", _limit),
     ),

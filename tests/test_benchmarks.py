@@ -86,9 +86,23 @@ def test_all_tables_write_json_png_and_markdown(redis_server: Endpoint, tmp_path
     pipeline = _check_json(tmp_path / "out-pipeline.json", "pipeline")
     assert {"book-plain@tcp", "book-pipeline@tcp", "limit-commands@tcp"} <= _variants(pipeline)
     lock = _check_json(tmp_path / "out-lock.json", "lock")
-    assert {"book-original", "book-lua", "redis-py", "redis-py-fast", "limit"} <= _variants(lock)
+    assert {
+        "book-original",
+        "book-lua",
+        "redis-py",
+        "redis-py-fast",
+        "coredis",
+        "pottery",
+        "limit",
+    } <= _variants(lock)
     semaphore = _check_json(tmp_path / "out-semaphore.json", "semaphore")
-    assert {"book-basic", "book-fair", "book-fair-lock", "limit"} <= _variants(semaphore)
+    assert {
+        "book-basic",
+        "book-fair",
+        "book-fair-lock",
+        "py-redis-semaphore",
+        "limit",
+    } <= _variants(semaphore)
     for data in (pipeline, lock, semaphore):
         assert {row["clients"] for row in data["rows"]} >= {1, 2}
     book_lua_1 = next(r for r in lock["rows"] if r["variant"] == "book-lua" and r["clients"] == 1)
