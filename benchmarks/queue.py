@@ -4,10 +4,12 @@ Redis in Action §6.4 has no benchmark table; this one measures what a queue use
 tasks per second go through, and how long a task waits between ``put`` and its handler. With 1,
 2, 5 and 10 clients, rows:
 
-- ``book-list``: the §6.4.1 queue, ported here (it is three lines): a client ``RPUSH``es a JSON
-  ``[identifier, queue, name, args]`` (``execute_later`` with no delay) and pops with ``BLPOP``,
-  decodes, and calls the callback, as ``worker_watch_queue`` does (ops = tasks handled: it has
-  no ack, so a crash loses the task);
+- ``book-list``: the §6.4.1 queue as the book ran it (:mod:`benchmarks.baselines.sync.ch06_queues`,
+  one process per client): a client ``RPUSH``es a JSON ``[identifier, queue, name, args]``
+  (``execute_later`` with no delay) and pops with ``BLPOP``, decodes, and calls the callback,
+  as ``worker_watch_queue`` does (ops = tasks handled: it has no ack, so a crash loses the
+  task);
+- ``book-list-async``: the same listings on ``redis.asyncio``, clients as coroutines;
 - ``aiorpatterns-get``: per client ``put_call`` → ``get`` → ``ack`` (ops = tasks acked), the
   reliable queue's round trips without a worker around them;
 - ``aiorpatterns-worker``: N :class:`~aiorpatterns.Worker` objects (concurrency 1, own
@@ -17,25 +19,28 @@ tasks per second go through, and how long a task waits between ``put`` and its h
 
 Every row counts tasks that went all the way through (acked), not tasks merely enqueued.
 Latency is from the start of ``put`` to the start of the handler (to ``get`` returning, for the
-rows without a worker). Ratios are to ``book-list``.
+rows without a worker). Ratios are to ``book-list`` (sync, processes).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from .baselines import ch06_queues as book
+from .baselines.sync import ch06_queues as sync_book
 from .runner import (
     BENCH_PREFIX,
     ClientPerCoroutine,
     ClientStats,
     Job,
     Op,
+    SyncClientPerProcess,
+    SyncOp,
     Table,
     Variant,
     connect,
@@ -44,8 +49,10 @@ from .runner import (
 __all__ = ["TABLE"]
 
 BATCH = 100
-#: The book's queue key; the hash tag keeps it in one slot like ours.
-BOOK_QUEUE = BENCH_PREFIX + "queue:{book}"
+#: The book's queue name, and its list (``execute_later`` pushes onto ``queue:<name>``); the
+#: hash tag keeps it in one slot like ours.
+BOOK_NAME = "{book}"
+BOOK_QUEUE = BENCH_PREFIX + "queue:" + BOOK_NAME
 SCRIPTS = (
     "queue_put",
     "queue_claim",
@@ -64,30 +71,12 @@ def _keyspace() -> Any:
     return Keyspace(BENCH_PREFIX.rstrip(":"))
 
 
-# -- the book's queue (Redis in Action §6.4.1, ported to redis.asyncio) ------------------------
-
-
-async def book_execute_now(conn: Any, queue: str, name: str, args: list[Any]) -> str:
-    """``execute_later(conn, queue, name, args, delay=0)``: RPUSH the JSON task."""
-    identifier = str(uuid.uuid4())
-    item = json.dumps([identifier, queue, name, args])
-    await conn.rpush(queue, item)
-    return identifier
-
-
-async def book_work_one(conn: Any, queue: str, callbacks: dict[str, Any]) -> bool:
-    """One turn of ``worker_watch_queue``: BLPOP, decode, call (False on timeout or unknown)."""
-    packed = await conn.blpop([queue], 30)
-    if not packed:
-        return False
-    _identifier, _queue, name, args = json.loads(packed[1])
-    if name not in callbacks:
-        return False
-    callbacks[name](*args)
-    return True
+# -- the book's queue (Redis in Action §6.4.1) -----------------------------------------------
 
 
 def _book(job: Job) -> ClientPerCoroutine:
+    """``book-list-async``: each client queues a task and works it, as coroutines."""
+
     def make(client: Any, st: ClientStats, _: int) -> Op:
         started: list[float] = []
         callbacks = {"bench": lambda *args: started.append(time.perf_counter())}
@@ -95,14 +84,34 @@ def _book(job: Job) -> ClientPerCoroutine:
         async def op(deadline: float) -> None:
             t = time.perf_counter()
             st.tries += 1
-            await book_execute_now(client, BOOK_QUEUE, "bench", [1])
-            if await book_work_one(client, BOOK_QUEUE, callbacks):
+            await book.execute_later(client, BOOK_NAME, "bench", [1], key_prefix=BENCH_PREFIX)
+            if await book.work_one(client, BOOK_QUEUE, callbacks):
                 st.ops += 1
                 st.latencies.append(started.pop() - t)
 
         return op
 
     return ClientPerCoroutine(job, make)
+
+
+def _book_sync(job: Job) -> SyncClientPerProcess:
+    """``book-list``: the same with the sync port, a process per client."""
+
+    def make(client: Any, st: ClientStats, _: int) -> SyncOp:
+        started: list[float] = []
+        callbacks = {"bench": lambda *args: started.append(time.perf_counter())}
+
+        def op(deadline: float) -> None:
+            t = time.perf_counter()
+            st.tries += 1
+            sync_book.execute_later(client, BOOK_NAME, "bench", [1], key_prefix=BENCH_PREFIX)
+            if sync_book.work_one(client, BOOK_QUEUE, callbacks):
+                st.ops += 1
+                st.latencies.append(started.pop() - t)
+
+        return op
+
+    return SyncClientPerProcess(job, make)
 
 
 # -- ours -------------------------------------------------------------------------------------
@@ -236,7 +245,8 @@ TABLE = Table(
     title="Task queue: enqueue and process (Redis in Action §6.4)",
     unit="tasks",
     variants=(
-        Variant("book-list", _book),
+        Variant("book-list", _book_sync, runs="sync"),
+        Variant("book-list-async", _book),
         Variant("aiorpatterns-get", _get, requires="aiorpatterns.queues.taskqueue:TaskQueue"),
         Variant(
             "aiorpatterns-worker", WorkerWorkload, requires="aiorpatterns.queues.worker:Worker"

@@ -16,10 +16,11 @@ from helpers import bench_keys_left, run_table
 
 from aiorpatterns.testing.pytest_plugin import Endpoint
 from benchmarks import queue as table
+from benchmarks.baselines import ch06_queues
 
 ROW_KEYS = helpers.ROW_KEYS
 TOP_KEYS = helpers.TOP_KEYS
-VARIANTS = {"book-list", "aiorpatterns-get", "aiorpatterns-worker", "limit"}
+VARIANTS = {"book-list", "book-list-async", "aiorpatterns-get", "aiorpatterns-worker", "limit"}
 
 
 @pytest.mark.parametrize("topology", ["standalone", "cluster"])
@@ -36,6 +37,7 @@ def test_queue_table_rows(topology: str, request: pytest.FixtureRequest, tmp_pat
     )
     for row in data["rows"]:
         assert set(row) >= ROW_KEYS, row
+        assert row["runs"] == ("sync" if row["variant"] == "book-list" else "coroutines"), row
         assert row["ops"] > 0, row
         assert row["tries"] >= row["ops"]
         assert row["book"] is None, "the book has no queue table"
@@ -53,9 +55,13 @@ async def test_book_port_round_trip(redis_client: Any) -> None:
     called: list[tuple[Any, ...]] = []
     callbacks = {"send": lambda *args: called.append(args)}
     queue = table.BOOK_QUEUE
-    await table.book_execute_now(redis_client, queue, "send", ["a@b.c", 3])
-    assert await table.book_work_one(redis_client, queue, callbacks) is True
+    await ch06_queues.execute_later(
+        redis_client, table.BOOK_NAME, "send", ["a@b.c", 3], key_prefix="bench:"
+    )
+    assert await ch06_queues.work_one(redis_client, queue, callbacks) is True
     assert called == [("a@b.c", 3)]
-    await table.book_execute_now(redis_client, queue, "unknown", [])
-    assert await table.book_work_one(redis_client, queue, callbacks) is False
+    await ch06_queues.execute_later(
+        redis_client, table.BOOK_NAME, "unknown", [], key_prefix="bench:"
+    )
+    assert await ch06_queues.work_one(redis_client, queue, callbacks) is False
     assert await redis_client.llen(queue) == 0

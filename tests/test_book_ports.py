@@ -32,6 +32,7 @@ from benchmarks.baselines import (
     ch06_autocomplete,
     ch06_locks,
     ch06_market,
+    ch06_queues,
     ch06_semaphores,
     ch11_autocomplete,
     ch11_locks,
@@ -51,6 +52,7 @@ PORTS = {
         "ch06_autocomplete": ch06_autocomplete,
         "ch06_locks": ch06_locks,
         "ch06_market": ch06_market,
+        "ch06_queues": ch06_queues,
         "ch06_semaphores": ch06_semaphores,
         "ch11_autocomplete": ch11_autocomplete,
         "ch11_locks": ch11_locks,
@@ -147,7 +149,14 @@ def _held(lockname: str, ttl: int | None = 60) -> Callable[[redis.Redis], object
 FAIR = "multi zremrangebyscore zinterstore incrby exec multi zadd zadd zrank exec"
 RELEASE = "watch get multi del exec"  # ch06 release_lock, the lock still ours
 
+
+async def _queue_one(m: Any, c: Any, _: Callable[[], None]) -> Any:
+    await _v(m.execute_later(c, "q", "f", [1], key_prefix=P))
+    return await _v(m.work_one(c, P + "queue:q", {"f": lambda *args: None}))
+
+
 CASES = [
+    Case("queue-execute-and-work", "ch06_queues", _queue_one, "rpush blpop", ok=True),
     Case(
         "update_token",
         "ch04_sessions",
