@@ -124,9 +124,8 @@ def _ours(job: Job) -> ClientPerCoroutine:
     keyspace = Keyspace(BENCH_PREFIX.rstrip(":"))
 
     def make(client: Any, st: ClientStats, _: int) -> Op:
-        lock = Lock(
-            CountingClient(client, st, shas=[sha]), NAME, timeout=LOCK_TIMEOUT, keyspace=keyspace
-        )
+        counted: Any = CountingClient(client, st, shas=[sha])  # a wrapper Lock accepts
+        lock = Lock(counted, NAME, timeout=LOCK_TIMEOUT, keyspace=keyspace)
         return lease_op(lock, st)
 
     return ClientPerCoroutine(job, make)
