@@ -71,6 +71,10 @@ class TwiceCluster(_Twice, RedisCluster):
 _TOKEN = re.compile(r"\b[0-9a-f]{32}\b|\b[0-9a-f]{16,}\b")
 _STREAM_ID = re.compile(r"\b\d{10,}-\d+\b")
 _BIG = re.compile(r"\b\d{10,}(\.\d+)?\b")
+#: A big number in exponent form: Valkey's shortest round-trip doubles print a time as
+#: '1.796456536398182e+9' where Redis prints '1796456536.3981819' (masked before _TOKEN, whose
+#: hex digits would otherwise take '796456536398182e').
+_BIG_EXP = re.compile(r"\b\d(\.\d+)?e\+?(9|[1-9]\d+)\b")
 
 
 def plain(value: Any) -> Any:
@@ -80,6 +84,7 @@ def plain(value: Any) -> Any:
     if isinstance(value, bytes):
         value = value.decode(errors="replace")
     if isinstance(value, str):
+        value = _BIG_EXP.sub("<n>", value)
         return _BIG.sub("<n>", _STREAM_ID.sub("<id>", _TOKEN.sub("<token>", value)))
     if isinstance(value, float) and math.isfinite(value) and abs(value) >= 1e9:
         return "<n>"
