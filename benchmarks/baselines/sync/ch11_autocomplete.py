@@ -3,8 +3,8 @@
 Redis in Action §11.3.1, listing 11.10: the ch06 markers (``find_prefix_range``), with every
 step after them in one script (ZADD both, ZRANK x2, ZREM, ZRANGE): one EVALSHA per call, no
 WATCH, nothing retries. The script text is the asyncio port's (:data:`AUTOCOMPLETE_LUA`). The
-book's ``script_load`` (EVALSHA, EVAL on NOSCRIPT) becomes redis-py's ``Script`` (EVALSHA,
-SCRIPT LOAD on NOSCRIPT): one EVALSHA per call once the script is loaded.
+book's ``script_load`` (EVALSHA, EVAL on NOSCRIPT) is :class:`.scripting.LoadedScript`: one
+EVALSHA per call once the script is loaded.
 """
 
 from __future__ import annotations
@@ -12,16 +12,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from redis.commands.core import Script
-
 from .._util import OnTry, text
 from ..ch06_autocomplete import find_prefix_range
 from ..ch11_autocomplete import AUTOCOMPLETE_LUA
+from .scripting import LoadedScript
 
 __all__ = ["autocomplete_on_prefix", "load"]
 
-# Bytes, so Script computes the SHA1 without a client; the client comes with each call.
-_autocomplete_on_prefix_lua = Script(None, AUTOCOMPLETE_LUA.encode())  # type: ignore[arg-type]
+_autocomplete_on_prefix_lua = LoadedScript(AUTOCOMPLETE_LUA)
 
 
 def autocomplete_on_prefix(
@@ -33,9 +31,7 @@ def autocomplete_on_prefix(
     if on_try is not None:
         on_try()
     items = _autocomplete_on_prefix_lua(
-        keys=[key_prefix + "members:" + guild],
-        args=[start + identifier, end + identifier],
-        client=conn,
+        conn, keys=[key_prefix + "members:" + guild], args=[start + identifier, end + identifier]
     )
     return [t for t in (str(text(item)) for item in items) if "{" not in t]
 

@@ -2,8 +2,8 @@
 
 Redis in Action §11.2.1, listings 11.6 and 11.7: one EVALSHA per attempt (EXISTS, then SETEX in
 whole seconds), ``time.sleep(.001)`` after a failed attempt, and a compare-and-delete release
-script. The book's ``script_load`` (EVALSHA, EVAL on NOSCRIPT) becomes redis-py's ``Script``
-(EVALSHA, SCRIPT LOAD on NOSCRIPT): one EVALSHA per call once the script is loaded.
+script. The book's ``script_load`` (EVALSHA, EVAL on NOSCRIPT) is :class:`.scripting.LoadedScript`:
+one EVALSHA per call once the script is loaded.
 """
 
 from __future__ import annotations
@@ -13,16 +13,14 @@ import time
 import uuid
 from typing import Any
 
-from redis.commands.core import Script
-
 from .._util import OnTry, text
 from ..ch11_locks import ACQUIRE_LUA, RELEASE_LUA
+from .scripting import LoadedScript
 
 __all__ = ["acquire_lock_with_timeout", "load", "release_lock"]
 
-# Bytes, so Script computes the SHA1 without a client; the client comes with each call.
-_acquire_lock_with_timeout_lua = Script(None, ACQUIRE_LUA.encode())  # type: ignore[arg-type]
-_release_lock_lua = Script(None, RELEASE_LUA.encode())  # type: ignore[arg-type]
+_acquire_lock_with_timeout_lua = LoadedScript(ACQUIRE_LUA)
+_release_lock_lua = LoadedScript(RELEASE_LUA)
 
 
 def acquire_lock_with_timeout(
@@ -44,7 +42,7 @@ def acquire_lock_with_timeout(
         if on_try is not None:
             on_try()
         reply = _acquire_lock_with_timeout_lua(
-            keys=[lockname], args=[lock_timeout, identifier], client=conn
+            conn, keys=[lockname], args=[lock_timeout, identifier]
         )
         acquired = text(reply) == "OK"
         time.sleep(0.001 * (not acquired))
@@ -54,7 +52,7 @@ def acquire_lock_with_timeout(
 def release_lock(conn: Any, lockname: str, identifier: str, *, key_prefix: str = "") -> Any:
     """Delete the lock if it still holds ``identifier``, in one Lua compare-and-delete."""
     lockname = key_prefix + "lock:" + lockname
-    return _release_lock_lua(keys=[lockname], args=[identifier], client=conn)
+    return _release_lock_lua(conn, keys=[lockname], args=[identifier])
 
 
 def load(conn: Any) -> None:

@@ -5,23 +5,21 @@ one EVALSHA per listing and per purchase, no WATCH, no lock, no expected price. 
 are the asyncio port's (:data:`.ch11_market.LIST_LUA`, :data:`.ch11_market.PURCHASE_LUA`), with
 its one repair: the repository's listing script calls ``ZADD market: <item> <price>``, score and
 member swapped, which fails for every item id that is not a number; here it is
-``ZADD market: <price> <item>``. The book's ``script_load`` becomes redis-py's ``Script``
-(EVALSHA, SCRIPT LOAD on NOSCRIPT).
+``ZADD market: <price> <item>``. The book's ``script_load`` is :class:`.scripting.LoadedScript`
+(EVALSHA, EVAL on NOSCRIPT), as in the book.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from redis.commands.core import Script
-
 from ..ch11_market import LIST_LUA, PURCHASE_LUA
+from .scripting import LoadedScript
 
 __all__ = ["list_item", "load", "purchase_item"]
 
-# Bytes, so Script computes the SHA1 without a client; the client comes with each call.
-_purchase_item_lua = Script(None, PURCHASE_LUA.encode())  # type: ignore[arg-type]
-_list_item_lua = Script(None, LIST_LUA.encode())  # type: ignore[arg-type]
+_purchase_item_lua = LoadedScript(PURCHASE_LUA)
+_list_item_lua = LoadedScript(LIST_LUA)
 
 
 def purchase_item(
@@ -33,16 +31,14 @@ def purchase_item(
     item = f"{itemid}.{sellerid}"
     inventory = key_prefix + f"inventory:{buyerid}"
     keys = [key_prefix + "market:", buyer, seller, inventory]
-    return _purchase_item_lua(keys=keys, args=[item, itemid], client=conn)
+    return _purchase_item_lua(conn, keys=keys, args=[item, itemid])
 
 
 def list_item(conn: Any, itemid: str, sellerid: str, price: float, *, key_prefix: str = "") -> Any:
     """List the seller's item in one script; 1, or None if the seller does not have it."""
     inv = key_prefix + f"inventory:{sellerid}"
     item = f"{itemid}.{sellerid}"
-    return _list_item_lua(
-        keys=[inv, key_prefix + "market:"], args=[itemid, item, price], client=conn
-    )
+    return _list_item_lua(conn, keys=[inv, key_prefix + "market:"], args=[itemid, item, price])
 
 
 def load(conn: Any) -> None:
