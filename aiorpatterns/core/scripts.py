@@ -30,7 +30,9 @@ from importlib.resources.abc import Traversable
 from typing import Any
 
 from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterPipeline
 from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from .checks import AsyncRedis
 
@@ -62,9 +64,21 @@ class Script:
     async def __call__(
         self, client: AsyncRedis, keys: Sequence[str], args: Sequence[object] = ()
     ) -> Any:
-        """Run the script (EVALSHA, loading it on NOSCRIPT) and return its raw reply."""
+        """Run the script (EVALSHA, loading it on NOSCRIPT) and return its raw reply.
+
+        EVALSHA goes straight through ``execute_command``: ``AsyncScript.__call__`` re-imports
+        the pipeline classes and rebuilds its arguments on every call, a cost every pattern
+        would pay on every step. Pipelines keep ``AsyncScript``'s handling (see :meth:`queue`).
+        """
         self._check_keys(keys)
-        return await self._impl(keys=keys, args=args, client=client)  # type: ignore[arg-type]
+        if isinstance(client, Pipeline | ClusterPipeline):
+            return await self._impl(keys=keys, args=args, client=client)  # type: ignore[arg-type]
+        command: tuple[Any, ...] = ("EVALSHA", self.sha, len(keys), *keys, *args)
+        try:
+            return await client.execute_command(*command)
+        except NoScriptError:  # a restarted or flushed server: load it (every primary), again
+            await client.script_load(self.source)
+            return await client.execute_command(*command)
 
     def queue(self, pipe: Any, keys: Sequence[str], args: Sequence[object] = ()) -> None:
         """Queue the script on a pipeline; a standalone pipeline loads it before EXEC.
