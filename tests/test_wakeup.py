@@ -1,0 +1,122 @@
+"""The per-client wake-up channel on real servers: one blocked connection for many waiters.
+
+Each test runs on a standalone server and on a 3-master cluster. Grants are pushed by hand here,
+as ``_waitqueue.lua`` pushes them; the lease tests cover the scripts' side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from helpers import until
+from redis.asyncio.cluster import RedisCluster
+
+from aiorpatterns.core import wakeup
+from aiorpatterns.core.wakeup import channel_id, deliver, wake_channel
+
+QUEUE = "aiorp:lock:{wake-test}:queue"
+
+
+async def blocked_clients(redis: Any) -> int:
+    """Connections blocked in a command right now, over every primary."""
+    if isinstance(redis, RedisCluster):
+        infos = await redis.info("clients", target_nodes=RedisCluster.PRIMARIES)
+        return sum(int(info["blocked_clients"]) for info in infos.values())
+    return int((await redis.info("clients"))["blocked_clients"])
+
+
+def registered(redis: Any, queue: str) -> bool:
+    channels = wakeup._CHANNELS.get(redis)
+    return channels is not None and queue in channels.by_queue
+
+
+async def test_a_thousand_waiters_share_one_blocked_connection(redis_client: Any) -> None:
+    channel = wake_channel(redis_client, QUEUE)
+    tokens = [f"t{i}" for i in range(1000)]
+    for token in tokens:
+        channel.expect(token)
+    waits = [asyncio.create_task(channel.wait(token, 60)) for token in tokens]
+
+    async def one_blocked() -> bool:
+        return await blocked_clients(redis_client) == 1
+
+    await until(one_blocked, "the dispatcher to block")
+    assert channel.waiting == 1000
+    for start in range(0, 1000, 100):
+        await redis_client.rpush(
+            channel.key, *(f"{t} {i}" for i, t in enumerate(tokens) if start <= i < start + 100)
+        )
+    grants = await asyncio.gather(*waits)
+    assert grants == [str(i) for i in range(1000)]
+    for token in tokens:
+        channel.forget(token)
+
+    async def idle() -> bool:
+        return not registered(redis_client, QUEUE) and await blocked_clients(redis_client) == 0
+
+    await until(idle, "the idle channel to stop and leave the registry")
+    assert await redis_client.exists(channel.key) == 0
+
+
+async def test_a_grant_named_in_a_reply_wakes_without_the_server(redis_client: Any) -> None:
+    channel = wake_channel(redis_client, QUEUE)
+    channel.expect("mine")
+    assert deliver(redis_client, QUEUE, "mine", "7")
+    assert await channel.wait("mine", 60) == "7"
+    assert not deliver(redis_client, QUEUE, "stranger", "8")
+    assert not deliver(redis_client, "aiorp:lock:{other}:queue", "mine", "9")
+    channel.forget("mine")
+
+
+async def test_a_grant_nobody_waits_for_is_dropped(redis_client: Any) -> None:
+    channel = wake_channel(redis_client, QUEUE)
+    channel.expect("late")
+    channel.expect("waiting")
+    channel.forget("late")  # it gave up; its clean-up step gives such a grant back
+    await redis_client.rpush(channel.key, "late 1", "waiting 2")
+    assert await channel.wait("waiting", 60) == "2"
+    channel.forget("waiting")
+
+
+async def test_no_grant_in_time_answers_none(redis_client: Any) -> None:
+    channel = wake_channel(redis_client, QUEUE)
+    channel.expect("patient")
+    assert await channel.wait("patient", 0.05) is None
+    await redis_client.rpush(channel.key, "patient 3")  # late, still taken up: it waits again
+    assert await channel.wait("patient", 60) == "3"
+    channel.forget("patient")
+
+
+async def test_each_client_listens_on_its_own_list(redis_client: Any, new_client: Any) -> None:
+    other = await new_client()
+    assert channel_id(other) != channel_id(redis_client)
+    mine, theirs = wake_channel(redis_client, QUEUE), wake_channel(other, QUEUE)
+    assert mine.key != theirs.key
+    assert mine.key.startswith(QUEUE + ":wake:")  # same hash tag: one slot with the queue
+    mine.expect("a")
+    theirs.expect("b")
+    await redis_client.rpush(theirs.key, "b 1")
+    await redis_client.rpush(mine.key, "a 2")
+    assert await asyncio.gather(mine.wait("a", 60), theirs.wait("b", 60)) == ["2", "1"]
+    mine.forget("a")
+    theirs.forget("b")
+
+
+async def test_a_stopped_dispatcher_costs_latency_only(redis_client: Any) -> None:
+    channel = wake_channel(redis_client, QUEUE)
+    channel.expect("survivor")
+
+    async def dispatcher_blocked() -> bool:
+        return await blocked_clients(redis_client) == 1
+
+    await until(dispatcher_blocked, "the dispatcher to block")
+    dispatcher = channel._dispatcher
+    assert dispatcher is not None
+    dispatcher.cancel()  # as if its connection failed for good
+    await asyncio.wait((dispatcher,))
+    assert channel._dispatcher is None
+    assert channel.waiting == 1
+    await redis_client.rpush(channel.key, "survivor 4")
+    assert await channel.wait("survivor", 60) == "4"  # its next wait listens again
+    channel.forget("survivor")
