@@ -53,7 +53,7 @@ _UNSET: Any = object()
 
 
 class Lease:
-    """Base of :class:`~aiorpatterns.Lock` and the semaphores: acquire, wait, hand-off, renew.
+    """Base of :class:`~aiorpatterns.Lock`, the semaphores and the read-write lock's leases.
 
     Subclasses name their Lua scripts and keys; the scripts share one calling convention
     (see ``lua/lock_acquire.lua``): acquire takes ``token, lease_ms, wait_ms`` and answers a
@@ -110,6 +110,21 @@ class Lease:
         """Ask Redis whether ``token`` holds the lease right now."""
         raise NotImplementedError
 
+    def _new_token(self) -> str:
+        """A fresh random token for one acquire (a subclass may mark it, e.g. with a kind)."""
+        return os.urandom(16).hex()
+
+    def _check_reentry(self, task: asyncio.Task[Any] | None) -> None:
+        """Raise :class:`~aiorpatterns.ReentryError` if ``task`` holds this lease already.
+
+        A subclass whose leases guard one resource together (a read-write lock's) widens it.
+        """
+        if self._token is not None and task is not None and task is self._holder:
+            raise ReentryError(
+                f"{self.kind} {self.name!r} is already held by this {type(self).__name__} object "
+                "in this task and is not re-entrant: release it first, or use another object"
+            )
+
     # -- public API ------------------------------------------------------------------------
 
     @property
@@ -146,11 +161,7 @@ class Lease:
         wait = self.acquire_timeout if acquire_timeout is _UNSET else acquire_timeout
         wait = check_seconds(wait, "acquire_timeout", allow_none=True)
         me = asyncio.current_task()
-        if self._token is not None and me is not None and me is self._holder:
-            raise ReentryError(
-                f"{self.kind} {self.name!r} is already held by this {type(self).__name__} object "
-                "in this task and is not re-entrant: release it first, or use another object"
-            )
+        self._check_reentry(me)
         now = asyncio.get_running_loop().time()
         deadline: float | None = now  # a non-blocking attempt: make one try, at once
         if blocking:
@@ -258,7 +269,7 @@ class Lease:
 
     async def _acquire_remote(self, deadline: float | None) -> int:
         """Run the acquire script and wait for a hand-off; return the grant, or 0."""
-        token = os.urandom(16).hex()
+        token = self._new_token()
         keys = self._keys()
         lease_ms = to_ms(self.timeout or 0.0)
         try_only = deadline is not None and deadline <= asyncio.get_running_loop().time()
