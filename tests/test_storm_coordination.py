@@ -1,8 +1,9 @@
-"""Cancellation storms on Lock, Semaphore and FairSemaphore (issue 10), on both topologies.
+"""Cancellation storms on Lock, Semaphore, FairSemaphore and ReadWriteLock, on both topologies.
 
 Sixty contenders go through ``async with`` on one name while about half are cancelled at random
 moments: waiting in the queue, being handed the lease, inside the critical section, releasing.
-Invariants: never more than ``limit`` holders at once (counted inside the critical section);
+Invariants: never more than ``limit`` holders at once, and a writer of a read-write lock never
+beside anyone (counted inside the critical section);
 every contender that was not cancelled got in (or a documented ``AcquireTimeoutError``); once
 every clean-up has settled nothing is held and nobody waits (the leases are long, so a slot left
 by a gone task would still be held when the test looks), and only tombstones, which expire, are
@@ -23,20 +24,31 @@ from storms import storm
 
 from aiorpatterns import AcquireTimeoutError, FairSemaphore, Lock, Semaphore
 from aiorpatterns.coordination.leases import Lease
+from aiorpatterns.coordination.rwlock import ReadWriteLock, WriteLease
 
 TASKS = 60
 #: Long enough that a slot left by a task that is gone is still held when the test looks.
 LEASE = 60.0
 
-#: Each kind: its limit, how to make a contender, and the window the cancels land in (about as
-#: long as the storm runs: TASKS holds of HOLD seconds on average, ``limit`` at a time).
+#: Each kind: its limit, how to make contender ``i``, and the window the cancels land in (about
+#: as long as the storm runs: TASKS holds of HOLD seconds on average, ``limit`` at a time).
 KINDS: dict[str, tuple[int, Callable[..., Lease], float]] = {
-    "Lock": (1, lambda redis, **kw: Lock(redis, "storm", **kw), 0.8),
-    "Semaphore": (3, lambda redis, **kw: Semaphore(redis, "storm", limit=3, **kw), 0.3),
+    "Lock": (1, lambda redis, i, **kw: Lock(redis, "storm", **kw), 0.8),
+    "Semaphore": (3, lambda redis, i, **kw: Semaphore(redis, "storm", limit=3, **kw), 0.3),
     "FairSemaphore": (
         3,
-        lambda redis, **kw: FairSemaphore(redis, "storm", limit=3, **kw),
+        lambda redis, i, **kw: FairSemaphore(redis, "storm", limit=3, **kw),
         0.3,
+    ),
+    # Every fourth contender writes (contender 0, the probe, too); readers have no limit.
+    "ReadWriteLock": (
+        TASKS,
+        lambda redis, i, **kw: (
+            ReadWriteLock(redis, "storm", **kw).write()
+            if i % 4 == 0
+            else ReadWriteLock(redis, "storm", **kw).read()
+        ),
+        0.4,
     ),
 }
 #: The longest a contender holds (a random share of it, inside the critical section).
@@ -71,21 +83,24 @@ async def test_cancellation_storm(
     topology = request.node.callspec.params["redis_client"]
     limit, make, within = KINDS[kind]
     inside = 0
+    writing = 0
     most = 0
     over = 0
     phases: Counter[str] = Counter()
     rng = random.Random(7)
 
     async def contender(i: int) -> int:
-        nonlocal inside, most, over
-        lease = make(redis_client, timeout=LEASE, acquire_timeout=120)
+        nonlocal inside, writing, most, over
+        lease = make(redis_client, i, timeout=LEASE, acquire_timeout=120)
+        exclusive = isinstance(lease, WriteLease)
         phase = "waiting"
         try:
             async with lease:
                 phase = "inside"
                 inside += 1
+                writing += exclusive
                 most = max(most, inside)
-                if inside > limit:
+                if inside > limit or (writing and inside > 1):
                     over += 1
                 try:
                     await asyncio.sleep(rng.uniform(0, HOLD))
@@ -96,6 +111,7 @@ async def test_cancellation_storm(
                     raise
                 finally:
                     inside -= 1
+                    writing -= exclusive
                 phase = "releasing"
             return 1
         except asyncio.CancelledError:
@@ -106,7 +122,7 @@ async def test_cancellation_storm(
     report = await storm(
         contender, tasks=TASKS, share=0.5, within=within, allowed=(AcquireTimeoutError,), seed=11
     )
-    probe = make(redis_client, timeout=LEASE)
+    probe = make(redis_client, 0, timeout=LEASE)
 
     async def settled() -> bool:
         return not (await _state(redis_client, probe))["other"]
@@ -131,7 +147,7 @@ async def test_cancellation_storm(
             cancelled_inside=phases["inside"],
             cancelled_releasing=phases["releasing"],
         )
-    assert over == 0, f"{over} times more than {limit} holders at once (most: {most})"
+    assert over == 0, f"{over} times too many holders at once (most: {most}, limit {limit})"
     assert most <= limit
     assert report.results, "no contender completed: the storm cancelled everything"
     assert len(report.results) + report.cancelled + timeouts == TASKS
