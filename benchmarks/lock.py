@@ -15,6 +15,11 @@ and the ch11 Lua lock (both retry after 1 ms). Rows:
   :class:`~benchmarks.runner.CountingClient` that wraps the client and counts EVALSHAs of that
   script's SHA (so the first attempt and every re-check after a wait count; a hand-off received
   while blocked in BLPOP is not a new try);
+- ``aiorpatterns-rwlock``: :class:`aiorpatterns.coordination.rwlock.ReadWriteLock` on the same
+  name pattern, each acquire a read (90%) or a write (10%, drawn per acquire from a seeded
+  random stream per client), readers sharing the lock; a try is one run of
+  ``rwlock_acquire.lua``, counted the same way. Not the book's workload (the book has no
+  read-write lock): it shows what shared reads buy over one exclusive lock at the same count;
 - ``redis-py`` / ``redis-py-fast``: ``redis.asyncio.lock.Lock`` with ``timeout=10`` (so a
   crash cannot wedge the run) and ``thread_local=False`` (one object per client coroutine),
   ``sleep`` 0.1 s (its default) and 1 ms; a try is one ``SET NX PX``, counted the same way.
@@ -37,6 +42,7 @@ own code, sync, processes) and to ``redis-py`` at the same client count.
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
 from typing import Any
@@ -66,6 +72,8 @@ __all__ = ["TABLE"]
 NAME = "bench"
 LOCK_TIMEOUT = 10
 BATCH = 100
+#: The share of the read-write lock row's acquires that write.
+RW_WRITES = 0.1
 
 
 def _book(module: Any) -> Any:
@@ -131,6 +139,34 @@ def _ours(job: Job) -> ClientPerCoroutine:
     return ClientPerCoroutine(job, make)
 
 
+def _ours_rwlock(job: Job) -> ClientPerCoroutine:
+    from aiorpatterns import Keyspace
+    from aiorpatterns.coordination.rwlock import ReadWriteLock
+    from aiorpatterns.core.scripts import script
+
+    sha = script("rwlock_acquire").sha
+    keyspace = Keyspace(BENCH_PREFIX.rstrip(":"))
+
+    def make(client: Any, st: ClientStats, index: int) -> Op:
+        counted: Any = CountingClient(client, st, shas=[sha])
+        rw = ReadWriteLock(counted, NAME, timeout=LOCK_TIMEOUT, keyspace=keyspace)
+        reader, writer = rw.read(), rw.write()  # a lease object can be acquired again
+        draws = random.Random(index)
+
+        async def op(deadline: float) -> None:
+            t = time.perf_counter()
+            if t >= deadline:
+                return
+            lease = writer if draws.random() < RW_WRITES else reader
+            if await lease.acquire(acquire_timeout=deadline - t):
+                st.success(t)
+                await lease.release()
+
+        return op
+
+    return ClientPerCoroutine(job, make)
+
+
 def _redis_py(sleep: float) -> Any:
     def factory(job: Job) -> ClientPerCoroutine:
         from redis.asyncio.lock import Lock
@@ -182,7 +218,7 @@ async def _prepare(client: Any) -> None:
     from aiorpatterns.core.scripts import script
 
     await ch11_locks.load(client)  # the sync port's scripts are the same text
-    for name in ("lock_acquire", "lock_release", "lock_extend"):
+    for name in ("lock_acquire", "lock_release", "lock_extend", "rwlock_acquire", "rwlock_release"):
         await script(name).load(client)
 
 
@@ -229,6 +265,11 @@ TABLE = Table(
         Variant("book-lua-async", _book(ch11_locks)),
         Variant("aiorpatterns", _ours, requires="aiorpatterns:Lock"),
         Variant("aiorpatterns-procs", _ours, requires="aiorpatterns:Lock", runs="processes"),
+        Variant(
+            "aiorpatterns-rwlock",
+            _ours_rwlock,
+            requires="aiorpatterns.coordination.rwlock:ReadWriteLock",
+        ),
         Variant("redis-py", _redis_py(0.1)),
         Variant("redis-py-fast", _redis_py(0.001)),
         Variant("coredis", coredis_lock, requires="coredis.patterns.lock:Lock"),
@@ -239,6 +280,7 @@ TABLE = Table(
     prepare=_prepare,
     notes=(
         "book = the book's acquires in 10 s / 10 (Redis 2.6, Python 2, clients = processes); "
-        f"limit = {BATCH} SET NX PX + DEL pairs per pipeline, per client."
+        f"limit = {BATCH} SET NX PX + DEL pairs per pipeline, per client; "
+        f"aiorpatterns-rwlock = ReadWriteLock, {RW_WRITES:.0%} of acquires write, the rest read."
     ),
 )

@@ -521,6 +521,7 @@ DESCRIBE: dict[str, str] = {
     "lock:redis-py-fast": "redis-py's asyncio Lock, sleep 1 ms, coroutines",
     "lock:coredis": "coredis' asyncio Lock, coroutines",
     "lock:pottery": "pottery's AIORedlock on one master, coroutines",
+    "lock:aiorpatterns-rwlock": "ours, ReadWriteLock: 90% reads, 10% writes, coroutines",
     "semaphore:py-redis-semaphore": "py-redis-semaphore's asyncio Semaphore, coroutines",
     "autocomplete:walrus": "walrus' Autocomplete, sync, a process per client",
     "limit-commands": "the limit, with the book's 5 commands per call",
