@@ -1,5 +1,5 @@
-"""The coordination guide's examples: a lock, a semaphore, a fair semaphore (Redis in Action §6.2,
-§6.3, §11.2), on a Redis server this script starts itself.
+"""The coordination guide's examples: a lock, a semaphore, a fair semaphore, a read-write lock
+(Redis in Action §6.2, §6.3, §11.2), on a Redis server this script starts itself.
 
 Run: ``uv run python examples/guide_coordination.py``. The docs include the code between the
 ``--8<--`` markers, so the guide shows exactly what this script runs.
@@ -12,6 +12,7 @@ import asyncio
 from redis.asyncio import Redis
 
 from aiorpatterns import AcquireTimeoutError, FairSemaphore, Lock, Semaphore
+from aiorpatterns.coordination.rwlock import ReadWriteLock
 from aiorpatterns.testing.server import RedisServer
 
 
@@ -91,6 +92,31 @@ async def fair_semaphore_example(redis: Redis) -> None:
 # --8<-- [end:fair]
 
 
+# --8<-- [start:rwlock]
+async def rwlock_example(redis: Redis) -> None:
+    """Readers share a document; a writer has it alone, with a fence."""
+    rw = ReadWriteLock(redis, "doc:7", timeout=5)
+    together = asyncio.Barrier(3)  # opens only while all three readers are inside at once
+
+    async def read() -> int | None:
+        async with rw.read() as reader:
+            await together.wait()
+            return reader.fence  # the fence of the last write before this read (0: none yet)
+
+    assert await asyncio.gather(read(), read(), read()) == [0, 0, 0]
+
+    async with rw.write() as writer:  # no reader, no other writer, while this block runs
+        assert writer.fence == 1  # strictly increasing per name: hand it to the storage
+        await redis.set("app:doc:7", "v2")
+        elsewhere = ReadWriteLock(redis, "doc:7", acquire_timeout=0.1)  # another client, say
+        assert not await elsewhere.read().acquire()
+    async with rw.read() as reader:
+        assert reader.fence == 1  # reads what the writer wrote
+
+
+# --8<-- [end:rwlock]
+
+
 async def main() -> None:
     with RedisServer() as server:
         redis = Redis.from_url(server.url)
@@ -98,6 +124,7 @@ async def main() -> None:
             await lock_example(redis)
             await semaphore_example(redis)
             await fair_semaphore_example(redis)
+            await rwlock_example(redis)
         finally:
             await redis.aclose()
     print("coordination: ok")
