@@ -1,4 +1,5 @@
-"""The contract Lock, Semaphore and FairSemaphore share (coordination.leases, §6.2-§6.3, §11.2).
+"""The contract every lease shares: Lock, the semaphores, a ReadWriteLock's write lease
+(coordination.leases, §6.2-§6.3, §11.2).
 
 Round trips per uncontended call, the tombstone that refuses a cancelled acquire's late request,
 concurrent releases, ``owned()``, and the argument checks every lease makes before Redis.
@@ -10,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar
 
@@ -25,6 +25,7 @@ from retrysafe import script_names
 
 from aiorpatterns import FairSemaphore, Lock, NotOwnedError, Semaphore
 from aiorpatterns.coordination.leases import Lease
+from aiorpatterns.coordination.rwlock import ReadWriteLock, RWLease
 from aiorpatterns.core.checks import MAX_SECONDS
 from aiorpatterns.core.scripts import script
 from aiorpatterns.testing.pytest_plugin import Endpoint
@@ -34,6 +35,9 @@ KINDS: dict[str, Callable[..., Lease]] = {
     "Lock": Lock,
     "Semaphore": lambda redis, name, **kw: Semaphore(redis, name, limit=1, **kw),
     "FairSemaphore": lambda redis, name, **kw: FairSemaphore(redis, name, limit=1, **kw),
+    # A write lease excludes every other lease of the name, as a lock does (test_rwlock.py
+    # covers read leases, which share).
+    "ReadWriteLock.write": lambda redis, name, **kw: ReadWriteLock(redis, name, **kw).write(),
 }
 
 
@@ -87,7 +91,7 @@ async def test_a_late_acquire_of_an_abandoned_token_is_refused(
     other = make(redis_client, "tomb", timeout=30)
     if held_by_other:
         assert await other.acquire()
-    token = os.urandom(16).hex()
+    token = lease._new_token()
     keys = lease._keys()
     await lease._run(lease._release, keys, token, "abandon")  # the clean-up ran first
     for wait_ms in (0, 3000):  # a try, and a request to queue
@@ -95,6 +99,8 @@ async def test_a_late_acquire_of_an_abandoned_token_is_refused(
     assert await redis_client.zscore(lease._queue, token) is None
     if isinstance(lease, Lock):
         assert await lease.locked() == held_by_other
+    elif isinstance(lease, RWLease):
+        assert await lease.rwlock.write_locked() == held_by_other
     else:
         assert isinstance(lease, Semaphore)
         assert await lease.holders() == int(held_by_other)

@@ -1,4 +1,5 @@
-"""Run-twice tests of the lease scripts: Lock, Semaphore, FairSemaphore (issue 10).
+"""Run-twice tests of the lease scripts: Lock, Semaphore, FairSemaphore, a ReadWriteLock's
+write lease (issue 10; test_rwlock.py has the read-write lock's own, with readers).
 
 Every script call is sent twice by ``twice_client`` (``retrysafe.py``), as redis-py's ``Retry`` or
 the cluster client does after a lost reply: the keyspace must be the state of one run and the
@@ -9,7 +10,6 @@ same extended lease). Each test runs on both topologies.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +20,7 @@ from retrysafe import assert_retry_safe
 
 from aiorpatterns import FairSemaphore, Lock, Semaphore
 from aiorpatterns.coordination.leases import Lease, to_ms
+from aiorpatterns.coordination.rwlock import ReadWriteLock
 
 
 def _lock(redis: Any, name: str, **kw: Any) -> Lease:
@@ -34,6 +35,10 @@ def _fair(limit: int) -> Callable[..., Lease]:
     return lambda redis, name, **kw: FairSemaphore(redis, name, limit=limit, **kw)
 
 
+def _write(redis: Any, name: str, **kw: Any) -> Lease:
+    return ReadWriteLock(redis, name, **kw).write()
+
+
 # One param per kind, marked with the scripts it runs (literal names: the inventory reads them).
 ACQUIRE_RELEASE = [
     pytest.param(_lock, id="Lock", marks=pytest.mark.retry_safe("lock_acquire", "lock_release")),
@@ -46,6 +51,11 @@ ACQUIRE_RELEASE = [
         _fair(1),
         id="FairSemaphore",
         marks=pytest.mark.retry_safe("fair_semaphore_acquire", "fair_semaphore_release"),
+    ),
+    pytest.param(
+        _write,
+        id="ReadWriteLock.write",
+        marks=pytest.mark.retry_safe("rwlock_acquire", "rwlock_release"),
     ),
 ]
 TWO_SLOTS = [
@@ -71,6 +81,11 @@ ACQUIRE_EXTEND = [
         _fair(1),
         id="FairSemaphore",
         marks=pytest.mark.retry_safe("fair_semaphore_acquire", "fair_semaphore_extend"),
+    ),
+    pytest.param(
+        _write,
+        id="ReadWriteLock.write",
+        marks=pytest.mark.retry_safe("rwlock_acquire", "rwlock_extend"),
     ),
 ]
 
@@ -269,7 +284,7 @@ async def test_abandon_of_a_hand_off_passes_it_on(
         late = make(client, "late", timeout=30)
         patient = make(client, "late", timeout=30, acquire_timeout=60)
         assert await holder.acquire()
-        token = os.urandom(16).hex()
+        token = late._new_token()
         keys = late._keys()
         alive = to_ms(60)
         queued = int(await late._run(late._acquire, keys, token, to_ms(30), alive))
