@@ -99,27 +99,27 @@ class ReadWriteLock:
         self._leases: weakref.WeakSet[RWLease] = weakref.WeakSet()
 
     def read(self) -> ReadLease:
-        """A new lease to hold the lock for reading, beside other readers (not yet acquired)."""
+        """Return a new lease that holds the lock for reading, beside other readers."""
         lease = ReadLease(self)
         self._leases.add(lease)
         return lease
 
     def write(self) -> WriteLease:
-        """A new lease to hold the lock for writing, alone (not yet acquired)."""
+        """Return a new lease that holds the lock for writing, alone."""
         lease = WriteLease(self)
         self._leases.add(lease)
         return lease
 
     async def readers(self) -> int:
-        """How many readers hold the lock right now (their leases have not ended)."""
+        """Return how many readers hold the lock right now (on the server's clock, §6.3.1)."""
         return int(await script("semaphore_holders")(self.redis, (self.readers_key,)))
 
     async def write_locked(self) -> bool:
-        """True if a writer holds the lock right now."""
+        """Return True if a writer holds the lock right now."""
         return bool(await self.redis.exists(self.writer_key))
 
     def _holding(self, task: asyncio.Task[Any]) -> RWLease | None:
-        """The lease made here that ``task`` holds, if any."""
+        """Return the lease made here that ``task`` holds, if any."""
         for lease in list(self._leases):
             if lease.held and lease._holder is task:
                 return lease
