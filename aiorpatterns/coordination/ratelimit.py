@@ -14,9 +14,10 @@ Strategies (``strategy=``), for a limit of ``count`` units per ``period``:
   of the previous window still inside the sliding period (rounded down). An approximation of the
   sliding log: exact when traffic is even, off by the unevenness of the previous window
   otherwise; never more than the limit per aligned window. O(1) memory.
-- ``"sliding_log"``: one ZSET entry per unit admitted in the last period; exact (never more than
-  the limit in any period), but **O(limit) memory per key**: about 100 bytes a unit once a key
-  holds more than 128 entries (some 10 MB for a key at a limit of 100,000).
+- ``"sliding_log"``: one LIST entry (its server time) per unit admitted in the last period;
+  exact (never more than the limit in any period), but **O(limit) memory per key**: about 11
+  bytes a unit (some 1.1 MB for a key at a limit of 100,000), and a refused hit costs
+  O(log limit) reads.
 - ``"gcra"`` (the default): the generic cell rate algorithm, a token bucket of ``count`` tokens
   refilled at ``count / period`` (bursts up to the limit, then one unit every ``period / count``),
   kept as one theoretical arrival time. Exact in its own sense, with integer arithmetic. O(1).
@@ -29,7 +30,7 @@ and ``async with limiter.slot(key)`` sleep exactly as long as the server says (i
 ``retry_after``), never a polling interval, and try again.
 
 Keys (one hash tag per limited key): ``<prefix>:rate:{<name>:<key>}`` (HASH: the strategy's state
-and the receipts below) and, for the sliding log, ``…:log`` (ZSET ``<call>:<i>`` -> server time).
+and the receipts below) and, for the sliding log, ``…:log`` (LIST of server times, newest first).
 Each key expires when its state no longer matters (the end of the window, of the next window for
 the sliding window, the bucket refilled for GCRA, the last entry's period for the log), and the
 HASH lives at least 10 seconds for its receipts.
@@ -231,7 +232,7 @@ class RateLimiter:
     # -- public API ----------------------------------------------------------------------------
 
     def keys(self, key: str) -> tuple[str, str]:
-        """The Redis keys of ``key``: its state HASH, and the sliding log's ZSET."""
+        """The Redis keys of ``key``: its state HASH, and the sliding log's LIST."""
         check_name(key, "key")
         state = self.keyspace.key(self.kind, f"{self.name}:{key}")
         return state, f"{state}:log"

@@ -3,7 +3,7 @@
 -- (with "-- @include ratelimit_keep"), so ratelimit_test, which peeks, writes nothing.
 --
 -- KEYS[1] is the limited key's HASH: the strategy's state and the receipts; KEYS[2] the sliding
--- log's ZSET (entry "<call>:<i>" -> server time, us). Every time is a whole number of
+-- log's LIST (one entry per unit: its server time in us, newest first). Every time is a whole number of
 -- microseconds on the server's clock (TIME), below 2^53, so Lua's doubles hold it exactly, and
 -- every number stored is written with int() (never Lua's "%.14g", which rounds big ones).
 --
@@ -135,25 +135,35 @@ local function gcra(limit, period, cost, now, consume)
   return d
 end
 
--- Sliding log: every unit admitted in the last period is an entry of the ZSET; exact, and
--- O(limit) memory per key.
+-- Sliding log: every unit admitted in the last period is an entry of a LIST, its server time,
+-- newest first (the clock only moves on, so the LIST stays sorted); exact, and O(limit) memory
+-- per key (about 11 bytes a unit: listpack nodes hold the times as integers).
+
+-- How many entries, from the newest, are later than `edge` (a binary search on the sorted LIST).
+local function log_live(n, edge)
+  local low, high = 0, n
+  while low < high do
+    local mid = math.floor((low + high) / 2)
+    if tonumber(redis.call('LINDEX', KEYS[2], mid)) > edge then low = mid + 1 else high = mid end
+  end
+  return low
+end
+
 local function sliding_log(limit, period, cost, now, consume)
-  local from = '(' .. int(now - period)  -- entries at or before now - period are out
-  local count = redis.call('ZCOUNT', KEYS[2], from, '+inf')
+  local n = redis.call('LLEN', KEYS[2])
+  local count = log_live(n, now - period)  -- entries at or before now - period are out
   local ok = count + cost <= limit
   local after = count
   if ok and consume then after = count + cost end
-  local d = {ok = ok, remaining = limit - after, retry_at = now, reset_at = now}
+  local d = {ok = ok, n = n, count = count, remaining = limit - after, retry_at = now,
+    reset_at = now}
   if not ok then  -- the entry whose leaving makes room: the (count + cost - limit)-th oldest
-    local e = redis.call('ZRANGEBYSCORE', KEYS[2], from, '+inf', 'WITHSCORES', 'LIMIT',
-      count + cost - limit - 1, 1)
-    d.retry_at = tonumber(e[2]) + period
+    d.retry_at = tonumber(redis.call('LINDEX', KEYS[2], limit - cost)) + period
   end
   if after > count then
     d.reset_at = now + period
   elseif count > 0 then
-    local e = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
-    d.reset_at = tonumber(e[2]) + period
+    d.reset_at = tonumber(redis.call('LINDEX', KEYS[2], 0)) + period
   end
   return d
 end

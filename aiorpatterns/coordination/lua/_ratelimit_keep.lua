@@ -18,15 +18,14 @@ local function hold(us)
   if redis.call('PTTL', KEYS[1]) < ms then redis.call('PEXPIRE', KEYS[1], int(ms)) end
 end
 
--- ZADD or ZREM the sliding-log entries "<call>:1" .. "<call>:<cost>", in batches (unpack has
--- a limit on how many values it returns).
-local function log_entries(command, score, call, cost)
+-- LPUSH `cost` entries `time` on the sliding log, in batches (unpack has a limit on how many
+-- values it returns).
+local function log_push(time, cost)
   local batch = {}
   for i = 1, cost do
-    if score then batch[#batch + 1] = score end
-    batch[#batch + 1] = call .. ':' .. int(i)
+    batch[#batch + 1] = time
     if #batch >= 1000 or i == cost then
-      redis.call(command, KEYS[2], unpack(batch))
+      redis.call('LPUSH', KEYS[2], unpack(batch))
       batch = {}
     end
   end

@@ -1,7 +1,7 @@
 -- Consume `cost` units of a limited key if they fit (rate limiting; compare Redis in Action
 -- §5.2.1's time-bucketed counters and §6.3.1's ZSET of timestamps, here on the server's clock).
 -- KEYS[1] state    HASH the strategy's state, and the receipts of the last calls
--- KEYS[2] log      ZSET "<call>:<i>" -> server time (us) (sliding_log only; unused otherwise)
+-- KEYS[2] log      LIST server time (us) per unit, newest first (sliding_log only; else unused)
 -- ARGV[1] strategy fixed_window | sliding_window | sliding_log | gcra
 -- ARGV[2] limit    units per period
 -- ARGV[3] period   us
@@ -23,9 +23,9 @@ if kept then return answer(kept[1] == 1, kept[2], kept[3], kept[4], kept[5]) end
 local now = now_us()
 local d = decide(strategy, limit, period, cost, now, true)
 if strategy == 'sliding_log' then
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', int(now - period))
+  if d.n > d.count then redis.call('RPOP', KEYS[2], d.n - d.count) end  -- the expired, oldest
   if d.ok then
-    log_entries('ZADD', int(now), call, cost)
+    log_push(int(now), cost)
     redis.call('PEXPIRE', KEYS[2], int(math.ceil(period / 1000)))
   end
 elseif d.ok then
@@ -38,6 +38,6 @@ elseif d.ok then
   end
 end
 keep(call, receipt_text(d, now))
--- The sliding log's HASH holds receipts only: its state lives (and expires) in the ZSET.
+-- The sliding log's HASH holds receipts only: its state lives (and expires) in the LIST.
 if strategy == 'sliding_log' then hold(0) else hold(d.reset_at - now) end
 return answer(d.ok, d.remaining, d.retry_at, d.reset_at, now)

@@ -1,6 +1,6 @@
 -- Give back what a hit consumed, for a caller cancelled (or failed) while its hit was in flight.
 -- KEYS[1] state    HASH the strategy's state, and the receipts of the last calls
--- KEYS[2] log      ZSET the sliding log (sliding_log only; unused otherwise)
+-- KEYS[2] log      LIST the sliding log (sliding_log only; unused otherwise)
 -- ARGV[1] strategy fixed_window | sliding_window | sliding_log | gcra
 -- ARGV[2] limit    units per period
 -- ARGV[3] period   us
@@ -29,8 +29,8 @@ end
 
 if at > 0 then
   local w = at - math.fmod(at, period)
-  if strategy == 'sliding_log' then
-    log_entries('ZREM', nil, call, cost)
+  if strategy == 'sliding_log' then  -- entries of one time are alike: any `cost` of them
+    redis.call('LREM', KEYS[2], cost, int(at))
   elseif strategy == 'fixed_window' then
     local f = redis.call('HMGET', KEYS[1], 'w', 'n')
     if tonumber(f[1]) == w then

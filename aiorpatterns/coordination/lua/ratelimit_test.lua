@@ -1,6 +1,6 @@
 -- Whether `cost` units of a limited key would fit now, consuming nothing (see ratelimit_hit).
 -- KEYS[1] state    HASH the strategy's state
--- KEYS[2] log      ZSET the sliding log (sliding_log only; unused otherwise)
+-- KEYS[2] log      LIST the sliding log (sliding_log only; unused otherwise)
 -- ARGV[1] strategy fixed_window | sliding_window | sliding_log | gcra
 -- ARGV[2] limit    units per period
 -- ARGV[3] period   us
