@@ -27,7 +27,16 @@ from .runner import RunPlan, SilentReporter, TableResult, run_plan
 
 __all__ = ["TABLES", "main", "output_path", "write_files"]
 
-TABLES = ("pipeline", "lock", "semaphore", "autocomplete", "queue", "market", "ziplist")
+TABLES = (
+    "pipeline",
+    "lock",
+    "semaphore",
+    "autocomplete",
+    "queue",
+    "market",
+    "ziplist",
+    "ratelimit",
+)
 
 
 def _clients(text: str) -> tuple[int, ...]:

@@ -114,6 +114,12 @@ def ratio_to(rows: Sequence[Row], row: Row, base: str) -> tuple[float | None, bo
     return row.ops_per_s / ref.ops_per_s, fallback
 
 
+def is_limit_row(base: str) -> bool:
+    """Whether ``base`` is a table's ``limit`` row (``limit``, ``limit-commands``), not a peer
+    whose name starts the same way (the ``limits`` package's rows, ``limits-fixed``)."""
+    return base == "limit" or base.startswith("limit-")
+
+
 def limit_share(rows: Sequence[Row], row: Row) -> float | None:
     """``row``'s rate as a fraction of the ``limit`` row (same clients, else the best limit)."""
     ref = _find(rows, "limit", row.transport, row.clients)
@@ -239,7 +245,7 @@ def _wanted(result: TableResult, title: str) -> bool:
     if title == "book/s":
         return any(r.book is not None for r in rows)
     if title == "tries/op":
-        return any(r.retries for r in rows if not r.base.startswith("limit"))
+        return any(r.retries for r in rows if not is_limit_row(r.base))
     if title == "Jain":
         return any(r.clients > 1 for r in rows)
     return True
@@ -425,7 +431,7 @@ FALLBACK_NOTE = "† = vs the reference at 1 client (it has no row at this clien
 
 
 def _row_style(row: Row) -> str | None:
-    if row.base.startswith("limit"):
+    if is_limit_row(row.base):
         return "dim"
     return "green" if row.base.startswith("aiorpatterns") else None
 
@@ -555,7 +561,7 @@ def _describe_by_name(base: str, runs: str) -> str:
     if base.startswith("aiorpatterns"):
         via = " through AutoPipeline" if "autopipeline" in base else ""
         return f"ours{via}, " + ("a process per client" if apart else "coroutines")
-    if base.startswith("limit"):
+    if is_limit_row(base):
         return "the most this client and server do with the same round trips"
     if base.startswith("lmove-") and base[6:].isdigit():
         n = int(base[6:])
@@ -629,8 +635,8 @@ def _chart_of(result: TableResult) -> _Chart:
     import matplotlib.pyplot as plt
 
     rows = result.rows
-    bases = [b for b in dict.fromkeys(r.base for r in rows) if not b.startswith("limit")]
-    counts = sorted({r.clients for r in rows if not r.base.startswith("limit")})
+    bases = [b for b in dict.fromkeys(r.base for r in rows) if not is_limit_row(b)]
+    counts = sorted({r.clients for r in rows if not is_limit_row(r.base)})
     palette = plt.get_cmap("tab10")
     return _Chart(rows, bases, counts, {b: palette(i % 10) for i, b in enumerate(bases)})
 

@@ -7,9 +7,9 @@ A peer that is not installed makes its row skip with a note; nothing here import
 module level.
 
 Installed as users install them: from PyPI, in the ``peers`` dependency group of
-``pyproject.toml``, which ``uv sync`` installs by default (``pip install coredis pottery walrus
-py-redis-semaphore`` outside uv). Every pin below resolves beside redis-py 8.2, so all run in
-the project's environment (versions as locked in ``uv.lock``):
+``pyproject.toml``, which ``uv sync`` installs by default (``pip install coredis limits pottery
+walrus py-redis-semaphore`` outside uv). Every pin below resolves beside redis-py 8.2, so all run
+in the project's environment (versions as locked in ``uv.lock``):
 
 - ``coredis`` 6.9 (:mod:`.coredis_lock`): ``coredis.patterns.lock.Lock``, on coredis' own
   client (``coredis.Redis`` / ``coredis.RedisCluster``), in the ``lock`` table;
@@ -17,6 +17,10 @@ the project's environment (versions as locked in ``uv.lock``):
   ``redis.asyncio.Redis``), in the ``lock`` table;
 - ``py-redis-semaphore`` 0.2.0 (:mod:`.redis_semaphore`): ``redis_semaphore.Semaphore`` with
   its async API (``aacquire`` / ``arelease``), in the ``semaphore`` table;
+- ``limits`` 5.8 (:mod:`.limits_ratelimit`): ``limits.aio.strategies``' fixed window, moving
+  window and sliding window counter on its async Redis storage, in the ``ratelimit`` table;
+  installed without extras and run on redis-py (its ``async-redis`` extra pins ``coredis<6``,
+  which clashes with coredis 6.9 above; its ``redis`` extra pins ``redis<8``);
 - ``walrus`` 0.9.8 (:mod:`.walrus_autocomplete`): ``walrus.Autocomplete`` on a
   ``walrus.Database`` (sync: one process per client), in the ``autocomplete`` table.
 
