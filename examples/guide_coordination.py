@@ -1,5 +1,5 @@
 """The coordination guide's examples: a lock, a semaphore, a fair semaphore, a read-write lock
-(Redis in Action §6.2, §6.3, §11.2), on a Redis server this script starts itself.
+(Redis in Action §6.2, §6.3, §11.2) and a rate limiter, on a Redis server this script starts.
 
 Run: ``uv run python examples/guide_coordination.py``. The docs include the code between the
 ``--8<--`` markers, so the guide shows exactly what this script runs.
@@ -12,6 +12,7 @@ import asyncio
 from redis.asyncio import Redis
 
 from aiorpatterns import AcquireTimeoutError, FairSemaphore, Lock, Semaphore
+from aiorpatterns.coordination.ratelimit import RateLimiter
 from aiorpatterns.coordination.rwlock import ReadWriteLock
 from aiorpatterns.testing.server import RedisServer
 
@@ -117,6 +118,41 @@ async def rwlock_example(redis: Redis) -> None:
 # --8<-- [end:rwlock]
 
 
+# --8<-- [start:ratelimit]
+async def rate_limiter_example(redis: Redis) -> None:
+    """Ten calls a minute per user; each decision on the server's clock."""
+    limiter = RateLimiter(redis, "api", limit="10/minute")  # GCRA: a unit back every 6 s
+    decisions = [await limiter.hit("user:42") for _ in range(12)]
+    assert [d.allowed for d in decisions] == [True] * 10 + [False] * 2
+    refused = decisions[-1]
+    assert refused.remaining == 0
+    assert 0 < refused.retry_after <= 6  # seconds until one unit fits again
+    assert await limiter.hit("user:7")  # a decision is truthy when allowed; keys apart
+    assert not await limiter.test("user:42")  # test() peeks, consuming nothing
+    await limiter.reset("user:42")  # reset() forgets a key
+    assert (await limiter.test("user:42")).remaining == 10
+
+    # wait() sleeps exactly as long as the server says (retry_after), then tries again.
+    burst = RateLimiter(redis, "export", limit="5/0.5 seconds", strategy="sliding_window")
+    for _ in range(5):
+        await burst.hit("job")
+    assert (await burst.wait("job", timeout=5)).allowed
+
+    # A slot the timeout cannot reach: acquire() says False at once, slot() raises.
+    hourly = RateLimiter(redis, "reports", limit="1/hour", strategy="sliding_log")
+    async with hourly.slot("team:a", timeout=1):
+        pass  # the hour's one report
+    assert not await hourly.acquire("team:a", timeout=0.1)
+    try:
+        async with hourly.slot("team:a", timeout=0.1):
+            raise AssertionError("unreachable: the hour's report was made")
+    except AcquireTimeoutError:
+        pass
+
+
+# --8<-- [end:ratelimit]
+
+
 async def main() -> None:
     with RedisServer() as server:
         redis = Redis.from_url(server.url)
@@ -125,6 +161,7 @@ async def main() -> None:
             await semaphore_example(redis)
             await fair_semaphore_example(redis)
             await rwlock_example(redis)
+            await rate_limiter_example(redis)
         finally:
             await redis.aclose()
     print("coordination: ok")
