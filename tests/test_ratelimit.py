@@ -76,6 +76,14 @@ def test_limits_are_parsed(written: str, count: int, period: float) -> None:
     assert Rate.parse(str(rate)) == rate  # what it prints reads back
 
 
+def test_a_rate_prints_as_it_is_written() -> None:
+    assert [str(Rate(10, p)) for p in (1.0, 2.0, 60.0, 5400.0, 0.5)] == [
+        "10/second", "10/2 seconds", "10/minute", "10/90 minutes", "10/0.5 seconds",
+    ]  # fmt: skip
+    third = Rate(1, 1 / 3)
+    assert Rate.parse(str(third)) == third  # every digit kept where brief would round
+
+
 @pytest.mark.parametrize(
     "written",
     ["", "10", "ten/second", "10/fortnight", "10//second", "-1/second", "0/second", "10/0 s",

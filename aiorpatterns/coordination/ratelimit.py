@@ -153,12 +153,19 @@ class Rate:
         return max(1, round(self.period * 1_000_000))
 
     def __str__(self) -> str:
+        """The limit as :meth:`parse` reads it back: ``"10/second"``, ``"5/2 seconds"``."""
         for seconds, name in _NAMES:
             if self.period == seconds:
                 return f"{self.count}/{name}"
             if self.period % seconds == 0:
-                return f"{self.count}/{self.period / seconds:g} {name}s"
-        return f"{self.count}/{self.period:g} seconds"
+                return f"{self.count}/{_number(self.period / seconds)} {name}s"
+        return f"{self.count}/{_number(self.period)} seconds"
+
+
+def _number(value: float) -> str:
+    """``value`` briefly (``2``, ``0.5``), or all its digits where brief would round it."""
+    brief = f"{value:g}"
+    return brief if float(brief) == value else repr(value)
 
 
 def parse_rate(value: object, what: str = "limit") -> Rate:

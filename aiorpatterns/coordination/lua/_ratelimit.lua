@@ -117,7 +117,7 @@ local function gcra(limit, period, cost, now, consume)
   end
   local ok = fits(cost)
   local nt, nr = gcra_add(t, r, cost, q, rr, limit)
-  if ok and consume then t, r = nt, nr end
+  if ok and consume then t, r = nt, nr end  -- fits() now counts from the new TAT
   local d = {ok = ok, t = t, r = r, retry_at = now}
   if not ok then
     d.retry_at = nt - period
@@ -177,7 +177,7 @@ local STRATEGIES = {
 
 local function decide(strategy, limit, period, cost, now, consume)
   local f = STRATEGIES[strategy]
-  if not f then return redis.error_reply('unknown rate-limit strategy ' .. tostring(strategy)) end
+  if not f then error('unknown rate-limit strategy ' .. tostring(strategy)) end
   return f(limit, period, cost, now, consume)
 end
 
