@@ -16,8 +16,8 @@ Strategies (``strategy=``), for a limit of ``count`` units per ``period``:
   otherwise; never more than the limit per aligned window. O(1) memory.
 - ``"sliding_log"``: one LIST entry (its server time) per unit admitted in the last period;
   exact (never more than the limit in any period), but **O(limit) memory per key**: about 11
-  bytes a unit (some 1.1 MB for a key at a limit of 100,000), and a refused hit costs
-  O(log limit) reads.
+  bytes a unit (about 1 MB for a key at a limit of 100,000); each decision counts the live
+  entries by a binary search (O(log limit) reads).
 - ``"gcra"`` (the default): the generic cell rate algorithm, a token bucket of ``count`` tokens
   refilled at ``count / period`` (bursts up to the limit, then one unit every ``period / count``),
   kept as one theoretical arrival time. Exact in its own sense, with integer arithmetic. O(1).
