@@ -9,11 +9,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from helpers import until
+from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from aiorpatterns.core import wakeup
-from aiorpatterns.core.wakeup import channel_id, deliver, wake_channel
+from aiorpatterns.core.wakeup import channel_id, deliver, signal_wait, wake_channel
+from aiorpatterns.testing.pytest_plugin import Endpoint
 
 QUEUE = "aiorp:lock:{wake-test}:queue"
 
@@ -28,7 +32,7 @@ async def blocked_clients(redis: Any) -> int:
 
 def registered(redis: Any, queue: str) -> bool:
     channels = wakeup._CHANNELS.get(redis)
-    return channels is not None and queue in channels.by_queue
+    return channels is not None and any(k.startswith(queue + ":") for k in channels.listeners)
 
 
 async def test_a_thousand_waiters_share_one_blocked_connection(redis_client: Any) -> None:
@@ -106,6 +110,7 @@ async def test_each_client_listens_on_its_own_list(redis_client: Any, new_client
 async def test_a_stopped_dispatcher_costs_latency_only(redis_client: Any) -> None:
     channel = wake_channel(redis_client, QUEUE)
     channel.expect("survivor")
+    first = asyncio.create_task(channel.wait("survivor", 0.5))
 
     async def dispatcher_blocked() -> bool:
         return await blocked_clients(redis_client) == 1
@@ -113,10 +118,75 @@ async def test_a_stopped_dispatcher_costs_latency_only(redis_client: Any) -> Non
     await until(dispatcher_blocked, "the dispatcher to block")
     dispatcher = channel._dispatcher
     assert dispatcher is not None
-    dispatcher.cancel()  # as if its connection failed for good
+    dispatcher.cancel()  # as if it had stopped for good
     await asyncio.wait((dispatcher,))
     assert channel._dispatcher is None
-    assert channel.waiting == 1
     await redis_client.rpush(channel.key, "survivor 4")
-    assert await channel.wait("survivor", 60) == "4"  # its next wait listens again
+    assert await first is None  # nobody listened: the slice ran out
+    assert await channel.wait("survivor", 60) == "4"  # the next wait listens again
     channel.forget("survivor")
+
+
+async def test_a_failed_dispatcher_fails_the_waits(redis_server: Endpoint) -> None:
+    """Standalone, no retries (``from_url``'s default): the cluster client always retries."""
+    client = Redis.from_url(redis_server.url)
+    try:
+        channel = wake_channel(client, QUEUE)
+        channel.expect("unlucky")
+        waiting = asyncio.create_task(channel.wait("unlucky", 60))
+
+        async def dispatcher_blocked() -> bool:
+            return await blocked_clients(client) == 1
+
+        await until(dispatcher_blocked, "the dispatcher to block")
+        [victim] = [c for c in await client.client_list() if "b" in c["flags"]]
+        await client.client_kill_filter(_id=victim["id"])
+        with pytest.raises(RedisConnectionError):  # as its own BLPOP would have raised
+            await asyncio.wait_for(waiting, 30)
+        channel.forget("unlucky")
+    finally:
+        await client.aclose()
+
+
+SIGNALS = "aiorp:queue:{wake-test}:signal"
+
+
+async def test_a_thousand_signal_waiters_share_one_blocked_connection(redis_client: Any) -> None:
+    waits = [asyncio.create_task(signal_wait(redis_client, SIGNALS, 60)) for _ in range(1000)]
+
+    async def one_blocked() -> bool:
+        return await blocked_clients(redis_client) == 1
+
+    await until(one_blocked, "the dispatcher to block")
+    for _ in range(10):
+        await redis_client.rpush(SIGNALS, *["1"] * 100)
+    assert all(await asyncio.gather(*waits))
+
+    async def idle() -> bool:
+        return not registered(redis_client, SIGNALS) and await blocked_clients(redis_client) == 0
+
+    await until(idle, "the idle channel to stop and leave the registry")
+    assert await redis_client.llen(SIGNALS) == 0
+
+
+async def test_one_signal_wakes_one_waiter(redis_client: Any) -> None:
+    first = asyncio.create_task(signal_wait(redis_client, SIGNALS, 60))
+    second = asyncio.create_task(signal_wait(redis_client, SIGNALS, 0.5))
+
+    async def blocked() -> bool:
+        return await blocked_clients(redis_client) == 1
+
+    await until(blocked, "the dispatcher to block")
+    await redis_client.rpush(SIGNALS, "1")
+    assert await first is True  # the longest waiting
+    assert await second is False
+
+
+async def test_a_signal_nobody_waits_for_is_given_back(redis_client: Any) -> None:
+    assert await signal_wait(redis_client, SIGNALS, 0.05) is False
+    await redis_client.rpush(SIGNALS, "1")  # the dispatcher may still be blocked: it gives it back
+
+    async def back() -> bool:
+        return not registered(redis_client, SIGNALS) and await redis_client.llen(SIGNALS) == 1
+
+    await until(back, "the signal to stay for another waiter")
