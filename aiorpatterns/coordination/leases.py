@@ -34,14 +34,21 @@ from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from ..core.cancellation import CLEANUP_TRIES, best_effort, honour_cancel, shielded
-from ..core.checks import AsyncRedis, check_client, check_flag, check_keyspace, check_seconds, to_ms
+from ..core.checks import (
+    AsyncRedis,
+    check_client,
+    check_flag,
+    check_keyspace,
+    check_seconds,
+    text,
+    to_ms,
+)
 from ..core.errors import AcquireTimeoutError, LeaseLostError, NotOwnedError, ReentryError
 from ..core.keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from ..core.scripts import script
-from ..core.waiting import MAX_WAIT_SLICE, blocking_cap
+from ..core.waiting import MAX_WAIT_SLICE
+from ..core.wakeup import channel_id, deliver, wake_channel
 
 __all__ = ["Lease"]
 
@@ -111,8 +118,12 @@ class Lease:
         raise NotImplementedError
 
     def _new_token(self) -> str:
-        """A fresh random token for one acquire (a subclass may mark it, e.g. with a kind)."""
-        return os.urandom(16).hex()
+        """A fresh token for one acquire: ``<channel>.<random>`` (see ``core/wakeup.py``).
+
+        The scripts read the waiter's wake-up channel from it; a subclass may prefix it (with a
+        kind, say), never change its end.
+        """
+        return f"{channel_id(self.redis)}.{os.urandom(16).hex()}"
 
     def _check_reentry(self, task: asyncio.Task[Any] | None) -> None:
         """Raise :class:`~aiorpatterns.ReentryError` if ``task`` holds this lease already.
@@ -274,44 +285,39 @@ class Lease:
         lease_ms = to_ms(self.timeout or 0.0)
         try_only = deadline is not None and deadline <= asyncio.get_running_loop().time()
         alive_ms = 0 if try_only else to_ms(MAX_WAIT_SLICE + _WAITER_GRACE)
-        cap = blocking_cap(self.redis)
         task = asyncio.current_task()
         cancels = task.cancelling() if task is not None else 0
+        # Listening before the first step: a release run meanwhile may hand it to us already.
+        channel = wake_channel(self.redis, self._queue)
+        channel.expect(token)
         try:
             reply = int(await self._run(self._acquire, keys, token, lease_ms, alive_ms))
             while reply <= 0 and not try_only:
                 honour_cancel(task, cancels)  # every turn: a waiter may wait for ever
-                slice_ = self._wait_slice(deadline, -reply / 1000, cap=cap)
+                slice_ = self._wait_slice(deadline, -reply / 1000)
                 if slice_ is None:  # out of time: keep a late hand-off, else leave the queue
-                    reply = int(await self._run(self._release, keys, token, "settle"))
+                    reply = self._status(await self._run(self._release, keys, token, "settle"))
                     break
-                try:
-                    popped = await self.redis.blpop([f"{self._queue}:{token}"], timeout=slice_)
-                except RedisTimeoutError:  # socket_timeout cut the wait short (see
-                    popped = None  # blocking_cap); a hand-off it lost is found by the re-check
-                if popped is not None:
-                    reply = int(popped[1])
+                grant = await channel.wait(token, slice_)
+                if grant is not None:
+                    reply = int(grant)
                     break
+                # No word within the slice (a wake-up lost, or the holder crashed): re-check.
                 reply = int(await self._run(self._acquire, keys, token, lease_ms, alive_ms))
             honour_cancel(task, cancels)
         except BaseException:
             await self._abandon(token)
             raise
+        finally:
+            channel.forget(token)
         if reply > 0:
             self._token = token
         return max(reply, 0)
 
     @staticmethod
-    def _wait_slice(
-        deadline: float | None, hint: float, *, cap: float | None = None
-    ) -> float | None:
-        """How long to block before re-checking; None when the deadline has passed.
-
-        ``cap`` bounds the slice further (see :func:`~aiorpatterns.core.waiting.blocking_cap`).
-        """
+    def _wait_slice(deadline: float | None, hint: float) -> float | None:
+        """How long to wait for a wake-up before re-checking; None when the deadline has passed."""
         slice_ = min(MAX_WAIT_SLICE, hint + 0.005)
-        if cap is not None:
-            slice_ = min(slice_, cap)
         if deadline is not None:
             left = deadline - asyncio.get_running_loop().time()
             if left < 0.001:
@@ -321,7 +327,24 @@ class Lease:
 
     async def _abandon(self, token: str) -> None:
         """Leave the queue and give back a hand-off we will not use (shielded, best effort)."""
-        await best_effort(lambda: self._run(self._release, self._keys(), token, "abandon"))
+
+        async def abandon() -> None:
+            self._status(await self._run(self._release, self._keys(), token, "abandon"))
+
+        await best_effort(abandon)
+
+    def _status(self, reply: Any) -> int:
+        """A release step's status; wake the waiters of our channel its reply names.
+
+        A release hands the resource on in the same step; a waiter of this client's channel is
+        named in the reply (token, grant pairs after the status) rather than pushed to, so it
+        wakes without a second round trip (``core/wakeup.py``).
+        """
+        if not isinstance(reply, list):
+            return int(reply)
+        for i in range(1, len(reply) - 1, 2):
+            deliver(self.redis, self._queue, text(reply[i]), text(reply[i + 1]))
+        return int(reply[0])
 
     async def _finish(self, token: str) -> None:
         """Stop renewing and run the release script for ``token``, already taken from the object.
@@ -351,7 +374,7 @@ class Lease:
         """
         for attempt in range(1, CLEANUP_TRIES + 1):
             try:
-                return int(await self._run(self._release, self._keys(), token, "release"))
+                return self._status(await self._run(self._release, self._keys(), token, "release"))
             except Exception as exc:
                 if attempt == CLEANUP_TRIES:
                     log.warning(

@@ -2,8 +2,14 @@
 -- Expects the including script to define locals QUEUE (ZSET token -> arrival time, us),
 -- WAITERS (HASH token -> "<lease_ms> <deadline_ms>"), and a function grant(token, lease_ms)
 -- that gives the resource to a waiter and returns the value to wake it with.
--- A waiter blocks on its wake list "<QUEUE>:<token>": it embeds QUEUE's hash tag, so it lives
--- in the same slot as every declared key (Redis Cluster allows same-slot keys in a script).
+-- Waking (see aiorpatterns/core/wakeup.py): a token reads "<channel>.<random>", the channel
+-- being its client's; a grant is pushed as "<token> <grant>" onto that channel's list
+-- "<QUEUE>:wake:<channel>", where one dispatcher per client and queue blocks for all its
+-- waiting tasks. A script that collects local grants (see collect_local_grants) returns the
+-- grants to waiters of its caller's own channel in its reply instead, so the caller wakes them
+-- without a second round trip. "<QUEUE>:<token>" holds only a finished token's tombstone.
+-- Both embed QUEUE's hash tag, so they live in the same slot as every declared key (Redis
+-- Cluster allows same-slot keys in a script).
 
 local GRACE_MS = 5000
 -- Left in a token's wake list by abandon() and by a release; never a grant (grants are > 0).
@@ -90,15 +96,47 @@ local function live_head(now)
   end
 end
 
+-- The channel a token was issued on (nil for a token without one).
+local function channel_of(token)
+  return string.match(token, '(%x+)%.%x+$')
+end
+
+-- Grants to waiters of the caller's channel, returned in the reply (nil: push every grant).
+local LOCAL_GRANTS = nil
+local CALLER_CHANNEL = nil
+
+-- Return grants to waiters of `token`'s own channel in the reply (see with_local_grants).
+local function collect_local_grants(token)
+  CALLER_CHANNEL = channel_of(token)
+  LOCAL_GRANTS = {}
+end
+
+-- The reply `status`, followed by the local grants as token, grant pairs if there are any.
+local function with_local_grants(status)
+  if not LOCAL_GRANTS or #LOCAL_GRANTS == 0 then return status end
+  local reply = {status}
+  for _, v in ipairs(LOCAL_GRANTS) do reply[#reply + 1] = v end
+  return reply
+end
+
+-- Tell a waiter it was granted `value` (its lease: `lease` ms).
+local function wake(token, value, lease)
+  local channel = channel_of(token)
+  if LOCAL_GRANTS and channel and channel == CALLER_CHANNEL then
+    LOCAL_GRANTS[#LOCAL_GRANTS + 1] = token
+    LOCAL_GRANTS[#LOCAL_GRANTS + 1] = value
+    return
+  end
+  local list = channel and (QUEUE .. ':wake:' .. channel) or wake_key(token)
+  redis.call('RPUSH', list, channel and (token .. ' ' .. value) or value)
+  keep_alive(list, lease + GRACE_MS)
+end
+
 -- Hand the resource to the first live waiter, if any, and wake it.
 local function hand_off(now)
   local head, lease = live_head(now)
   if not head then return nil end
   dequeue(head)
-  local value = grant(head, lease)
-  local wake = wake_key(head)
-  redis.call('DEL', wake)
-  redis.call('RPUSH', wake, value)
-  redis.call('PEXPIRE', wake, lease + GRACE_MS)
+  wake(head, grant(head, lease), lease)
   return head
 end

@@ -9,7 +9,8 @@
 --                  token's late requests (a cancelled or failed acquire);
 --                  "settle": keep a slot if one was handed to us, else leave the queue
 -- ARGV[3] limit    how many holders the semaphore admits
--- returns: release/abandon: 1 if the caller held a slot, else 0;
+-- returns: release/abandon: 1 if the caller held a slot, else 0, followed by token, grant
+--          pairs of waiters of the caller's channel handed a slot (see wakeup.py);
 --          settle: the caller's counter value if it holds a slot, else 0
 -- Safe to run twice: a release retires its token (a tombstone in its wake list), so the same
 -- release sent again finds the token no longer holding but retired and answers 1 again; the
@@ -17,6 +18,7 @@
 -- @include fair_semaphore
 
 local token, mode, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
+collect_local_grants(token)
 now = now_ms()
 reclaim()
 local mine = redis.call('ZSCORE', OWNERS, token)
@@ -36,7 +38,7 @@ end
 local free = limit - redis.call('ZCARD', OWNERS)
 while free > 0 and hand_off(now) do free = free - 1 end
 
-if released then return 1 end
-if not held then return 0 end
+if released then return with_local_grants(1) end
+if not held then return with_local_grants(0) end
 if mode == 'settle' then return tonumber(mine) end
-return 1
+return with_local_grants(1)

@@ -7,7 +7,8 @@
 -- ARGV[2] mode     "release": give it up; "abandon": also leave the queue and refuse this
 --                  token's late requests (a cancelled or failed acquire);
 --                  "settle": keep the lock if it was handed to us, else leave the queue
--- returns: release/abandon: 1 if the caller held the lock, else 0;
+-- returns: release/abandon: 1 if the caller held the lock, else 0, followed by the token and
+--          fence of a waiter of the caller's channel the lock was handed to (see wakeup.py);
 --          settle: the fence if the caller holds the lock, else 0
 -- Safe to run twice: a release retires its token (a tombstone in its wake list), so the same
 -- release sent again finds the token no longer holding but retired and answers 1 again, handing
@@ -22,6 +23,7 @@ end
 -- @include waitqueue
 
 local token, mode = ARGV[1], ARGV[2]
+collect_local_grants(token)
 local held = redis.call('GET', LOCK) == token
 
 if mode == 'abandon' then abandon(token) elseif mode == 'settle' then leave(token) end
@@ -37,4 +39,4 @@ end
 redis.call('DEL', LOCK)
 if mode == 'release' then retire(token) end
 hand_off(now_ms())
-return 1
+return with_local_grants(1)

@@ -7,7 +7,8 @@
 --                  token's late requests (a cancelled or failed acquire);
 --                  "settle": keep a slot if one was handed to us, else leave the queue
 -- ARGV[3] limit    how many holders the semaphore admits
--- returns: release/abandon: 1 if the caller held a slot, else 0;
+-- returns: release/abandon: 1 if the caller held a slot, else 0, followed by token, grant
+--          pairs of waiters of the caller's channel handed a slot (see wakeup.py);
 --          settle: 1 if the caller holds a slot, else 0
 -- Safe to run twice: a release retires its token (a tombstone in its wake list), so the same
 -- release sent again finds the token no longer holding but retired and answers 1 again; the
@@ -26,6 +27,7 @@ grant = function(token, lease_ms)
 end
 
 local token, mode, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
+collect_local_grants(token)
 now = now_ms()
 redis.call('ZREMRANGEBYSCORE', HOLDERS, '-inf', now)
 local held = redis.call('ZSCORE', HOLDERS, token) ~= false
@@ -42,5 +44,4 @@ end
 local free = limit - redis.call('ZCARD', HOLDERS)
 while free > 0 and hand_off(now) do free = free - 1 end
 
-if held or released then return 1 end
-return 0
+return with_local_grants((held or released) and 1 or 0)

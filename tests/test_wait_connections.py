@@ -1,0 +1,132 @@
+"""A thousand tasks waiting in one process hold at most four blocked connections (issue 13).
+
+Waiting tasks of one client share one wake-up channel per wait queue (``core/wakeup.py``): one
+dispatcher blocks for all of them. Each test queues 1,000 waiters behind a holder, counts the
+server's blocked clients (``INFO clients``, every primary of a cluster), then lets every
+waiter through in turn. Both topologies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import pytest
+from helpers import until
+from redis.asyncio.cluster import RedisCluster
+
+from aiorpatterns.coordination.leases import Lease
+from aiorpatterns.coordination.locks import Lock
+from aiorpatterns.coordination.semaphores import FairSemaphore, Semaphore
+from aiorpatterns.core import wakeup
+from aiorpatterns.messaging.inbox import Inbox
+from aiorpatterns.queues.taskqueue import TaskQueue
+
+T = TypeVar("T")
+
+WAITERS = 1000
+MAX_BLOCKED = 4
+BATCH = 50
+
+
+async def blocked_clients(redis: Any) -> int:
+    """Connections blocked in a command right now, over every primary."""
+    if isinstance(redis, RedisCluster):
+        infos = await redis.info("clients", target_nodes=RedisCluster.PRIMARIES)
+        return sum(int(info["blocked_clients"]) for info in infos.values())
+    return int((await redis.info("clients"))["blocked_clients"])
+
+
+LEASES: list[Any] = [
+    pytest.param(lambda r: Lock(r, "crowded", acquire_timeout=120), id="Lock"),
+    pytest.param(lambda r: Semaphore(r, "crowded", limit=1, acquire_timeout=120), id="Semaphore"),
+    pytest.param(
+        lambda r: FairSemaphore(r, "crowded", limit=1, acquire_timeout=120), id="FairSemaphore"
+    ),
+]
+
+
+@pytest.mark.parametrize("make", LEASES)
+async def test_a_thousand_waiters_hold_few_connections(
+    redis_client: Any, make: Callable[[Any], Lease]
+) -> None:
+    holder = make(redis_client)
+    assert await holder.acquire()
+    through = 0
+
+    async def wait_turn() -> None:
+        nonlocal through
+        lease = make(redis_client)
+        assert await lease.acquire()
+        through += 1
+        await lease.release()
+
+    # In batches: redis-py 8's pools open at most 100 connections, and every waiter's first
+    # step is a command of its own.
+    tasks: list[asyncio.Task[None]] = []
+    for _ in range(0, WAITERS, BATCH):
+        tasks += [asyncio.create_task(wait_turn()) for _ in range(BATCH)]
+
+        async def queued(n: int = len(tasks)) -> bool:
+            return await redis_client.zcard(holder._queue) == n
+
+        await until(queued, f"{len(tasks)} waiters to queue", limit=60)
+
+    async def dispatcher_blocked() -> bool:
+        return await blocked_clients(redis_client) >= 1
+
+    await until(dispatcher_blocked, "the wake-up channel to block")
+    assert await blocked_clients(redis_client) <= MAX_BLOCKED
+    await holder.release()
+    await asyncio.wait_for(asyncio.gather(*tasks), 300)
+    assert through == WAITERS
+
+
+async def test_a_thousand_consumers_of_one_queue_hold_few_connections(redis_client: Any) -> None:
+    queue = TaskQueue(redis_client, "crowded")
+    consumers = await _start_waiting(redis_client, lambda: queue.get(timeout=120))
+    await _few_blocked_once_waiting(redis_client)
+    for start in range(0, WAITERS, BATCH):
+        await asyncio.gather(*(queue.put({"n": n}) for n in range(start, start + BATCH)))
+    tasks = await asyncio.wait_for(asyncio.gather(*consumers), 300)
+    assert sorted(t.payload["n"] for t in tasks if t is not None) == list(range(WAITERS))
+
+
+async def test_a_thousand_receivers_of_one_inbox_hold_few_connections(redis_client: Any) -> None:
+    inbox = Inbox(redis_client, "crowded")
+    receivers = await _start_waiting(redis_client, lambda: inbox.receive(timeout=120))
+    await _few_blocked_once_waiting(redis_client)
+    for start in range(0, WAITERS, BATCH):
+        await asyncio.gather(*(inbox.send(n, sender="s") for n in range(start, start + BATCH)))
+    got = await asyncio.wait_for(asyncio.gather(*receivers), 300)
+    assert sorted(m.message for m in got if m is not None) == list(range(WAITERS))
+
+
+async def _start_waiting(redis: Any, wait: Callable[[], Awaitable[T]]) -> list[asyncio.Task[T]]:
+    """Start the waiters in batches, each once the last is waiting on a wake-up channel.
+
+    Every waiter's first step is a command of its own, and redis-py 8's pools open at most 100
+    connections at once.
+    """
+    tasks: list[asyncio.Task[T]] = []
+    for _ in range(0, WAITERS, BATCH):
+        tasks += [asyncio.create_task(wait()) for _ in range(BATCH)]
+
+        async def waiting(n: int = len(tasks)) -> bool:
+            channels = wakeup._CHANNELS.get(redis)
+            listening = channels.listeners.values() if channels is not None else ()
+            return sum(listener.waiting for listener in listening) == n
+
+        await until(waiting, f"{len(tasks)} waiters to wait", limit=60)
+    return tasks
+
+
+async def _few_blocked_once_waiting(redis: Any) -> None:
+    """Wait until a wake-up channel blocks, then check how many connections are blocked."""
+
+    async def blocked() -> bool:
+        return await blocked_clients(redis) >= 1
+
+    await until(blocked, "a wake-up channel to block", limit=120)
+    assert await blocked_clients(redis) <= MAX_BLOCKED
