@@ -15,18 +15,16 @@ what that pop took (or refuses it for good if it has not run yet), and the item 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 import zlib
 from typing import Literal
-
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..core.cancellation import best_effort, cancelling, honour_cancel, observe, shielded
 from ..core.checks import AsyncRedis, check_count, check_object, check_wait, text
 from ..core.keys import DEFAULT_KEYSPACE, Keyspace
 from ..core.scripts import script
 from ..core.waiting import MAX_WAIT_SLICE, blocking_cap
+from ..core.wakeup import signal_wait
 
 __all__ = ["ShardedHash", "ShardedList", "shard_of"]
 
@@ -241,6 +239,5 @@ class ShardedList:
                 if left < 0.001:
                     return None
                 pause = min(pause, left)
-            with contextlib.suppress(RedisTimeoutError):
-                await self.redis.blpop([self.signal_key], timeout=pause)
+            await signal_wait(self.redis, self.signal_key, pause)  # shared: core/wakeup.py
             honour_cancel(current, cancels)

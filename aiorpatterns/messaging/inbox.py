@@ -34,13 +34,10 @@ deadline), ``…:seq`` (STRING last id, never expires) and two short-lived ones,
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..core.cancellation import best_effort, cancelling, honour_cancel, shielded
 from ..core.checks import (
@@ -55,6 +52,7 @@ from ..core.checks import (
 from ..core.keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from ..core.scripts import script
 from ..core.waiting import MAX_WAIT_SLICE, blocking_cap
+from ..core.wakeup import signal_wait
 from .envelope import Message, parse_envelope
 
 __all__ = ["Inbox", "InboxCounts", "InboxMessage"]
@@ -154,10 +152,8 @@ class Inbox:
                 pause = _pause(deadline, hint, cap)
                 if pause is None:
                     break
-                if pause >= 0.001:  # BLPOP with timeout 0 would block for ever
-                    # socket_timeout may cut the wait short (see blocking_cap): re-check then.
-                    with contextlib.suppress(RedisTimeoutError):
-                        await self.redis.blpop([self.keys[3]], timeout=pause)
+                if pause >= 0.001:  # one blocked connection for all (core/wakeup.py)
+                    await signal_wait(self.redis, self.keys[3], pause)
             honour_cancel(current, cancels)
         except BaseException:
             # By token, whatever the claim's reply said (or if it never came): the step may

@@ -50,7 +50,6 @@ tokens) and ``abandoned`` (tombstones), which expire.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import math
 import time
@@ -59,8 +58,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
-
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..core.cancellation import best_effort, cancelling, honour_cancel, shielded
 from ..core.checks import (
@@ -79,6 +76,7 @@ from ..core.errors import ScriptError
 from ..core.keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from ..core.scripts import script
 from ..core.waiting import MAX_WAIT_SLICE, blocking_cap
+from ..core.wakeup import signal_wait
 
 __all__ = ["DeadLetter", "QueueCounts", "Task", "TaskQueue"]
 
@@ -491,9 +489,8 @@ class TaskQueue:
             await asyncio.sleep(pause)
             return
         block = pause - _SERVER_TICK if exact else pause
-        # socket_timeout may cut the wait short (see blocking_cap): re-check then.
-        with contextlib.suppress(RedisTimeoutError):
-            await self.redis.blpop([self.keys[_SIGNAL]], timeout=max(block, 0.001))
+        # One blocked connection for every consumer of this client (core/wakeup.py).
+        await signal_wait(self.redis, self.keys[_SIGNAL], max(block, 0.001))
 
     async def _abandon(self, token: str) -> None:
         """Give back whatever ``token`` claimed, or refuse its claim to come (shielded)."""
