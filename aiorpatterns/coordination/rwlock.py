@@ -44,7 +44,6 @@ recognises, and ``extend(seconds)`` keeps a receipt under a fresh call id.
 from __future__ import annotations
 
 import asyncio
-import os
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar
@@ -163,7 +162,7 @@ class RWLease(Lease):
         return (self.rwlock.writer_key, self.rwlock.readers_key)
 
     def _new_token(self) -> str:
-        return f"{self._prefix}-{os.urandom(16).hex()}"
+        return f"{self._prefix}-{super()._new_token()}"
 
     def _check_reentry(self, task: asyncio.Task[Any] | None) -> None:
         held = self.rwlock._holding(task) if task is not None else None

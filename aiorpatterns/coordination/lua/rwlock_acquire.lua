@@ -5,7 +5,7 @@
 -- KEYS[3] fence    STRING fencing counter, INCR on every write grant (never expires)
 -- KEYS[4] queue    ZSET waiter token -> arrival time (us), readers and writers in one line
 -- KEYS[5] waiters  HASH waiter token -> "<lease_ms> <deadline_ms>"
--- ARGV[1] token    the caller's token: "w-<hex>" to write, "r-<hex>" to read
+-- ARGV[1] token    the caller's token: "w-<channel>.<hex>" to write, "r-<channel>.<hex>" to read
 -- ARGV[2] lease_ms the lease to hold the lock for
 -- ARGV[3] wait_ms  0: try once; > 0: join (or stay in) the queue, alive for wait_ms
 -- returns: if the caller holds the lock now, > 0: a writer's fence, or for a reader 1 + the

@@ -1,7 +1,7 @@
 -- Extend the lease of a read or write hold of a read-write lock (Redis in Action §6.2.5, §6.3.3).
 -- KEYS[1] writer   STRING the writing holder's token, with its lease as the PX expiry
 -- KEYS[2] readers  ZSET reading holder token -> end of its lease (server time, ms)
--- ARGV[1] token    the caller's token ("w-<hex>" or "r-<hex>": its prefix is its kind)
+-- ARGV[1] token    the caller's token ("w-…" or "r-…": its prefix is its kind)
 -- ARGV[2] ms       milliseconds to add (or the new lease, with replace)
 -- ARGV[3] replace  "1": set the remaining lease to ms; "0": add ms to it
 -- ARGV[4] call     a fresh id per extend() call (used when adding)

@@ -5,12 +5,14 @@
 -- KEYS[3] fence    STRING fencing counter
 -- KEYS[4] queue    ZSET waiter token -> arrival time (us)
 -- KEYS[5] waiters  HASH waiter token -> "<lease_ms> <deadline_ms>"
--- ARGV[1] token    the caller's token ("w-<hex>" or "r-<hex>")
+-- ARGV[1] token    the caller's token ("w-<channel>.<hex>" or "r-<channel>.<hex>")
 -- ARGV[2] mode     "release": give it up; "abandon": also leave the queue and refuse this
 --                  token's late requests (a cancelled or failed acquire);
 --                  "settle": keep the lock if it was handed to us, else leave the queue
 -- returns: release/abandon: 1 if the caller held the lock, else 0;
---          settle: what acquire answers a holder (> 0) if the caller holds it, else 0
+--          settle: what acquire answers a holder (> 0) if the caller holds it, else 0;
+--          either followed by token, grant pairs of waiters of the caller's channel handed
+--          the lock (see wakeup.py)
 -- When the lock frees (the writer leaves, or the last reader), the queue's head gets it: a
 -- writer alone, or every reader up to the first waiting writer at once. A waiter leaving the
 -- queue (abandon, settle) may unblock the readers behind it, so every mode hands on.
@@ -23,6 +25,7 @@ local token, mode = ARGV[1], ARGV[2]
 if not well_formed(token) then
   return redis.error_reply('ERR rwlock token must start with "r-" or "w-": ' .. token)
 end
+collect_local_grants(token)
 now = now_ms()
 prune()
 local held = holds(token)
@@ -42,6 +45,5 @@ end
 
 pump()
 
-if mode == 'settle' then return value end
-if held or released then return 1 end
-return 0
+if mode == 'settle' then return with_local_grants(value) end
+return with_local_grants((held or released) and 1 or 0)
