@@ -10,6 +10,17 @@ from __future__ import annotations
 from .coordination.locks import (
     Lock,
 )
+from .coordination.ratelimit import (
+    Rate,
+    RateDecision,
+    RateLimiter,
+    RateStrategy,
+)
+from .coordination.rwlock import (
+    ReadLease,
+    ReadWriteLock,
+    WriteLease,
+)
 from .coordination.semaphores import (
     FairSemaphore,
     Semaphore,
@@ -281,6 +292,12 @@ __all__ = [
     "ProgressConflictError",
     "Purchase",
     "QueueCounts",
+    "Rate",
+    "RateDecision",
+    "RateLimiter",
+    "RateStrategy",
+    "ReadLease",
+    "ReadWriteLock",
     "RecentContacts",
     "RecentLog",
     "RedisServer",
@@ -323,6 +340,7 @@ __all__ = [
     "Vote",
     "Worker",
     "WorkerStats",
+    "WriteLease",
     "book_can_cache",
     "compact_limits",
     "cpa_to_ecpm",

@@ -388,6 +388,12 @@ class CountingClient:
             self._stats.tries += 1
         return await self._client.evalsha(sha, numkeys, *args)
 
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        # Our scripts send EVALSHA through execute_command (aiorpatterns.core.scripts).
+        if len(args) > 1 and args[0] == "EVALSHA" and args[1] in self._shas:
+            self._stats.tries += 1
+        return await self._client.execute_command(*args, **options)
+
     async def set(self, name: Any, value: Any, *args: Any, **kwargs: Any) -> Any:
         if self._set_nx and kwargs.get("nx"):
             self._stats.tries += 1

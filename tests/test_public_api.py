@@ -24,6 +24,7 @@ INTERNAL = {
     "coordination.leases": "the shared base of Lock and Semaphore; users hold those",
     "testing.pytest_plugin": "loaded by pytest as an entry point; importing it needs pytest",
     "core.waiting": "how the patterns wait in Redis (slices, socket timeouts), not an API",
+    "core.wakeup": "the wake-up channels every waiting pattern shares, not an API",
 }
 
 
