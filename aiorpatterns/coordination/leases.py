@@ -4,11 +4,14 @@ A :class:`Lease` is held by the Python object, not by a thread or a task: tasks 
 object take turns on it through a local gate, and any task may release it (the holding task
 acquiring it again gets :class:`~aiorpatterns.ReentryError` at once). Acquiring runs one
 Lua script; if the resource is busy the same step puts the caller in a FIFO queue, and the holder's
-release hands the resource straight to the first live waiter and wakes it by pushing to the
-waiter's own list (``BLPOP``). There is no polling interval: a waiter blocks for at most
-:data:`MAX_WAIT_SLICE` seconds, or the holder's remaining lease, then re-checks, so a lost wake-up
-or a crashed holder costs latency, never liveness. Redis in Action §6.2 (locks), §6.3 (semaphores)
-and §11.2 (the Lua versions) describe the polling originals this replaces.
+release hands the resource straight to the first live waiter and wakes it through its client's
+wake-up channel (:mod:`aiorpatterns.core.wakeup`): every task of one client waiting on one
+resource shares one blocked connection, and a grant to a waiter of the releasing client is named
+in the release's reply, so it wakes without a second round trip. There is no polling interval: a
+waiter waits for at most :data:`MAX_WAIT_SLICE` seconds, or the holder's remaining lease, then
+re-checks, so a lost wake-up or a crashed holder costs latency, never liveness. Redis in Action
+§6.2 (locks), §6.3 (semaphores) and §11.2 (the Lua versions) describe the polling originals this
+replaces.
 
 Cancellation contract: if ``acquire()`` is cancelled (or fails) at any await, a shielded clean-up
 removes the caller from the queue and gives up anything that was already handed to it, so nothing

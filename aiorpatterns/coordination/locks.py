@@ -10,16 +10,18 @@ a string key, compare-and-delete release) and fixes the rest:
   a release is one round trip;
 - every grant also yields ``fence``, a strictly increasing integer from the same step, so a guarded
   resource can reject writes from a holder whose lease ran out (store the highest fence seen);
-- waiters queue in FIFO order and are handed the lock by the release itself, woken by a push to
-  their own list: no polling, no thundering herd, no starvation;
+- waiters queue in FIFO order and are handed the lock by the release itself, woken through
+  their client's wake-up channel (one blocked connection for all the waiting tasks of a client;
+  none at all when the releasing client is the waiter's): no polling, no thundering herd, no
+  starvation;
 - ``auto_renew=True`` keeps the lease alive while held; if it is lost anyway (a long pause, a
   failover), :attr:`Lock.lost` turns True and ``on_lost(lock)`` is called, so the holder can stop.
 
 Keys (one hash tag): ``<prefix>:lock:{<name>}`` (the token), ``…:fence``, ``…:queue``,
-``…:waiters`` and one wake list per waiting token, ``…:queue:<token>``, which also holds a
-released or abandoned token's tombstone for 15 s. ``extend(seconds)`` leaves a receipt
-``<lock>:<call id>`` for two minutes. The fence counter is the only key without a TTL:
-resetting it would break fencing.
+``…:waiters``, one wake-up list per waiting client, ``…:queue:wake:<client id>``, and a
+released or abandoned token's tombstone for 15 s, ``…:queue:<token>``. ``extend(seconds)``
+leaves a receipt ``<lock>:<call id>`` for two minutes. The fence counter is the only key
+without a TTL: resetting it would break fencing.
 
 Cluster failover caveat (as for every single-instance Redis lock): replication is asynchronous,
 so a primary that dies right after granting a lock may fail over to a replica that never saw it,

@@ -11,8 +11,8 @@ Redisson's ``RReadWriteLock`` is the JVM's answer). This one stands on the lease
 - one FIFO queue holds readers and writers alike: once anyone waits, a newcomer waits behind it,
   so a stream of readers never starves a writer. When the lock frees (the writer leaves, or the
   last reader does, or a lease runs out) the queue's head gets it: a writer alone, or the first
-  reader and every reader behind it up to the next writer, all at once; each is woken by a push
-  to its own list, as a lock's waiter is (no polling);
+  reader and every reader behind it up to the next writer, all at once; each is woken through
+  its client's wake-up channel, as a lock's waiter is (no polling);
 - every write grant INCRs a fence counter: :attr:`WriteLease.fence` strictly increases per name,
   so the storage a writer changes can reject a writer whose lease ran out. Readers take no fence
   of their own: :attr:`ReadLease.fence` is the fence of the last write granted before the read
@@ -30,8 +30,9 @@ another (a nested read, or an upgrade from reading to writing) gets
 between the two reads waits for the first, the second waits for the writer).
 
 Keys (one hash tag): ``<prefix>:rwlock:{<name>}:writer`` (the writer's token),
-``…:readers`` (ZSET), ``…:fence``, ``…:queue``, ``…:waiters``, and one wake list per waiting
-token, ``…:queue:<token>``, which also holds a released or abandoned token's tombstone for 15 s.
+``…:readers`` (ZSET), ``…:fence``, ``…:queue``, ``…:waiters``, one wake-up list per waiting
+client, ``…:queue:wake:<client id>``, and a released or abandoned token's tombstone for 15 s,
+``…:queue:<token>``.
 ``extend(seconds)`` leaves a receipt ``…:writer:<call id>`` or ``…:readers:<call id>`` for two
 minutes. The fence counter is the only key without a TTL: resetting it would break fencing. The
 cluster failover caveat of :mod:`aiorpatterns.coordination.locks` applies here too.

@@ -10,7 +10,7 @@ client's clock. Here every step is one Lua script that reads the server's clock
 - no holder can over-admit or expire others early with a skewed clock, and the fair semaphore's
   counter/rank race is gone without a lock (INCR, ZADD and the rank test are one atomic step);
 - a slot that frees (a release, or a lease that ran out) goes straight to the first live waiter,
-  woken by a push to its own list: FIFO, no polling, no starvation, and a newcomer's
+  woken through its client's wake-up channel: FIFO, no polling, no starvation, and a newcomer's
   ``try_acquire()`` never overtakes the queue;
 - each holder has its own lease: :meth:`~Semaphore.refresh` or ``auto_renew=True`` keeps it,
   and a holder that crashed loses its slot when its lease ends;
@@ -22,10 +22,10 @@ One object holds at most one slot (tasks sharing an object take turns on it): gi
 concurrent holder its own object with the same ``name`` and ``limit``.
 
 Keys (one hash tag), for :class:`Semaphore`: ``<prefix>:semaphore:{<name>}`` (ZSET token -> end of
-lease, server ms), ``…:queue``, ``…:waiters`` and one wake list per waiting token. For
+lease, server ms), ``…:queue``, ``…:waiters`` and one wake-up list per waiting client. For
 :class:`FairSemaphore`: ``<prefix>:fair_semaphore:{<name>}`` (timeouts ZSET, as above),
 ``…:owner`` (ZSET token -> counter), ``…:counter``, ``…:queue``, ``…:waiters``. A released or
-abandoned token's wake list keeps a tombstone for 15 s, and ``extend(seconds)`` a receipt
+abandoned token leaves a tombstone, ``…:queue:<token>``, for 15 s, and ``extend(seconds)`` a receipt
 ``<holders key>:<call id>`` for two minutes. Every key expires when its last lease or waiter
 does, except the fair semaphore's counter (its values are fencing tokens, which must never
 repeat).
