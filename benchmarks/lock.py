@@ -14,7 +14,7 @@ and the ch11 Lua lock (both retry after 1 ms). Rows:
   try is one run of its acquire script (``lock_acquire.lua``), counted by a
   :class:`~benchmarks.runner.CountingClient` that wraps the client and counts EVALSHAs of that
   script's SHA (so the first attempt and every re-check after a wait count; a hand-off received
-  while blocked in BLPOP is not a new try);
+  through the wake-up channel is not a new try);
 - ``aiorpatterns-rwlock``: :class:`aiorpatterns.coordination.rwlock.ReadWriteLock` on the same
   name pattern, each acquire a read (90%) or a write (10%, drawn per acquire from a seeded
   random stream per client), readers sharing the lock; a try is one run of

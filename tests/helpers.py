@@ -151,3 +151,32 @@ class Restricted:
 
     client: Redis
     admin: Redis
+
+
+#: What :func:`cancel_after` answers for a task that was cancelled.
+CANCELLED: Any = object()
+
+
+async def cancel_after(coro: Awaitable[Any], iterations: int) -> tuple[bool, Any]:
+    """Run ``coro`` as a task, cancel it after ``iterations`` event-loop turns.
+
+    Returns whether it had finished by itself first, and its result (or ``CANCELLED``).
+    """
+    task = asyncio.ensure_future(coro)
+    for _ in range(iterations):
+        await asyncio.sleep(0)
+    finished = task.done()
+    task.cancel()
+    try:
+        result = await task
+    except asyncio.CancelledError:
+        result = CANCELLED
+    return finished, result
+
+
+async def blocked_clients(redis: Any) -> int:
+    """Connections blocked in a command right now, over every primary."""
+    if isinstance(redis, RedisCluster):
+        infos = await redis.info("clients", target_nodes=RedisCluster.PRIMARIES)
+        return sum(int(info["blocked_clients"]) for info in infos.values())
+    return int((await redis.info("clients"))["blocked_clients"])

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import redis.exceptions
-from helpers import restart_owner, retrying_client
+from helpers import CANCELLED, cancel_after, restart_owner, retrying_client
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
@@ -36,9 +36,6 @@ from aiorpatterns import (
 from aiorpatterns.core.scripts import script
 from aiorpatterns.testing.pytest_plugin import Endpoint
 from aiorpatterns.testing.server import CLUSTER_SLOTS, ClusterServer, RedisServer, free_port
-
-CANCELLED: Any = object()
-
 
 # -- helpers --------------------------------------------------------------------------------
 
@@ -122,23 +119,6 @@ async def assert_no_wait_state(client: Any, lock: Lock) -> None:
     roles = lock_keys_of(lock)
     leftovers = await keys_in_redis(client, lock) - {roles["lock"], roles["fence"]}
     assert leftovers - await tombstones(client, lock) == set()
-
-
-async def cancel_after(coro: Awaitable[Any], iterations: int) -> tuple[bool, Any]:
-    """Run ``coro`` as a task, cancel it after ``iterations`` event-loop turns.
-
-    Returns whether it had finished by itself first, and its result (or ``CANCELLED``).
-    """
-    task = asyncio.ensure_future(coro)
-    for _ in range(iterations):
-        await asyncio.sleep(0)
-    finished = task.done()
-    task.cancel()
-    try:
-        result = await task
-    except asyncio.CancelledError:
-        result = CANCELLED
-    return finished, result
 
 
 async def sweep(step: Callable[[int], Awaitable[bool]], *, stride: int = 1) -> int:

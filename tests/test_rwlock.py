@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from helpers import NO_REDIS, text, until
+from helpers import CANCELLED, NO_REDIS, cancel_after, text, until
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 from retrysafe import assert_retry_safe
@@ -34,7 +34,6 @@ from aiorpatterns.core.errors import (
 from aiorpatterns.core.keys import Keyspace
 from aiorpatterns.core.scripts import script
 
-CANCELLED: Any = object()
 KINDS = ["read", "write"]
 
 
@@ -121,23 +120,6 @@ async def assert_consistent(rw: ReadWriteLock, *leases: RWLease) -> None:
     assert not (writers and readers)
     for lease in (*readers, *writers):
         assert await lease.owned()
-
-
-async def cancel_after(coro: Awaitable[Any], iterations: int) -> tuple[bool, Any]:
-    """Run ``coro`` as a task, cancel it after ``iterations`` event-loop turns.
-
-    Returns whether it had finished by itself first, and its result (or ``CANCELLED``).
-    """
-    task = asyncio.ensure_future(coro)
-    for _ in range(iterations):
-        await asyncio.sleep(0)
-    finished = task.done()
-    task.cancel()
-    try:
-        result = await task
-    except asyncio.CancelledError:
-        result = CANCELLED
-    return finished, result
 
 
 async def sweep(step: Callable[[int], Awaitable[bool]]) -> int:

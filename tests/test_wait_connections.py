@@ -13,8 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
-from helpers import until
-from redis.asyncio.cluster import RedisCluster
+from helpers import blocked_clients, until
 
 from aiorpatterns.coordination.leases import Lease
 from aiorpatterns.coordination.locks import Lock
@@ -28,14 +27,6 @@ T = TypeVar("T")
 WAITERS = 1000
 MAX_BLOCKED = 4
 BATCH = 50
-
-
-async def blocked_clients(redis: Any) -> int:
-    """Connections blocked in a command right now, over every primary."""
-    if isinstance(redis, RedisCluster):
-        infos = await redis.info("clients", target_nodes=RedisCluster.PRIMARIES)
-        return sum(int(info["blocked_clients"]) for info in infos.values())
-    return int((await redis.info("clients"))["blocked_clients"])
 
 
 LEASES: list[Any] = [

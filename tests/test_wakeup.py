@@ -10,9 +10,8 @@ import asyncio
 from typing import Any
 
 import pytest
-from helpers import until
+from helpers import blocked_clients, until
 from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from aiorpatterns.core import wakeup
@@ -20,14 +19,6 @@ from aiorpatterns.core.wakeup import channel_id, deliver, signal_wait, wake_chan
 from aiorpatterns.testing.pytest_plugin import Endpoint
 
 QUEUE = "aiorp:lock:{wake-test}:queue"
-
-
-async def blocked_clients(redis: Any) -> int:
-    """Connections blocked in a command right now, over every primary."""
-    if isinstance(redis, RedisCluster):
-        infos = await redis.info("clients", target_nodes=RedisCluster.PRIMARIES)
-        return sum(int(info["blocked_clients"]) for info in infos.values())
-    return int((await redis.info("clients"))["blocked_clients"])
 
 
 def registered(redis: Any, queue: str) -> bool:
