@@ -360,6 +360,30 @@ def goals_of(result: TableResult) -> list[Goal]:
                 None if jain is None else jain >= 0.9,
             )
         )
+        procs = next((r for r in rows if r.base == "aiorpatterns-procs" and r.clients == n), None)
+        ratio = ratio_to(rows, procs, "book-lua")[0] if procs else None
+        goals.append(
+            Goal(
+                f"{n} clients: aiorpatterns-procs acquires ≥ 1.5{TIMES} book-lua",
+                _ratio(ratio),
+                None if ratio is None else ratio >= 1.5,
+            )
+        )
+    if name == "ratelimit":
+        # Ours against limits' row of the same strategy (limits' moving window is its log).
+        for ours_name, peer in (("fixed", "fixed"), ("sliding", "sliding"), ("log", "moving")):
+            mine = next(
+                (r for r in rows if r.base == f"aiorpatterns-{ours_name}" and r.clients == 10),
+                None,
+            )
+            ratio = ratio_to(rows, mine, f"limits-{peer}")[0] if mine else None
+            goals.append(
+                Goal(
+                    f"10 clients: aiorpatterns-{ours_name} ≥ 2{TIMES} limits-{peer}",
+                    _ratio(ratio),
+                    None if ratio is None else ratio >= 2.0,
+                )
+            )
     if name == "autocomplete":
         tens = [
             r

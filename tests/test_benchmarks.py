@@ -211,7 +211,7 @@ def test_wide_prints_every_column() -> None:
 def test_footnotes_and_targets_only_when_used() -> None:
     lock = _printed([_fake("lock")], width=100)
     assert "†" not in lock  # every reference has a row at every count
-    assert "targets: 1/4 hold · missed: 10 clients: aiorpatterns acquires" in lock
+    assert "targets: 1/5 hold · missed: 10 clients: aiorpatterns acquires" in lock
     assert "target:" not in lock  # one line per table, not one per target
     autocomplete = _printed([_fake("autocomplete")], width=100)
     assert "\u00d7\u2020" in autocomplete  # the 100-client rows: no reference row at 100

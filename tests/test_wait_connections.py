@@ -105,8 +105,8 @@ async def _start_waiting(redis: Any, wait: Callable[[], Awaitable[T]]) -> list[a
         tasks += [asyncio.create_task(wait()) for _ in range(BATCH)]
 
         async def waiting(n: int = len(tasks)) -> bool:
-            channels = wakeup._CHANNELS.get(redis)
-            listening = channels.listeners.values() if channels is not None else ()
+            loop = wakeup._LOOPS.get(asyncio.get_running_loop())
+            listening = loop.listeners.get(redis, {}).values() if loop is not None else ()
             return sum(listener.waiting for listener in listening) == n
 
         await until(waiting, f"{len(tasks)} waiters to wait", limit=60)

@@ -22,8 +22,9 @@ QUEUE = "aiorp:lock:{wake-test}:queue"
 
 
 def registered(redis: Any, queue: str) -> bool:
-    channels = wakeup._CHANNELS.get(redis)
-    return channels is not None and any(k.startswith(queue + ":") for k in channels.listeners)
+    loop = wakeup._LOOPS.get(asyncio.get_running_loop())
+    listeners = loop.listeners.get(redis, {}) if loop is not None else {}
+    return any(k == queue or k.startswith(queue + ":") for k in listeners)
 
 
 async def test_a_thousand_waiters_share_one_blocked_connection(redis_client: Any) -> None:
@@ -83,17 +84,19 @@ async def test_no_grant_in_time_answers_none(redis_client: Any) -> None:
     channel.forget("patient")
 
 
-async def test_each_client_listens_on_its_own_list(redis_client: Any, new_client: Any) -> None:
+async def test_clients_of_one_loop_share_the_channel(redis_client: Any, new_client: Any) -> None:
+    """One id per event loop: a grant reaches its waiter whichever client's dispatcher pops it."""
     other = await new_client()
-    assert channel_id(other) != channel_id(redis_client)
+    assert channel_id(other) == channel_id(redis_client)
     mine, theirs = wake_channel(redis_client, QUEUE), wake_channel(other, QUEUE)
-    assert mine.key != theirs.key
+    assert mine is not theirs  # a dispatcher per client object
+    assert mine.key == theirs.key
     assert mine.key.startswith(QUEUE + ":wake:")  # same hash tag: one slot with the queue
     mine.expect("a")
     theirs.expect("b")
-    await redis_client.rpush(theirs.key, "b 1")
-    await redis_client.rpush(mine.key, "a 2")
-    assert await asyncio.gather(mine.wait("a", 60), theirs.wait("b", 60)) == ["2", "1"]
+    assert deliver(other, QUEUE, "a", "3")  # a release on the other client wakes it locally
+    await redis_client.rpush(mine.key, "b 1")
+    assert await asyncio.gather(mine.wait("a", 60), theirs.wait("b", 60)) == ["3", "1"]
     mine.forget("a")
     theirs.forget("b")
 

@@ -1,29 +1,30 @@
-"""One wake-up channel per client and wait queue: waiting tasks share one blocked connection.
+"""Wake-up channels: the waiting tasks of a process share one blocked connection per client.
 
-Redis in Action §6.2-6.3 polls (``time.sleep(.001)`` between tries); the usual fix, one
+Redis in Action §6.2-6.4 polls (``time.sleep(.001)`` between tries); the usual fix, one
 ``BLPOP`` per waiting task on a list of its own, holds one server connection per waiter, so a
-thousand tasks waiting on one lock hold a thousand connections. Here the tasks of one client
-that wait in one wait queue (one lock, one semaphore, ...) share a :class:`WakeChannel`:
+thousand tasks waiting on one lock hold a thousand connections. Here:
 
-- the channel has an id of its own (random, one per client object), and a waiter tells the
-  server that id when it queues (``_waitqueue.lua`` keeps it beside the waiter);
-- a hand-off to a waiter pushes ``"<token> <grant>"`` onto the channel's list, ``<queue>:wake:<id>``
-  (under the queue's hash tag, so the same script may write it on a cluster); one dispatcher task
-  per channel blocks in ``BLPOP`` on that list while any local task waits, and resolves the
-  waiter's future: one blocked connection however many tasks wait;
-- a hand-off made by a script this client ran (a release) to a waiter of this same channel is
-  not pushed at all: the script names it in its reply and :meth:`WakeChannel.deliver` wakes the
-  waiter at once, without a second round trip.
+- **Grants** (a lock, a semaphore slot handed to a waiter, :class:`WakeChannel`). Every event
+  loop has a channel id (random), and a waiter's token starts with it (``<id>.<random>``), so
+  the scripts know where each waiter listens. A hand-off pushes ``"<token> <grant>"`` onto the
+  list ``<queue>:wake:<id>`` (under the queue's hash tag, so the same script may write it on a
+  cluster), where one dispatcher task per client object blocks in ``BLPOP`` while any of that
+  client's tasks waits on that queue. A hand-off made by a script of this same event loop (a
+  release) is not pushed at all: the script names the grant in its reply and :func:`deliver`
+  wakes the waiter at once, without a second round trip, whichever client object it waits on.
+- **Signals** (a task put on a queue, a message sent, :class:`SignalChannel`): a producer pushes
+  one signal per item to a list; one dispatcher per client object and list pops them and wakes
+  one local waiter each, as that waiter's own ``BLPOP`` would have.
 
 Why lists and not pub/sub: a pushed grant stays until it is read, so a dispatcher that
 reconnects still finds it, and a list works unchanged through a cluster client, a pipeline
 wrapper or an ACL user limited to the prefix. A dispatcher whose command fails (a client without
 retries, a server gone) fails the waits it serves with that error, as each waiter's own
 blocking command would have. A lost or late wake-up (a reply lost with its connection) costs
-latency, never liveness: every waiter waits at most
-its slice (:data:`~aiorpatterns.core.waiting.MAX_WAIT_SLICE`), then re-checks with its acquire
-step, which finds a grant made meanwhile. A grant nobody waits for any more is dropped here:
-the waiter that gave up always runs its clean-up step, which gives such a grant back.
+latency, never liveness: every waiter waits at most its slice
+(:data:`~aiorpatterns.core.waiting.MAX_WAIT_SLICE`), then re-checks with its acquire step, which
+finds a grant made meanwhile. A grant nobody waits for any more is dropped here: the waiter that
+gave up always runs its clean-up step, which gives such a grant back.
 """
 
 from __future__ import annotations
@@ -44,18 +45,41 @@ __all__ = ["SignalChannel", "WakeChannel", "channel_id", "deliver", "signal_wait
 log = logging.getLogger(__name__)
 
 
+class _Loop:
+    """What one event loop shares: its channel id, its waiting tokens and its listeners."""
+
+    def __init__(self) -> None:
+        self.ident = os.urandom(8).hex()
+        #: Every token waiting for a grant in this loop, on any client object.
+        self.tokens: dict[str, asyncio.Future[str]] = {}
+        #: Each client object's listeners, by the list they block on.
+        self.listeners: weakref.WeakKeyDictionary[Any, dict[str, _Listener]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+
+_LOOPS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Loop] = weakref.WeakKeyDictionary()
+
+
+def _this_loop() -> _Loop:
+    loop = asyncio.get_running_loop()
+    found = _LOOPS.get(loop)
+    if found is None:
+        found = _LOOPS[loop] = _Loop()
+    return found
+
+
 class _Listener:
-    """One blocked connection for every local waiter on one list: the dispatcher both kinds share.
+    """One blocked connection for a client's waiters on one list: the dispatcher both kinds share.
 
     While anyone waits, one task blocks in ``BLPOP`` on :attr:`key` and hands each popped value
     to :meth:`_take`; a failed command fails every pending wait with its error; an idle listener
-    leaves the registry (:data:`_CHANNELS`) when its task ends.
+    leaves the registry when its task ends.
     """
 
-    def __init__(self, redis: Any, key: str, owner: _ClientChannels) -> None:
+    def __init__(self, redis: Any, key: str) -> None:
         self.redis = redis
         self.key = key
-        self._owner = owner
         self._waiters: dict[Any, asyncio.Future[Any]] = {}
         self._dispatcher: asyncio.Task[None] | None = None
 
@@ -92,8 +116,10 @@ class _Listener:
         finally:
             if self._dispatcher is asyncio.current_task():
                 self._dispatcher = None
-            if not self._waiters and self._owner.listeners.get(self.key) is self:
-                del self._owner.listeners[self.key]  # idle: the next waiter makes a new one
+            if not self._waiters:  # idle: the next waiter makes a new one
+                mine = _this_loop().listeners.get(self.redis, {})
+                if mine.get(self.key) is self:
+                    del mine[self.key]
 
     @staticmethod
     async def _until(future: asyncio.Future[Any], seconds: float) -> bool:
@@ -113,15 +139,11 @@ class _Listener:
 
 
 class WakeChannel(_Listener):
-    """The waiting tasks of one client on one wait queue (a lease's), each woken by its token.
+    """A client's tasks waiting on one wait queue (a lease's), each woken by its own token.
 
     Use :meth:`expect` before the step that may queue the caller (a grant can arrive while
     that step's reply is on its way), :meth:`wait` for it, and :meth:`forget` when done.
     """
-
-    def __init__(self, redis: Any, queue: str, owner: _ClientChannels) -> None:
-        super().__init__(redis, f"{queue}:wake:{owner.ident}", owner)
-        self.ident = owner.ident
 
     def expect(self, token: str) -> None:
         """Register ``token``, so a grant named in a reply finds it (nothing is sent yet).
@@ -129,7 +151,9 @@ class WakeChannel(_Listener):
         The dispatcher starts with the first :meth:`wait`: an acquire that is granted at once
         never blocks anything, and a grant pushed before that wait stays in the list for it.
         """
-        self._waiters[token] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._waiters[token] = future
+        _this_loop().tokens[token] = future
 
     async def wait(self, token: str, seconds: float) -> str | None:
         """Wait up to ``seconds`` for ``token``'s grant; None if none came."""
@@ -141,23 +165,16 @@ class WakeChannel(_Listener):
 
     def forget(self, token: str) -> None:
         """Stop waiting for ``token`` (a grant pushed later is dropped)."""
+        _this_loop().tokens.pop(token, None)
         self._drop(self._waiters.pop(token, None))
-
-    def deliver(self, token: str, grant: str) -> bool:
-        """Wake ``token`` with ``grant`` if it waits here; False if nobody here waits for it."""
-        future = self._waiters.get(token)
-        if future is None or future.done():
-            return False
-        future.set_result(grant)
-        return True
 
     async def _take(self, value: str) -> None:
         token, _, grant = value.partition(" ")
-        self.deliver(token, grant)
+        _deliver(_this_loop(), token, grant)
 
 
 class SignalChannel(_Listener):
-    """The tasks of one client waiting on one signal list (a queue's, an inbox's): one per signal.
+    """A client's tasks waiting on one signal list (a queue's, an inbox's): one woken per signal.
 
     A producer pushes one signal per item to the list; each popped signal wakes the local
     waiter that has waited longest, as it would have woken one ``BLPOP`` of its own. A signal
@@ -185,51 +202,44 @@ class SignalChannel(_Listener):
         await self.redis.lpush(self.key, value)  # nobody here any more: give it back
 
 
-class _ClientChannels:
-    """A client's listeners by list key, and the id its waiters give the lease scripts."""
-
-    def __init__(self) -> None:
-        self.ident = os.urandom(8).hex()
-        self.listeners: dict[str, _Listener] = {}
-
-
-_CHANNELS: weakref.WeakKeyDictionary[Any, _ClientChannels] = weakref.WeakKeyDictionary()
+def _listener(redis: Any, key: str, kind: type[_Listener]) -> Any:
+    mine = _this_loop().listeners.setdefault(redis, {})
+    found = mine.get(key)
+    if not isinstance(found, kind):
+        found = mine[key] = kind(redis, key)
+    return found
 
 
-def _channels(redis: Any) -> _ClientChannels:
-    channels = _CHANNELS.get(redis)
-    if channels is None:
-        channels = _CHANNELS[redis] = _ClientChannels()
-    return channels
+def _deliver(loop: _Loop, token: str, grant: str) -> bool:
+    future = loop.tokens.get(token)
+    if future is None or future.done():
+        return False
+    future.set_result(grant)
+    return True
 
 
 def channel_id(redis: Any) -> str:
-    """The id of ``redis``'s (the client object's) channels, as waiters tell it to the server."""
-    return _channels(redis).ident
+    """The channel id waiters of this event loop give the scripts (``redis``: any client)."""
+    return _this_loop().ident
 
 
 def wake_channel(redis: Any, queue: str) -> WakeChannel:
-    """The wake-up channel of ``redis`` for the wait queue ``queue``, made if needed.
+    """The wake-up channel of ``redis`` (the client object) for the wait queue ``queue``.
 
     Take it right before :meth:`WakeChannel.expect`, never keep it across waits: a channel
     nobody waits on leaves the registry once its dispatcher stops.
     """
-    channels = _channels(redis)
-    key = f"{queue}:wake:{channels.ident}"
-    channel = channels.listeners.get(key)
-    if not isinstance(channel, WakeChannel):
-        channel = WakeChannel(redis, queue, channels)
-        channels.listeners[key] = channel
+    channel: WakeChannel = _listener(redis, f"{queue}:wake:{_this_loop().ident}", WakeChannel)
     return channel
 
 
 def deliver(redis: Any, queue: str, token: str, grant: str) -> bool:
-    """Wake ``token`` if it waits on ``redis``'s channel for ``queue`` (a grant in a reply)."""
-    channels = _CHANNELS.get(redis)
-    if channels is None:
-        return False
-    channel = channels.listeners.get(f"{queue}:wake:{channels.ident}")
-    return isinstance(channel, WakeChannel) and channel.deliver(token, grant)
+    """Wake ``token`` with ``grant`` if it waits in this event loop (a grant named in a reply).
+
+    ``redis`` and ``queue`` name where the grant came from; tokens are unique, so the waiter is
+    found on whichever client object it waits.
+    """
+    return _deliver(_this_loop(), token, grant)
 
 
 async def signal_wait(redis: Any, key: str, seconds: float) -> bool:
@@ -238,9 +248,5 @@ async def signal_wait(redis: Any, key: str, seconds: float) -> bool:
     What ``BLPOP key`` did for each waiter, for every waiter of ``redis`` at once
     (:class:`SignalChannel`): True if a signal was taken, False if none came in time.
     """
-    channels = _channels(redis)
-    channel = channels.listeners.get(key)
-    if not isinstance(channel, SignalChannel):
-        channel = SignalChannel(redis, key, channels)
-        channels.listeners[key] = channel
+    channel: SignalChannel = _listener(redis, key, SignalChannel)
     return await channel.wait(seconds)
