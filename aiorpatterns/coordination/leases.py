@@ -41,6 +41,7 @@ from typing import Any, ClassVar, Self
 from ..core.cancellation import CLEANUP_TRIES, best_effort, honour_cancel, shielded
 from ..core.checks import (
     AsyncRedis,
+    check_callable,
     check_client,
     check_flag,
     check_keyspace,
@@ -90,13 +91,11 @@ class Lease:
         self.redis = check_client(redis)
         check_name(name)
         check_keyspace(keyspace)
-        if on_lost is not None and not callable(on_lost):
-            raise TypeError(f"on_lost must be callable or None, not {type(on_lost).__name__}")
         self.name = name
         self.timeout = check_seconds(timeout, "timeout")
         self.acquire_timeout = check_seconds(acquire_timeout, "acquire_timeout", allow_none=True)
         self.auto_renew = check_flag(auto_renew, "auto_renew")
-        self.on_lost = on_lost
+        self.on_lost = check_callable(on_lost, "on_lost", allow_none=True)
         self.keyspace = keyspace
         self._queue = keyspace.key(self.kind, name, "queue")
         self._token: str | None = None

@@ -49,7 +49,14 @@ import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar
 
-from ..core.checks import AsyncRedis, check_client, check_flag, check_keyspace, check_seconds
+from ..core.checks import (
+    AsyncRedis,
+    check_callable,
+    check_client,
+    check_flag,
+    check_keyspace,
+    check_seconds,
+)
 from ..core.errors import ReentryError
 from ..core.keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from ..core.scripts import script
@@ -87,9 +94,7 @@ class ReadWriteLock:
         self.timeout = check_seconds(timeout, "timeout")
         self.acquire_timeout = check_seconds(acquire_timeout, "acquire_timeout", allow_none=True)
         self.auto_renew = check_flag(auto_renew, "auto_renew")
-        if on_lost is not None and not callable(on_lost):
-            raise TypeError(f"on_lost must be callable or None, not {type(on_lost).__name__}")
-        self.on_lost = on_lost
+        self.on_lost = check_callable(on_lost, "on_lost", allow_none=True)
         self.writer_key = keyspace.key(KIND, name, "writer")
         self.readers_key = keyspace.key(KIND, name, "readers")
         self.fence_key = keyspace.key(KIND, name, "fence")

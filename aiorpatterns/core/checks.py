@@ -12,7 +12,7 @@ import inspect
 import json
 import math
 import operator
-from typing import Any, Literal, TypeAlias, cast, overload
+from typing import Any, Literal, TypeAlias, TypeVar, cast, overload
 
 import redis as sync_redis
 from redis.asyncio import Redis
@@ -26,6 +26,7 @@ __all__ = [
     "INT64_MIN",
     "MAX_SECONDS",
     "AsyncRedis",
+    "check_callable",
     "check_client",
     "check_count",
     "check_flag",
@@ -56,6 +57,8 @@ INT64_MAX = 2**63 - 1
 AsyncRedis: TypeAlias = Redis | RedisCluster | AutoPipeline
 
 _SYNC_CLIENTS = (sync_redis.Redis, sync_redis.RedisCluster)
+
+_T = TypeVar("_T")
 
 
 def check_client(redis: object) -> AsyncRedis:
@@ -147,6 +150,16 @@ def check_flag(value: object, what: str) -> bool:
     """Return a bool option (a truthy string or number is a mistake, not a yes)."""
     if not isinstance(value, bool):
         raise TypeError(f"{what} must be a bool, not {type(value).__name__}")
+    return value
+
+
+def check_callable(value: _T, what: str, *, allow_none: bool = False) -> _T:
+    """Return a callback option (``None`` passes when ``allow_none``)."""
+    if value is None and allow_none:
+        return value
+    if not callable(value):
+        alternative = " or None" if allow_none else ""
+        raise TypeError(f"{what} must be callable{alternative}, not {type(value).__name__}")
     return value
 
 

@@ -41,6 +41,8 @@ __all__ = ["Script", "script"]
 _INCLUDE = re.compile(r"^-- @include (\w+)\s*$", re.MULTILINE)
 _KEY_LINE = re.compile(r"^-- KEYS\[(\d+)(?:\.\.(\d+))?\]", re.MULTILINE)
 _OPEN_KEYS = re.compile(r"^-- KEYS\[[^\]]*\.\.(?!\d+\])", re.MULTILINE)
+#: Clients that queue commands rather than run them: ``Script.__call__`` leaves them to redis-py.
+_PIPELINES = (Pipeline, ClusterPipeline)
 
 
 @dataclass(eq=False)
@@ -71,7 +73,7 @@ class Script:
         would pay on every step. Pipelines keep ``AsyncScript``'s handling (see :meth:`queue`).
         """
         self._check_keys(keys)
-        if isinstance(client, Pipeline | ClusterPipeline):
+        if isinstance(client, _PIPELINES):
             return await self._impl(keys=keys, args=args, client=client)  # type: ignore[arg-type]
         command: tuple[Any, ...] = ("EVALSHA", self.sha, len(keys), *keys, *args)
         try:

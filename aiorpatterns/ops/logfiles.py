@@ -61,6 +61,7 @@ from redis.exceptions import WatchError
 from ..core.cancellation import cancelling, honour_cancel
 from ..core.checks import (
     AsyncRedis,
+    check_callable,
     check_client,
     check_count,
     check_flag,
@@ -189,8 +190,7 @@ class LogProcessor:
         check_name(name)
         if not isinstance(directory, str | os.PathLike):
             raise TypeError(f"directory must be a str or a path, not {type(directory).__name__}")
-        if not callable(callback):
-            raise TypeError(f"callback must be callable, not {type(callback).__name__}")
+        check_callable(callback, "callback")
         if not isinstance(pattern, str) or not pattern:
             raise TypeError("pattern must be a non-empty str")
         check_keyspace(keyspace)

@@ -53,6 +53,7 @@ from ..core.cancellation import best_effort, cancelling, honour_cancel, observe,
 from ..core.checks import (
     MAX_SECONDS,
     AsyncRedis,
+    check_callable,
     check_client,
     check_count,
     check_float,
@@ -210,10 +211,7 @@ class PageCache:
     ) -> None:
         self.redis = check_client(redis)
         check_name(name)
-        if should_cache is not None and not callable(should_cache):
-            raise TypeError(
-                f"should_cache must be callable or None, not {type(should_cache).__name__}"
-            )
+        check_callable(should_cache, "should_cache", allow_none=True)
         check_keyspace(keyspace)
         self.name = name
         self.should_cache = should_cache
@@ -259,8 +257,7 @@ class PageCache:
         ``wait`` seconds, then render it themselves, uncached); a caller whose render fails or
         is cancelled hands the claim on at once. Redis in Action §2.3 (``cache_request``).
         """
-        if not callable(callback):
-            raise TypeError(f"callback must be callable, not {type(callback).__name__}")
+        check_callable(callback, "callback")
         keys = self._keys(request)
         if not await self.can_cache(request):
             return cast("PageT", _page(await _call(callback, request)))
@@ -451,8 +448,7 @@ class RowCache:
         self, fetch: RowFetch, *, lease: float, retry: float
     ) -> tuple[str | None, float | None]:
         """One claim and refresh: (row, None), or (None, seconds until the next due row)."""
-        if not callable(fetch):
-            raise TypeError(f"fetch must be callable, not {type(fetch).__name__}")
+        check_callable(fetch, "fetch")
         lease, retry = check_seconds(lease, "lease"), check_seconds(retry, "retry")
         token = secrets.token_hex(16)
         reply = await self._claim(token, lease)
@@ -545,8 +541,7 @@ class RowCacheWorker:
     ) -> None:
         if not isinstance(rows, RowCache):
             raise TypeError(f"rows must be a RowCache, not {type(rows).__name__}")
-        if not callable(fetch):
-            raise TypeError(f"fetch must be callable, not {type(fetch).__name__}")
+        check_callable(fetch, "fetch")
         self.rows = rows
         self.fetch = fetch
         self.lease = check_seconds(lease, "lease")
