@@ -1,5 +1,7 @@
 """A thousand tasks waiting in one process hold at most four blocked connections (issue 13).
 
+Locks, semaphores, a task queue, an inbox, a chat's fetches and a page cache's stampede.
+
 Waiting tasks of one client share one wake-up channel per wait queue (``core/wakeup.py``): one
 dispatcher blocks for all of them. Each test queues 1,000 waiters behind a holder, counts the
 server's blocked clients (``INFO clients``, every primary of a cluster), then lets every
@@ -19,8 +21,10 @@ from aiorpatterns.coordination.leases import Lease
 from aiorpatterns.coordination.locks import Lock
 from aiorpatterns.coordination.semaphores import FairSemaphore, Semaphore
 from aiorpatterns.core import wakeup
+from aiorpatterns.messaging.chat import Chats
 from aiorpatterns.messaging.inbox import Inbox
 from aiorpatterns.queues.taskqueue import TaskQueue
+from aiorpatterns.webapp.caching import PageCache
 
 T = TypeVar("T")
 
@@ -92,6 +96,60 @@ async def test_a_thousand_receivers_of_one_inbox_hold_few_connections(redis_clie
         await asyncio.gather(*(inbox.send(n, sender="s") for n in range(start, start + BATCH)))
     got = await asyncio.wait_for(asyncio.gather(*receivers), 300)
     assert sorted(m.message for m in got if m is not None) == list(range(WAITERS))
+
+
+#: One message wakes every fetch of a chat, one page every caller waiting for it: they all
+#: run their next step at once, so their client's pool must allow that many connections.
+HERD = {"max_connections": WAITERS + 100}
+
+
+async def test_a_thousand_members_fetching_one_chat_hold_few_connections(
+    redis_client: Any, new_client: Callable[..., Awaitable[Any]]
+) -> None:
+    client = await new_client(**HERD)
+    chats = Chats(client)
+    members = [f"m{n}" for n in range(WAITERS)]
+    chat = await chats.create("host", members, "welcome")
+    for start in range(0, WAITERS, BATCH):  # every member reads the welcome first
+
+        async def read_welcome(member: str) -> None:
+            batch = await chats.fetch(chat, member)
+            assert [m.message for m in batch] == ["welcome"]
+            await chats.ack(batch)
+
+        await asyncio.gather(*(read_welcome(m) for m in members[start : start + BATCH]))
+    queue = iter(members)
+    fetchers = await _start_waiting(client, lambda: chats.fetch(chat, next(queue), timeout=120))
+    await _few_blocked_once_waiting(redis_client)
+    await chats.send(chat, "host", "news")
+    batches = await asyncio.wait_for(asyncio.gather(*fetchers), 300)
+    assert sorted(b.member for b in batches) == sorted(members)
+    assert all([m.message for m in b] == ["news"] for b in batches)
+
+
+async def test_a_thousand_callers_of_one_missing_page_hold_few_connections(
+    redis_client: Any, new_client: Callable[..., Awaitable[Any]]
+) -> None:
+    client = await new_client(**HERD)
+    pages = PageCache(client, "crowded", claim_timeout=120)
+    rendering, done = asyncio.Event(), asyncio.Event()
+    renders = 0
+
+    async def render(request: str) -> str:
+        nonlocal renders
+        renders += 1
+        rendering.set()
+        await done.wait()
+        return f"<p>{request}</p>"
+
+    first = asyncio.create_task(pages.cache_request("/home", render))
+    await asyncio.wait_for(rendering.wait(), 60)
+    callers = await _start_waiting(client, lambda: pages.cache_request("/home", render))
+    await _few_blocked_once_waiting(redis_client)
+    done.set()
+    got = await asyncio.wait_for(asyncio.gather(first, *callers), 300)
+    assert got == ["<p>/home</p>"] * (WAITERS + 1)
+    assert renders == 1
 
 
 async def _start_waiting(redis: Any, wait: Callable[[], Awaitable[T]]) -> list[asyncio.Task[T]]:

@@ -15,7 +15,14 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from aiorpatterns.core import wakeup
-from aiorpatterns.core.wakeup import channel_id, deliver, signal_wait, wake_channel
+from aiorpatterns.core.wakeup import (
+    channel_id,
+    deliver,
+    latch_wait,
+    signal_wait,
+    stream_wait,
+    wake_channel,
+)
 from aiorpatterns.testing.pytest_plugin import Endpoint
 
 QUEUE = "aiorp:lock:{wake-test}:queue"
@@ -184,3 +191,45 @@ async def test_a_signal_nobody_waits_for_is_given_back(redis_client: Any) -> Non
         return not registered(redis_client, SIGNALS) and await redis_client.llen(SIGNALS) == 1
 
     await until(back, "the signal to stay for another waiter")
+
+
+LATCH = "aiorp:page:{wake-test}:ready"
+
+
+async def test_a_latch_wakes_every_waiter_and_stays_set(redis_client: Any) -> None:
+    waits = [asyncio.create_task(latch_wait(redis_client, LATCH, 60)) for _ in range(200)]
+
+    async def one_blocked() -> bool:
+        return await blocked_clients(redis_client) == 1
+
+    await until(one_blocked, "the dispatcher to block")
+    await redis_client.rpush(LATCH, "1")
+    assert all(await asyncio.gather(*waits))
+    assert await latch_wait(redis_client, LATCH, 60) is True  # set: a late waiter passes too
+    assert await redis_client.lrange(LATCH, 0, -1) == [b"1"]  # rotated, never consumed
+    await redis_client.delete(LATCH)
+    assert await latch_wait(redis_client, LATCH, 0.05) is False
+
+
+STREAM = "aiorp:chat:{wake-test}:signal"
+
+
+async def test_a_stream_entry_wakes_the_waiters_it_passes(redis_client: Any) -> None:
+    await redis_client.xadd(STREAM, {"id": 3}, id="3-0")
+    behind = [asyncio.create_task(stream_wait(redis_client, STREAM, 4, 60)) for _ in range(100)]
+    ahead = asyncio.create_task(stream_wait(redis_client, STREAM, 5, 0.5))
+    # A position below the newest entry passes at once, as its own XREAD would have.
+    assert await stream_wait(redis_client, STREAM, 2, 60) is True
+
+    async def one_blocked() -> bool:
+        return await blocked_clients(redis_client) == 1
+
+    await until(one_blocked, "the dispatcher to block")
+    await redis_client.xadd(STREAM, {"id": 5}, id="5-0")
+    assert all(await asyncio.gather(*behind))
+    assert await ahead is False  # 5 is not above 5
+
+    async def idle() -> bool:
+        return not registered(redis_client, STREAM) and await blocked_clients(redis_client) == 0
+
+    await until(idle, "the idle channel to stop and leave the registry")

@@ -15,6 +15,11 @@ thousand tasks waiting on one lock hold a thousand connections. Here:
 - **Signals** (a task put on a queue, a message sent, :class:`SignalChannel`): a producer pushes
   one signal per item to a list; one dispatcher per client object and list pops them and wakes
   one local waiter each, as that waiter's own ``BLPOP`` would have.
+- **Latches** (a page being rendered, :class:`LatchChannel`): a value left in a list wakes every
+  waiter, as each one's own rotating ``BLMOVE`` would have, and stays for late comers.
+- **Stream positions** (a chat's newest message, :class:`StreamChannel`): each waiter waits for
+  an entry above its own position; one ``XREAD BLOCK`` from the lowest of them wakes every
+  waiter the new entry passes.
 
 Why lists and not pub/sub: a pushed grant stays until it is read, so a dispatcher that
 reconnects still finds it, and a list works unchanged through a cluster client, a pipeline
@@ -40,7 +45,18 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from .checks import text
 from .waiting import MAX_WAIT_SLICE, blocking_cap
 
-__all__ = ["SignalChannel", "WakeChannel", "channel_id", "deliver", "signal_wait", "wake_channel"]
+__all__ = [
+    "LatchChannel",
+    "SignalChannel",
+    "StreamChannel",
+    "WakeChannel",
+    "channel_id",
+    "deliver",
+    "latch_wait",
+    "signal_wait",
+    "stream_wait",
+    "wake_channel",
+]
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +108,11 @@ class _Listener:
         if self._dispatcher is None:
             self._dispatcher = asyncio.create_task(self._dispatch(), name=f"wake {self.key}")
 
+    async def _block(self, seconds: float) -> str | None:
+        """Block up to ``seconds`` for the next value (default: ``BLPOP`` on :attr:`key`)."""
+        popped = await self.redis.blpop([self.key], timeout=seconds)
+        return None if popped is None else text(popped[1])
+
     async def _take(self, value: str) -> None:
         raise NotImplementedError
 
@@ -99,13 +120,13 @@ class _Listener:
         cap = blocking_cap(self.redis)
         block = MAX_WAIT_SLICE if cap is None else min(MAX_WAIT_SLICE, cap)
         try:
-            while self._waiters:
+            while any(not future.done() for future in self._waiters.values()):
                 try:
-                    popped = await self.redis.blpop([self.key], timeout=block)
+                    value = await self._block(block)
                 except RedisTimeoutError:  # the socket timeout cut the block short
                     continue
-                if popped is not None:
-                    await self._take(text(popped[1]))
+                if value is not None:
+                    await self._take(value)
         except Exception as exc:
             # What each waiter's own blocking command would have raised: a client without
             # retries fails its waits promptly (a retrying client retried the BLPOP itself).
@@ -116,10 +137,14 @@ class _Listener:
         finally:
             if self._dispatcher is asyncio.current_task():
                 self._dispatcher = None
-            if not self._waiters:  # idle: the next waiter makes a new one
-                mine = _this_loop().listeners.get(self.redis, {})
-                if mine.get(self.key) is self:
-                    del mine[self.key]
+            self._leave_if_idle()
+
+    def _leave_if_idle(self) -> None:
+        """Leave the registry once nobody waits and no dispatcher runs (the next makes anew)."""
+        if not self._waiters and self._dispatcher is None:
+            mine = _this_loop().listeners.get(self.redis, {})
+            if mine.get(self.key) is self:
+                del mine[self.key]
 
     @staticmethod
     async def _until(future: asyncio.Future[Any], seconds: float) -> bool:
@@ -167,6 +192,7 @@ class WakeChannel(_Listener):
         """Stop waiting for ``token`` (a grant pushed later is dropped)."""
         _this_loop().tokens.pop(token, None)
         self._drop(self._waiters.pop(token, None))
+        self._leave_if_idle()
 
     async def _take(self, value: str) -> None:
         token, _, grant = value.partition(" ")
@@ -185,6 +211,9 @@ class SignalChannel(_Listener):
         """Wait up to ``seconds`` for a signal; False if none came."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters[future] = future
+        return await self._wait(future, seconds)
+
+    async def _wait(self, future: asyncio.Future[None], seconds: float) -> bool:
         self._listen()
         try:
             if not await self._until(future, seconds):
@@ -193,6 +222,7 @@ class SignalChannel(_Listener):
             return True
         finally:
             self._drop(self._waiters.pop(future, None))
+            self._leave_if_idle()
 
     async def _take(self, value: str) -> None:
         for future in self._waiters.values():
@@ -202,10 +232,73 @@ class SignalChannel(_Listener):
         await self.redis.lpush(self.key, value)  # nobody here any more: give it back
 
 
+class LatchChannel(SignalChannel):
+    """A client's tasks waiting on one latch list: a value there wakes all of them.
+
+    The dispatcher rotates the list (``BLMOVE key key RIGHT LEFT``), so the value stays for
+    waiters that come later, as it did for each waiter's own rotating ``BLMOVE``; whoever
+    resets the latch deletes the list.
+    """
+
+    async def _block(self, seconds: float) -> str | None:
+        # redis-py types BLMOVE's timeout as int; Redis (6.0+) takes fractional seconds.
+        moved = await self.redis.blmove(self.key, self.key, seconds, src="RIGHT", dest="LEFT")
+        return None if moved is None else text(moved)
+
+    async def _take(self, value: str) -> None:
+        for future in self._waiters.values():
+            if not future.done():
+                future.set_result(None)
+
+
+class StreamChannel(SignalChannel):
+    """A client's tasks waiting for entries of one stream above their own positions.
+
+    Entry ids are ``<n>-0``; a waiter at position ``n`` waits for an entry above it. The
+    dispatcher reads from the lowest waiting position (``XREAD BLOCK``) and wakes every waiter
+    below the entry it gets.
+    """
+
+    def __init__(self, redis: Any, key: str) -> None:
+        super().__init__(redis, key)
+        self._positions: dict[Any, int] = {}
+
+    async def wait_above(self, position: int, seconds: float) -> bool:
+        """Wait up to ``seconds`` for an entry above ``position``; False if none came."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters[future] = future
+        self._positions[future] = position
+        try:
+            return await self._wait(future, seconds)
+        finally:
+            self._positions.pop(future, None)
+
+    async def _block(self, seconds: float) -> str | None:
+        waiting = [p for f, p in self._positions.items() if not f.done()]
+        if not waiting:
+            return None
+        ms = max(1, int(seconds * 1000))
+        read = await self.redis.xread({self.key: f"{min(waiting)}-0"}, count=1, block=ms)
+        if isinstance(read, dict):  # RESP3: {key: [[entries]]}; RESP2: [[key, [entries]]]
+            batches = [e[0] if e and isinstance(e[0], list) else e for e in read.values()]
+        else:
+            batches = [entries for _, entries in read or ()]
+        for entries in batches:
+            for entry_id, _ in entries:
+                return text(entry_id)
+        return None
+
+    async def _take(self, value: str) -> None:
+        newest = int(value.partition("-")[0])
+        for future, position in self._positions.items():
+            if position < newest and not future.done():
+                future.set_result(None)
+
+
 def _listener(redis: Any, key: str, kind: type[_Listener]) -> Any:
     mine = _this_loop().listeners.setdefault(redis, {})
     found = mine.get(key)
-    if not isinstance(found, kind):
+    if type(found) is not kind:
         found = mine[key] = kind(redis, key)
     return found
 
@@ -240,6 +333,26 @@ def deliver(redis: Any, queue: str, token: str, grant: str) -> bool:
     found on whichever client object it waits.
     """
     return _deliver(_this_loop(), token, grant)
+
+
+async def latch_wait(redis: Any, key: str, seconds: float) -> bool:
+    """Wait up to ``seconds`` for a value in the latch list ``key`` (:class:`LatchChannel`).
+
+    What a rotating ``BLMOVE key key`` did for each waiter, for every waiter of ``redis`` at
+    once: True if the latch is set (every waiter wakes), False if it stayed empty.
+    """
+    channel: LatchChannel = _listener(redis, key, LatchChannel)
+    return await channel.wait(seconds)
+
+
+async def stream_wait(redis: Any, key: str, position: int, seconds: float) -> bool:
+    """Wait up to ``seconds`` for an entry of stream ``key`` above ``<position>-0``.
+
+    What ``XREAD BLOCK`` from that position did for each waiter, for every waiter of ``redis``
+    at once (:class:`StreamChannel`): True if such an entry came, False if none in time.
+    """
+    channel: StreamChannel = _listener(redis, key, StreamChannel)
+    return await channel.wait_above(position, seconds)
 
 
 async def signal_wait(redis: Any, key: str, seconds: float) -> bool:

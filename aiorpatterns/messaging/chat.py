@@ -34,7 +34,8 @@ made per call (``_once.lua``), so a retried create never mistakes its own chat f
 Keys: ``<prefix>:chat:{<chat>}:members`` (ZSET member -> position), ``…:claims`` (HASH
 member -> the batch out), ``…:msgs`` (ZSET JSON envelope -> id), ``…:seq`` (STRING last id),
 ``…:abandoned`` (short-lived tombstones), ``…:signal`` (STREAM of one entry whose id is the
-newest message's: a fetch with nothing pending waits on it with ``XREAD BLOCK``); per member
+newest message's: a fetch with nothing pending waits on it, the fetches of one client
+sharing one ``XREAD BLOCK``, see ``core/wakeup.py``); per member
 ``<prefix>:chats:{<member>}`` (SET of chat ids, the index); ``<prefix>:chatid:{seq}`` (the
 counter of generated chat ids); receipts ``…:members:<token>``, ``…:seq:<token>`` and
 ``…:claims:<token>`` expire. On a cluster a chat lives on one node and each member's index on
@@ -67,6 +68,7 @@ from ..core.checks import (
 from ..core.keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from ..core.scripts import script
 from ..core.waiting import block_ms, blocking_cap
+from ..core.wakeup import stream_wait
 from .envelope import Message, parse_envelope
 
 __all__ = ["ChatBatch", "Chats"]
@@ -278,12 +280,17 @@ class Chats:
 
     async def _index(self, how: str, chat_id: str, members: Sequence[str]) -> list[bool]:
         """Add ``chat_id`` to (or remove it from) each member's index; which ones changed."""
-        # One command per member: each index key is in its member's own hash tag.
-        if how == "add":
-            steps = [self.redis.sadd(self.index_key(m), chat_id) for m in members]
-        else:
-            steps = [self.redis.srem(self.index_key(m), chat_id) for m in members]
-        return [bool(n) for n in await asyncio.gather(*steps)]
+        # One command per member (each index key is in its member's own hash tag), pipelined:
+        # a chat of a thousand members is one write per node, not a thousand connections.
+        if not members:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for m in members:
+                if how == "add":
+                    pipe.sadd(self.index_key(m), chat_id)
+                else:
+                    pipe.srem(self.index_key(m), chat_id)
+            return [bool(n) for n in await pipe.execute()]
 
     # -- fetching ----------------------------------------------------------------------------
 
@@ -320,10 +327,11 @@ class Chats:
             block = block_ms(deadline, cap)
             if batch.messages or batch.busy or block is None:
                 return batch
-            # Sent after this fetch: the signal's entry id is above our position. A wait cut
-            # short (socket_timeout) or a chat deleted meanwhile is caught by the next fetch.
+            # Sent after this fetch: the signal's entry id is above our position. The fetches
+            # of this client share one XREAD (core/wakeup.py); a wait cut short
+            # (socket_timeout) or a chat deleted meanwhile is caught by the next fetch.
             with contextlib.suppress(RedisTimeoutError):
-                await self.redis.xread({keys[5]: f"{batch.after}-0"}, count=1, block=block)
+                await stream_wait(self.redis, keys[5], batch.after, block / 1000)
 
     async def fetch_pending(self, member: str, *, count: int = 100) -> list[ChatBatch]:
         """Claim the pending messages of ``member`` in every chat they belong to.

@@ -8,7 +8,8 @@ predicate. The book's version keys pages by Python's ``hash()``, which is salted
 (every web server gets its own keys), lets every caller that misses render the page at once (a
 stampede), never caches an empty page, and caches text only. :class:`PageCache` keys pages by a
 SHA-256 digest, lets one caller render a missing page while the others wait for it (bounded,
-woken by a signal list rather than polling), and caches empty pages and ``bytes`` pages too.
+woken by a signal list rather than polling, the waiters of one client sharing one blocked
+connection), and caches empty pages and ``bytes`` pages too.
 
 §2.4 caches database rows as JSON, refreshed every ``delay`` seconds by ``cache_rows`` workers.
 The book's workers all refresh the same due row (no claim), raise ``TypeError`` when the two
@@ -65,6 +66,7 @@ from ..core.checks import (
 )
 from ..core.keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from ..core.scripts import script
+from ..core.wakeup import latch_wait
 from .sessions import Sessions
 
 __all__ = ["PageCache", "RowCache", "RowCacheWorker", "book_can_cache"]
@@ -289,16 +291,9 @@ class PageCache:
             if claim_left <= 0:
                 continue  # the claim just ended: claim again
             block = min(left, claim_left / 1000, _MAX_BLOCK)
-            ready = keys[2]
-            # redis-py types BLMOVE's timeout as int; Redis (6.0+) takes fractional seconds.
-            signal = await self.redis.blmove(
-                ready,
-                ready,
-                max(block, _MIN_BLOCK),  # type: ignore[arg-type]
-                src="RIGHT",
-                dest="LEFT",
-            )
-            woken = woken + 1 if signal is not None else 0
+            # The ready list is a latch: the waiters of this client share one rotating BLMOVE.
+            signal = await latch_wait(self.redis, keys[2], max(block, _MIN_BLOCK))
+            woken = woken + 1 if signal else 0
 
     async def _claim(self, keys: list[str], token: str, claim_ms: int) -> Any:
         """Run the claim shielded: a caller cancelled or failing gives a won claim back."""
