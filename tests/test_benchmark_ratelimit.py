@@ -71,7 +71,10 @@ def test_ratelimit_table_rows(target: Target, tmp_path: Path) -> None:
         if variant.startswith(("aiorpatterns-log", "limits-moving")):
             assert small < mid < big, (variant, memory[variant])  # O(limit)
         else:
-            assert max(small, mid, big) <= 1.1 * min(small, mid, big), (variant, memory[variant])
+            # O(1): flat, but for how the engine stores the counter (Valkey shares integers
+            # below 10,000, so limits' counter takes 72 bytes at 10 and 1,000, 88 at 100,000).
+            low, high = min(small, mid, big), max(small, mid, big)
+            assert high - low <= max(0.1 * low, 32), (variant, memory[variant])
     assert "### `ratelimit`" in (tmp_path / "out.md").read_text()
     assert bench_keys_left(target.url, target.topology) == [], "the table left keys behind"
 

@@ -87,7 +87,10 @@ async def assert_clean(redis: Any, rw: ReadWriteLock) -> None:
     async def clean() -> bool:
         return not await leftovers(redis, rw)
 
-    await until(clean, f"{rw!r} to be left clean")
+    try:
+        await until(clean, f"{rw!r} to be left clean")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: left {sorted(await leftovers(redis, rw))}") from None
     assert await rw.readers() == 0
     assert not await rw.write_locked()
 

@@ -31,6 +31,10 @@ T = TypeVar("T")
 WAITERS = 1000
 MAX_BLOCKED = 4
 BATCH = 50
+#: The waiters' client: redis-py 8's pool opens at most 100 connections by default, and a
+#: thousand waiters may run a step at once (a message wakes every fetch of a chat; on a loaded
+#: machine the waiters' bounded re-checks bunch up), so theirs must allow that many.
+POOL = {"max_connections": WAITERS + 100}
 
 
 LEASES: list[Any] = [
@@ -44,21 +48,21 @@ LEASES: list[Any] = [
 
 @pytest.mark.parametrize("make", LEASES)
 async def test_a_thousand_waiters_hold_few_connections(
-    redis_client: Any, make: Callable[[Any], Lease]
+    redis_client: Any, new_client: Callable[..., Awaitable[Any]], make: Callable[[Any], Lease]
 ) -> None:
-    holder = make(redis_client)
+    client = await new_client(**POOL)
+    holder = make(client)
     assert await holder.acquire()
     through = 0
 
     async def wait_turn() -> None:
         nonlocal through
-        lease = make(redis_client)
+        lease = make(client)
         assert await lease.acquire()
         through += 1
         await lease.release()
 
-    # In batches: redis-py 8's pools open at most 100 connections, and every waiter's first
-    # step is a command of its own.
+    # In batches, each queued before the next starts.
     tasks: list[asyncio.Task[None]] = []
     for _ in range(0, WAITERS, BATCH):
         tasks += [asyncio.create_task(wait_turn()) for _ in range(BATCH)]
@@ -71,16 +75,19 @@ async def test_a_thousand_waiters_hold_few_connections(
     async def dispatcher_blocked() -> bool:
         return await blocked_clients(redis_client) >= 1
 
-    await until(dispatcher_blocked, "the wake-up channel to block")
+    await until(dispatcher_blocked, "the wake-up channel to block", limit=60)
     assert await blocked_clients(redis_client) <= MAX_BLOCKED
     await holder.release()
     await asyncio.wait_for(asyncio.gather(*tasks), 300)
     assert through == WAITERS
 
 
-async def test_a_thousand_consumers_of_one_queue_hold_few_connections(redis_client: Any) -> None:
-    queue = TaskQueue(redis_client, "crowded")
-    consumers = await _start_waiting(redis_client, lambda: queue.get(timeout=120))
+async def test_a_thousand_consumers_of_one_queue_hold_few_connections(
+    redis_client: Any, new_client: Callable[..., Awaitable[Any]]
+) -> None:
+    client = await new_client(**POOL)
+    queue = TaskQueue(client, "crowded")
+    consumers = await _start_waiting(client, lambda: queue.get(timeout=120))
     await _few_blocked_once_waiting(redis_client)
     for start in range(0, WAITERS, BATCH):
         await asyncio.gather(*(queue.put({"n": n}) for n in range(start, start + BATCH)))
@@ -88,9 +95,12 @@ async def test_a_thousand_consumers_of_one_queue_hold_few_connections(redis_clie
     assert sorted(t.payload["n"] for t in tasks if t is not None) == list(range(WAITERS))
 
 
-async def test_a_thousand_receivers_of_one_inbox_hold_few_connections(redis_client: Any) -> None:
-    inbox = Inbox(redis_client, "crowded")
-    receivers = await _start_waiting(redis_client, lambda: inbox.receive(timeout=120))
+async def test_a_thousand_receivers_of_one_inbox_hold_few_connections(
+    redis_client: Any, new_client: Callable[..., Awaitable[Any]]
+) -> None:
+    client = await new_client(**POOL)
+    inbox = Inbox(client, "crowded")
+    receivers = await _start_waiting(client, lambda: inbox.receive(timeout=120))
     await _few_blocked_once_waiting(redis_client)
     for start in range(0, WAITERS, BATCH):
         await asyncio.gather(*(inbox.send(n, sender="s") for n in range(start, start + BATCH)))
@@ -98,15 +108,10 @@ async def test_a_thousand_receivers_of_one_inbox_hold_few_connections(redis_clie
     assert sorted(m.message for m in got if m is not None) == list(range(WAITERS))
 
 
-#: One message wakes every fetch of a chat, one page every caller waiting for it: they all
-#: run their next step at once, so their client's pool must allow that many connections.
-HERD = {"max_connections": WAITERS + 100}
-
-
 async def test_a_thousand_members_fetching_one_chat_hold_few_connections(
     redis_client: Any, new_client: Callable[..., Awaitable[Any]]
 ) -> None:
-    client = await new_client(**HERD)
+    client = await new_client(**POOL)
     chats = Chats(client)
     members = [f"m{n}" for n in range(WAITERS)]
     chat = await chats.create("host", members, "welcome")
@@ -130,7 +135,7 @@ async def test_a_thousand_members_fetching_one_chat_hold_few_connections(
 async def test_a_thousand_callers_of_one_missing_page_hold_few_connections(
     redis_client: Any, new_client: Callable[..., Awaitable[Any]]
 ) -> None:
-    client = await new_client(**HERD)
+    client = await new_client(**POOL)
     pages = PageCache(client, "crowded", claim_timeout=120)
     rendering, done = asyncio.Event(), asyncio.Event()
     renders = 0
@@ -165,7 +170,9 @@ async def _start_waiting(redis: Any, wait: Callable[[], Awaitable[T]]) -> list[a
         async def waiting(n: int = len(tasks)) -> bool:
             loop = wakeup._LOOPS.get(asyncio.get_running_loop())
             listening = loop.listeners.get(redis, {}).values() if loop is not None else ()
-            return sum(listener.waiting for listener in listening) == n
+            # Nearly all: each waiter re-checks now and then (not waiting meanwhile), and on a
+            # loaded machine some always are.
+            return sum(listener.waiting for listener in listening) >= n - BATCH // 5
 
         await until(waiting, f"{len(tasks)} waiters to wait", limit=60)
     return tasks

@@ -58,7 +58,7 @@ async def test_a_thousand_waiters_share_one_blocked_connection(redis_client: Any
     async def idle() -> bool:
         return not registered(redis_client, QUEUE) and await blocked_clients(redis_client) == 0
 
-    await until(idle, "the idle channel to stop and leave the registry")
+    await until(idle, "the idle channel to stop and leave the registry", limit=60)
     assert await redis_client.exists(channel.key) == 0
 
 
@@ -166,7 +166,7 @@ async def test_a_thousand_signal_waiters_share_one_blocked_connection(redis_clie
     async def idle() -> bool:
         return not registered(redis_client, SIGNALS) and await blocked_clients(redis_client) == 0
 
-    await until(idle, "the idle channel to stop and leave the registry")
+    await until(idle, "the idle channel to stop and leave the registry", limit=60)
     assert await redis_client.llen(SIGNALS) == 0
 
 
@@ -232,4 +232,4 @@ async def test_a_stream_entry_wakes_the_waiters_it_passes(redis_client: Any) -> 
     async def idle() -> bool:
         return not registered(redis_client, STREAM) and await blocked_clients(redis_client) == 0
 
-    await until(idle, "the idle channel to stop and leave the registry")
+    await until(idle, "the idle channel to stop and leave the registry", limit=60)

@@ -294,7 +294,7 @@ class Lease:
         channel = wake_channel(self.redis, self._queue)
         channel.expect(token)
         try:
-            reply = int(await self._run(self._acquire, keys, token, lease_ms, alive_ms))
+            reply = self._status(await self._run(self._acquire, keys, token, lease_ms, alive_ms))
             while reply <= 0 and not try_only:
                 honour_cancel(task, cancels)  # every turn: a waiter may wait for ever
                 slice_ = self._wait_slice(deadline, -reply / 1000)
@@ -306,7 +306,9 @@ class Lease:
                     reply = int(grant)
                     break
                 # No word within the slice (a wake-up lost, or the holder crashed): re-check.
-                reply = int(await self._run(self._acquire, keys, token, lease_ms, alive_ms))
+                reply = self._status(
+                    await self._run(self._acquire, keys, token, lease_ms, alive_ms)
+                )
             honour_cancel(task, cancels)
         except BaseException:
             await self._abandon(token)
@@ -342,11 +344,13 @@ class Lease:
         await best_effort(abandon)
 
     def _status(self, reply: Any) -> int:
-        """A release step's status; wake the waiters of our channel its reply names.
+        """A step's status; wake the waiters of our channel its reply names.
 
-        A release hands the resource on in the same step; a waiter of this client's channel is
-        named in the reply (token, grant pairs after the status) rather than pushed to, so it
-        wakes without a second round trip (``core/wakeup.py``).
+        An acquire or release hands the resource on in the same step (a release, or a lease
+        that ran out); a waiter of this client's channel is named in the reply (token, grant
+        pairs after the status) rather than pushed to, so it wakes without a second round trip
+        and nothing is left in a wake list for a waiter that re-checked on its own
+        (``core/wakeup.py``).
         """
         if not isinstance(reply, list):
             return int(reply)

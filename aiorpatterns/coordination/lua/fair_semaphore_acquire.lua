@@ -11,6 +11,8 @@
 -- returns: the caller's counter value (> 0) if it holds a slot now, else minus the time until
 --          the first holder's lease ends, in ms (< 0);
 --          -1, doing nothing, if the caller already gave up (see release, mode abandon)
+--          any of these followed by token, grant pairs of waiters of the caller's channel
+--          handed a slot on the way (see wakeup.py)
 -- Safe to run twice: the same call sent again finds its token holding (and answers the same
 -- counter value: INCR ran once) or already queued (ZADD NX keeps its place).
 -- @include fair_semaphore
@@ -21,12 +23,13 @@ now = now_ms()
 -- The caller's clean-up (a cancelled or failed acquire) already ran: this is its own request,
 -- sent before the clean-up on another connection but run after it. Refuse it.
 if abandoned(token) then return -1 end
+collect_local_grants(token)  -- a waiter of our channel handed on below wakes from the reply
 reclaim()
 
 local mine = redis.call('ZSCORE', OWNERS, token)
 if mine and redis.call('ZSCORE', TIMEOUTS, token) then
   leave(token)  -- handed to us while we were not listening
-  return tonumber(mine)
+  return with_local_grants(tonumber(mine))
 end
 
 -- The book admits a newcomer if its rank in owners (ordered by counter) is below the limit
@@ -39,7 +42,7 @@ while free > 0 do
   local head = live_head(now)
   if not head or head == token then
     dequeue(token)
-    return grant(token, lease)
+    return with_local_grants(grant(token, lease))
   end
   hand_off(now)
   free = free - 1
@@ -47,5 +50,5 @@ end
 
 if wait > 0 then enqueue(token, lease, wait, now) end
 local first = redis.call('ZRANGE', TIMEOUTS, 0, 0, 'WITHSCORES')[2]
-if not first then return -1 end
-return -math.max(tonumber(first) - now, 1)
+if not first then return with_local_grants(-1) end
+return with_local_grants(-math.max(tonumber(first) - now, 1))

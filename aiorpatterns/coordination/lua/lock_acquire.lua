@@ -9,6 +9,8 @@
 -- returns: the fencing token (> 0) if the caller holds the lock now, else minus the
 --          holder's remaining lease in ms (< 0);
 --          -1, doing nothing, if the caller already gave up (see release, mode abandon)
+--          any of these followed by token, grant pairs of waiters of the caller's channel
+--          handed the lock on the way (see wakeup.py)
 -- Safe to run twice: the same call sent again finds its token holding (and answers the same
 -- fence: no grant happened since) or already queued (ZADD NX keeps its place).
 local LOCK, FENCE, QUEUE, WAITERS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -25,11 +27,12 @@ local token, lease, wait = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 -- sent before the clean-up on another connection but run after it. Refuse it, or the lock
 -- would go to a token nobody will release.
 if abandoned(token) then return -1 end
+collect_local_grants(token)  -- a waiter of our channel handed on below wakes from the reply
 local holder = redis.call('GET', LOCK)
 
 if holder == token then
   leave(token)  -- handed to us while we were not listening: the newest fence is ours
-  return tonumber(redis.call('GET', FENCE))
+  return with_local_grants(tonumber(redis.call('GET', FENCE)))
 end
 
 local now = now_ms()
@@ -37,7 +40,7 @@ if not holder then
   local head = live_head(now)
   if not head or head == token then
     dequeue(token)
-    return grant(token, lease)
+    return with_local_grants(grant(token, lease))
   end
   hand_off(now)
 end
@@ -45,4 +48,4 @@ end
 if wait > 0 then enqueue(token, lease, wait, now) end
 local pttl = redis.call('PTTL', LOCK)
 if pttl < 1 then pttl = 1 end
-return -pttl
+return with_local_grants(-pttl)

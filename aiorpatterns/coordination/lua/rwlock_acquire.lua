@@ -12,6 +12,8 @@
 --          fence of the last write granted before it; else minus a wait hint in ms (< 0): the
 --          writer's remaining lease, or the time until the first reader's lease ends;
 --          -1, doing nothing, if the caller already gave up (see release, mode abandon)
+--          any of these followed by token, grant pairs of waiters of the caller's channel
+--          handed the lock on the way (see wakeup.py)
 -- Safe to run twice: the same call sent again finds its token holding (and answers the same:
 -- no write can be granted while it holds) or already queued (ZADD NX keeps its place); the
 -- queue is pumped afresh, so nothing is handed on twice.
@@ -25,25 +27,26 @@ end
 -- sent before the clean-up on another connection but run after it. Refuse it, or the lock
 -- would go to a token nobody will release.
 if abandoned(token) then return -1 end
+collect_local_grants(token)  -- a waiter of our channel handed on below wakes from the reply
 now = now_ms()
 prune()
 -- Leases that ran out and releases nobody handed on may have freed the lock for the queue.
 pump()
 if holds(token) then
   leave(token)  -- handed to us (just now, or while we were not listening)
-  return answer(token)
+  return with_local_grants(answer(token))
 end
 
 -- After pump() the queue is empty or its head must wait: a newcomer never overtakes it (a
 -- reader does not pass a waiting writer), so only a caller facing an empty queue may enter.
 if not live_head(now) and admits(token) then
   dequeue(token)
-  return grant(token, lease)
+  return with_local_grants(grant(token, lease))
 end
 
 if wait > 0 then enqueue(token, lease, wait, now) end
 local pttl = redis.call('PTTL', WRITER)
-if pttl > 0 then return -pttl end
+if pttl > 0 then return with_local_grants(-pttl) end
 local first = redis.call('ZRANGE', READERS, 0, 0, 'WITHSCORES')[2]
-if not first then return -1 end
-return -math.max(tonumber(first) - now, 1)
+if not first then return with_local_grants(-1) end
+return with_local_grants(-math.max(tonumber(first) - now, 1))

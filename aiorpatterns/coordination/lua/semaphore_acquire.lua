@@ -9,6 +9,8 @@
 -- returns: 1 if the caller holds a slot now, else minus the time until the first
 --          holder's lease ends, in ms (< 0);
 --          -1, doing nothing, if the caller already gave up (see release, mode abandon)
+--          any of these followed by token, grant pairs of waiters of the caller's channel
+--          handed a slot on the way (see wakeup.py)
 -- Safe to run twice: the same call sent again finds its token holding (and answers 1) or
 -- already queued (ZADD NX keeps its place); free slots are counted afresh, so none is handed on
 -- twice.
@@ -31,13 +33,14 @@ now = now_ms()
 -- The caller's clean-up (a cancelled or failed acquire) already ran: this is its own request,
 -- sent before the clean-up on another connection but run after it. Refuse it.
 if abandoned(token) then return -1 end
+collect_local_grants(token)  -- a waiter of our channel handed on below wakes from the reply
 -- Scores are the server's clock, so a holder whose lease ran out is gone for everyone at once
 -- (the book scores by each client's clock, and a slow clock over-admits).
 redis.call('ZREMRANGEBYSCORE', HOLDERS, '-inf', now)
 
 if redis.call('ZSCORE', HOLDERS, token) then
   leave(token)  -- handed to us while we were not listening
-  return 1
+  return with_local_grants(1)
 end
 
 -- Free slots (from releases nobody handed on, or leases that ran out) go to live waiters in
@@ -47,7 +50,7 @@ while free > 0 do
   local head = live_head(now)
   if not head or head == token then
     dequeue(token)
-    return grant(token, lease)
+    return with_local_grants(grant(token, lease))
   end
   hand_off(now)
   free = free - 1
@@ -55,5 +58,5 @@ end
 
 if wait > 0 then enqueue(token, lease, wait, now) end
 local first = redis.call('ZRANGE', HOLDERS, 0, 0, 'WITHSCORES')[2]
-if not first then return -1 end
-return -math.max(tonumber(first) - now, 1)
+if not first then return with_local_grants(-1) end
+return with_local_grants(-math.max(tonumber(first) - now, 1))
