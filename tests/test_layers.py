@@ -3,7 +3,8 @@
 ``core`` stands under everything; each family may import ``core``, its own modules, and the
 families of a lower rank (:data:`RANK`), never a higher one; no module imports a name starting
 with ``_`` from another family; each family's Lua scripts live in its own ``lua/`` folder, and
-only ``aiorpatterns/__init__.py`` and the families sit at the top.
+only ``aiorpatterns/__init__.py``, the command line's ``__main__.py`` and the families sit at
+the top.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def _imports(path: Path) -> list[tuple[str, list[str]]]:
 
 def test_the_top_holds_only_the_families() -> None:
     top = sorted(p.name for p in PACKAGE.iterdir() if p.suffix == ".py")
-    assert top == ["__init__.py"]
+    assert top == ["__init__.py", "__main__.py"]  # __main__: ``python -m aiorpatterns``
     assert _families() == sorted(RANK)
 
 

@@ -16,8 +16,9 @@ one task at a time, loses a task if it crashes, and silently skips unknown names
   back to the queue (uncounted), so another worker runs them.
 
 Payloads are ``[name, args]`` or ``[name, args, kwargs]`` (what :meth:`TaskQueue.put_call
-<aiorpatterns.TaskQueue.put_call>` writes). Handlers may be coroutine functions or plain
-callables; a plain one runs on the event loop, so hand blocking work to a thread yourself.
+<aiorpatterns.TaskQueue.put_call>` writes). Handlers may be coroutine functions, which run on
+the event loop, or plain callables, which run in a worker thread (anyio's ``to_thread``), so a
+blocking one never stalls the loop, the heartbeats or the other handlers.
 Delivery is at least once (see :mod:`aiorpatterns.queues.taskqueue`): make handlers idempotent.
 
 Retries and clean-up: the worker's steps are the queue's, each safe to run twice (a re-sent
@@ -39,6 +40,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
+
+import anyio
 
 from ..core.cancellation import best_effort, cancelling
 from ..core.checks import check_count, check_wait
@@ -79,6 +82,23 @@ def decode_call(data: str) -> tuple[str, list[Any], dict[str, Any]]:
     if not isinstance(kwargs, dict):
         raise BadTaskError("undecodable payload: kwargs must be a JSON object")
     return name, args, kwargs
+
+
+async def _call(handler: Handler, args: list[Any], kwargs: dict[str, Any]) -> None:
+    """Run a handler: a coroutine function on the loop, a plain callable in a worker thread.
+
+    A cancelled wait for a thread abandons it (the thread finishes on its own; its task is
+    given back): Python cannot stop a thread.
+    """
+    if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+        getattr(handler, "__call__", None)  # noqa: B004 - an object with an async __call__
+    ):
+        await handler(*args, **kwargs)
+        return
+    call = functools.partial(handler, *args, **kwargs)
+    result = await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
+    if inspect.isawaitable(result):  # a plain function that returned a coroutine
+        await result
 
 
 @dataclass(slots=True)
@@ -305,9 +325,7 @@ class Worker:
             return
         current, cancels = cancelling()
         try:
-            result = handler(*args, **kwargs)
-            if inspect.isawaitable(result):
-                await result
+            await _call(handler, args, kwargs)
         except asyncio.CancelledError:
             if current is not None and current.cancelling() > cancels:
                 # Shutting down past the grace period: the task goes back, uncounted.
