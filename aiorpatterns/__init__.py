@@ -42,6 +42,8 @@ from .core.errors import (
     ScriptError,
     ShardsUnavailableError,
     SyncTimeoutError,
+    TaskAbortedError,
+    TaskFailedError,
 )
 from .core.keys import (
     Keyspace,
@@ -132,11 +134,19 @@ from .ops.replication import (
     wait_for_replicas,
     wait_for_sync,
 )
+from .queues.context import TaskContext
+from .queues.periodic import (
+    Cron,
+    Periodic,
+    Scheduler,
+)
+from .queues.serializers import JsonSerializer, MsgspecJSON, Serializer
 from .queues.taskqueue import (
     DeadLetter,
     QueueCounts,
     Task,
     TaskQueue,
+    TaskStatus,
 )
 from .queues.worker import (
     Worker,
@@ -256,6 +266,7 @@ __all__ = [
     "CompactLimits",
     "Config",
     "Counters",
+    "Cron",
     "DeadLetter",
     "FairSemaphore",
     "Fanout",
@@ -271,6 +282,7 @@ __all__ = [
     "JobIndex",
     "JobLevelIndex",
     "JobYearsIndex",
+    "JsonSerializer",
     "Keyspace",
     "LeaseLostError",
     "LimitsMismatchError",
@@ -285,10 +297,12 @@ __all__ = [
     "LogProgress",
     "Market",
     "Message",
+    "MsgspecJSON",
     "NotFilter",
     "NotOwnedError",
     "PageCache",
     "ParsedQuery",
+    "Periodic",
     "ProgressConflictError",
     "Purchase",
     "QueueCounts",
@@ -309,11 +323,13 @@ __all__ = [
     "Sample",
     "SampleFilter",
     "ScatterResult",
+    "Scheduler",
     "Script",
     "ScriptError",
     "SearchIndex",
     "SearchResult",
     "Semaphore",
+    "Serializer",
     "ServerNotFoundError",
     "Sessions",
     "ShardedClients",
@@ -333,7 +349,11 @@ __all__ = [
     "SyncTimeoutError",
     "Targeting",
     "Task",
+    "TaskAbortedError",
+    "TaskContext",
+    "TaskFailedError",
     "TaskQueue",
+    "TaskStatus",
     "TrackFilter",
     "UniqueVisitors",
     "UserList",

@@ -25,6 +25,7 @@ INTERNAL = {
     "testing.pytest_plugin": "loaded by pytest as an entry point; importing it needs pytest",
     "core.waiting": "how the patterns wait in Redis (slices, socket timeouts), not an API",
     "core.wakeup": "the wake-up channels every waiting pattern shares, not an API",
+    "queues.command": "the worker command line (``aiorpatterns worker``): run, not imported",
 }
 
 

@@ -108,6 +108,33 @@ async def test_claim_and_settle_twice(redis_client: Any, twice_client: Any) -> N
     ]
 
 
+@pytest.mark.retry_safe("queue_put", "queue_ack", "queue_abort", "queue_settle", "queue_extend")
+async def test_results_and_aborts_twice(redis_client: Any, twice_client: Any) -> None:
+    """An ack keeps its result once, an abort deletes or marks once (one stream entry), a
+    heartbeat hears of an abort, and finishing an aborted task answers as it did once."""
+
+    async def scenario(client: Any) -> Any:
+        q = TaskQueue(client, "rresult", result_ttl=60)
+        done_id = await q.put({"n": 1})
+        task = await q.get(timeout=0)
+        assert task is not None
+        seen: list[Any] = [await q.ack(task, {"sum": 3}), await q.status(done_id)]
+        seen.append(await q.result(done_id, timeout=5))
+        queued = await q.put("later", delay=60)
+        seen += [await q.abort(queued), await q.status(queued), await q.abort(queued)]
+        await q.put("run")
+        running = await q.get(timeout=0)
+        assert running is not None
+        seen += [await q.abort(running.id), await q.status(running.id)]
+        seen += [await q.extend(running), await client.xlen(q.aborts_key)]
+        seen += [await q.finish_abort(running), await q.status(running.id), await q.counts()]
+        return seen
+
+    seen = await assert_retry_safe(redis_client, twice_client, scenario)
+    assert seen[:6] == [True, "done", {"sum": 3}, True, "aborted", True]
+    assert seen[6:] == [True, "aborting", False, 1, True, "aborted", counts()]
+
+
 @pytest.mark.retry_safe("queue_claim", "queue_ack")
 async def test_claim_of_an_expired_lease_twice(redis_client: Any, twice_client: Any) -> None:
     """A claim that takes back an expired lease (and redelivers it, or dead-letters it once out

@@ -23,6 +23,8 @@ from .errors import (
     ScriptError,
     ShardsUnavailableError,
     SyncTimeoutError,
+    TaskAbortedError,
+    TaskFailedError,
 )
 from .keys import (
     Keyspace,
@@ -49,5 +51,7 @@ __all__ = [
     "ScriptError",
     "ShardsUnavailableError",
     "SyncTimeoutError",
+    "TaskAbortedError",
+    "TaskFailedError",
     "script",
 ]

@@ -13,7 +13,9 @@
     │   ├── ReplicaNotAttachedError                not a replica of this master, or link down
     │   └── SyncTimeoutError (also TimeoutError)   the replica did not catch up in time
     ├── ScriptError                                a Lua script returned something it never should
-    └── ShardsUnavailableError                     shards that failed to answer a scatter-gather
+    ├── ShardsUnavailableError                     shards that failed to answer a scatter-gather
+    ├── TaskAbortedError                           the task whose result was awaited was aborted
+    └── TaskFailedError                            the task whose result was awaited died
 
 Bad arguments raise the built-in ``ValueError`` / ``TypeError`` before anything reaches Redis.
 A Redis that is down surfaces as redis-py's own ``redis.exceptions.ConnectionError``.
@@ -36,6 +38,8 @@ __all__ = [
     "ScriptError",
     "ShardsUnavailableError",
     "SyncTimeoutError",
+    "TaskAbortedError",
+    "TaskFailedError",
 ]
 
 
@@ -113,3 +117,11 @@ class LimitsMismatchError(AiorpatternsError):
             for name, values in sorted(self.differences.items())
         )
         super().__init__(f"cluster nodes disagree on compact-encoding limits: {detail}")
+
+
+class TaskFailedError(AiorpatternsError):
+    """The task whose result was awaited died (dead-lettered): its message gives the reason."""
+
+
+class TaskAbortedError(AiorpatternsError):
+    """The task whose result was awaited was aborted (:meth:`~aiorpatterns.TaskQueue.abort`)."""

@@ -1,14 +1,18 @@
 """Task queues: the reliable queue with priorities, delays, visibility timeouts, retries and dead
-letters, and the worker that runs its tasks (Redis in Action §6.4).
+letters, the worker that runs its tasks, and periodic tasks (Redis in Action §6.4).
 """
 
 from __future__ import annotations
 
+from .context import TaskContext
+from .periodic import Cron, Periodic, Scheduler
+from .serializers import JsonSerializer, MsgspecJSON, Serializer
 from .taskqueue import (
     DeadLetter,
     QueueCounts,
     Task,
     TaskQueue,
+    TaskStatus,
 )
 from .worker import (
     Worker,
@@ -16,10 +20,18 @@ from .worker import (
 )
 
 __all__ = [
+    "Cron",
     "DeadLetter",
+    "JsonSerializer",
+    "MsgspecJSON",
+    "Periodic",
     "QueueCounts",
+    "Scheduler",
+    "Serializer",
     "Task",
+    "TaskContext",
     "TaskQueue",
+    "TaskStatus",
     "Worker",
     "WorkerStats",
 ]

@@ -22,6 +22,16 @@ its ZREM and its RPUSH. Here:
   due or a visibility deadline ends (told by the same step, in server time), then re-checks:
   no polling, and a lost wake-up costs latency, never a task.
 
+Seeing what happened: :meth:`TaskQueue.status` answers a task's state by the id ``put``
+returned (queued, delayed, failed, running, aborting, dead, done, aborted, unknown). A queue or a
+task with ``result_ttl`` keeps the outcome of each finished task that long (done with the
+handler's result, dead with its reason, aborted), and :meth:`TaskQueue.result` waits for it on
+the client's wake-up channel (the outcome is a one-element list: a latch). :meth:`TaskQueue.abort`
+deletes a queued or delayed task at once, and asks the worker of a running one to cancel its
+handler: a stream of abort requests every worker watches, and the task's next heartbeat, tell it.
+Without ``result_ttl`` an acked task leaves nothing behind (its status is then unknown), as
+before.
+
 Delivery contract: **at least once**. A task is deleted only by an ``ack`` (or
 :meth:`~TaskQueue.delete_dead`); every delivery counts toward ``max_attempts``, except one given
 back with :meth:`~TaskQueue.release` or by a cancelled ``get()``. A handler can run more than once
@@ -43,8 +53,10 @@ nothing. ``ack``, ``fail`` and ``release`` are shielded: once called, they compl
 Keys (one hash tag per queue, so every step runs on one Redis Cluster node):
 ``<prefix>:queue:{<name>}:`` + ``ready`` (ZSET), ``delayed`` (ZSET), ``running`` (ZSET),
 ``tasks`` (HASH id -> payload), ``meta`` (HASH id -> JSON record), ``dead`` (ZSET), ``claims``
-(HASH), ``seq`` (the FIFO counter, never expires), and two short-lived ones, ``signal`` (wake-up
-tokens) and ``abandoned`` (tombstones), which expire.
+(HASH), ``seq`` (the FIFO counter, never expires), and short-lived ones, which expire:
+``signal`` (wake-up tokens), ``abandoned`` (tombstones), ``result:<id>`` (a finished task's
+outcome, for its ``result_ttl``; an aborted one's for an hour) and ``aborts`` (abort requests
+for running tasks, a day after the last one).
 """
 
 from __future__ import annotations
@@ -72,13 +84,14 @@ from ..core.checks import (
     text,
     to_ms,
 )
-from ..core.errors import ScriptError
+from ..core.errors import ScriptError, TaskAbortedError, TaskFailedError
 from ..core.keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from ..core.scripts import script
 from ..core.waiting import MAX_WAIT_SLICE, blocking_cap
-from ..core.wakeup import signal_wait
+from ..core.wakeup import latch_wait, signal_wait
+from .serializers import JSON, Serializer, check_serializer
 
-__all__ = ["DeadLetter", "QueueCounts", "Task", "TaskQueue"]
+__all__ = ["DeadLetter", "QueueCounts", "Task", "TaskQueue", "TaskStatus"]
 
 #: Priority levels of a queue unless it is given its own (highest first).
 DEFAULT_PRIORITIES = ("high", "normal", "low")
@@ -109,6 +122,10 @@ _SIGNAL = _PARTS.index("signal")
 _DEAD = _PARTS.index("dead")
 
 FailOutcome = Literal["retrying", "dead", "lost"]
+#: A task's state, as :meth:`TaskQueue.status` answers it.
+TaskStatus = Literal[
+    "queued", "delayed", "failed", "running", "aborting", "dead", "done", "aborted", "unknown"
+]
 
 
 def _attempts(value: object) -> int:
@@ -122,19 +139,6 @@ def _delay_seconds(value: object, what: str) -> float:
 
 def _seconds(ms: object) -> float:
     return int(ms) / 1000 if isinstance(ms, int | float | str) else 0.0
-
-
-def encode_payload(payload: object) -> str:
-    """Return ``payload`` as compact JSON text; TypeError/ValueError if it is not JSON.
-
-    JSON, never pickle: NaN and infinities are refused too, since other JSON readers reject them.
-    """
-    try:
-        return json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    except TypeError as exc:
-        raise TypeError(f"payload is not JSON-serialisable: {exc}") from None
-    except ValueError as exc:  # NaN / infinity, or a circular reference
-        raise ValueError(f"payload is not valid JSON: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,11 +163,16 @@ class Task:
     visibility_timeout: float
     last_error: str | None
     claim: str = field(repr=False)
+    #: The handler's own timeout in seconds (None: the worker's default).
+    handler_timeout: float | None = None
+    #: How long the task's outcome is kept once it finishes (None: not kept).
+    result_ttl: float | None = None
+    serializer: Serializer = field(default=JSON, repr=False)
 
     @property
     def payload(self) -> Any:
-        """The payload decoded from JSON (``ValueError`` if it is not JSON)."""
-        return json.loads(self.data)
+        """The payload decoded by the queue's serializer (JSON: ``ValueError`` if it is not)."""
+        return self.serializer.loads(self.data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +192,7 @@ class DeadLetter:
     @property
     def payload(self) -> Any:
         """The payload decoded from JSON (``ValueError`` if it is not JSON)."""
-        return json.loads(self.data)
+        return JSON.loads(self.data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,9 +217,13 @@ class TaskQueue:
     long a claimed task stays with its consumer without an ``ack`` or ``extend`` (a task may set
     its own at ``put``); ``max_attempts`` how many deliveries a task gets before it is
     dead-lettered; a failed task is retried after ``retry_backoff * 2**(attempts - 1)`` seconds,
-    at most ``max_backoff``. Producers and consumers of one queue may hold separate objects: what
-    a task needs is stored with it at ``put`` (but priority names map to levels by position, so
-    give every object of one queue the same ``priorities``).
+    at most ``max_backoff``. ``result_ttl`` (seconds) keeps each finished task's outcome and
+    result that long, for :meth:`status` and :meth:`result` (a task may set its own at ``put``);
+    ``serializer`` turns payloads and results into text (JSON by default, see
+    :mod:`aiorpatterns.queues.serializers`). Producers and consumers of one queue may hold
+    separate objects: what a task needs is stored with it at ``put`` (but priority names map to
+    levels by position, so give every object of one queue the same ``priorities``, and the same
+    ``serializer``).
     """
 
     def __init__(
@@ -224,6 +237,8 @@ class TaskQueue:
         max_attempts: int = 5,
         retry_backoff: float = 1.0,
         max_backoff: float = 300.0,
+        result_ttl: float | None = None,
+        serializer: Serializer = JSON,
         keyspace: Keyspace = DEFAULT_KEYSPACE,
     ) -> None:
         self.redis = check_client(redis)
@@ -253,7 +268,12 @@ class TaskQueue:
         self.max_attempts = _attempts(max_attempts)
         self.retry_backoff = _delay_seconds(retry_backoff, "retry_backoff")
         self.max_backoff = _delay_seconds(max_backoff, "max_backoff")
+        self.result_ttl = check_seconds(result_ttl, "result_ttl", allow_none=True)
+        self.serializer = check_serializer(serializer)
         self.keys = tuple(keyspace.key("queue", name, part) for part in _PARTS)
+        #: The keys' common part; a finished task's outcome and the abort requests live under it.
+        self._base = self.keys[0][: -len(_PARTS[0])]
+        self.aborts_key = self._base + "aborts"
 
     def __repr__(self) -> str:
         return f"<TaskQueue {self.name!r} priorities={self.priorities!r}>"
@@ -270,23 +290,29 @@ class TaskQueue:
         task_id: str | None = None,
         visibility_timeout: float | None = None,
         max_attempts: int | None = None,
+        handler_timeout: float | None = None,
+        result_ttl: float | None = None,
     ) -> str:
-        """Enqueue ``payload`` (any JSON value) and return the task's id.
+        """Enqueue ``payload`` (any value the queue's serializer takes) and return the task's id.
 
         ``delay`` (seconds) or ``at`` (a Unix time or an aware ``datetime``, read on this
         machine's clock and turned into a delay at once, so the server's clock may differ) makes
         it a delayed task (Redis in Action §6.4.2). ``task_id`` makes the put idempotent: an id
-        already in the queue is left as it is. A non-JSON payload raises ``TypeError`` (or
-        ``ValueError`` for NaN) before anything reaches Redis.
+        already in the queue is left as it is. ``handler_timeout`` bounds its handler's run
+        (seconds; None: the worker's default), ``result_ttl`` keeps its outcome that long once
+        finished (None: the queue's). A payload the serializer refuses (with JSON:
+        ``TypeError``, or ``ValueError`` for NaN) raises before anything reaches Redis.
         """
         return await self._put(
-            encode_payload(payload),
+            self.serializer.dumps(payload),
             priority=priority,
             delay=delay,
             at=at,
             task_id=task_id,
             visibility_timeout=visibility_timeout,
             max_attempts=max_attempts,
+            handler_timeout=handler_timeout,
+            result_ttl=result_ttl,
         )
 
     async def put_call(
@@ -301,6 +327,8 @@ class TaskQueue:
         task_id: str | None = None,
         visibility_timeout: float | None = None,
         max_attempts: int | None = None,
+        handler_timeout: float | None = None,
+        result_ttl: float | None = None,
     ) -> str:
         """Enqueue a call ``[name, args, kwargs]`` for a :class:`~aiorpatterns.Worker`.
 
@@ -322,6 +350,8 @@ class TaskQueue:
             task_id=task_id,
             visibility_timeout=visibility_timeout,
             max_attempts=max_attempts,
+            handler_timeout=handler_timeout,
+            result_ttl=result_ttl,
         )
 
     async def put_raw(
@@ -334,11 +364,13 @@ class TaskQueue:
         task_id: str | None = None,
         visibility_timeout: float | None = None,
         max_attempts: int | None = None,
+        handler_timeout: float | None = None,
+        result_ttl: float | None = None,
     ) -> str:
         """Enqueue already-encoded payload text as it is (from another producer, say).
 
-        Nothing checks that ``data`` is JSON: a :class:`~aiorpatterns.Worker` dead-letters a
-        payload it cannot decode. The other parameters are those of :meth:`put`.
+        Nothing checks that the serializer can read ``data``: a :class:`~aiorpatterns.Worker`
+        dead-letters a payload it cannot decode. The other parameters are those of :meth:`put`.
         """
         if not isinstance(data, str):
             raise TypeError(f"data must be a str, not {type(data).__name__}")
@@ -350,6 +382,8 @@ class TaskQueue:
             task_id=task_id,
             visibility_timeout=visibility_timeout,
             max_attempts=max_attempts,
+            handler_timeout=handler_timeout,
+            result_ttl=result_ttl,
         )
 
     async def _put(
@@ -362,22 +396,22 @@ class TaskQueue:
         task_id: str | None = None,
         visibility_timeout: float | None = None,
         max_attempts: int | None = None,
+        handler_timeout: float | None = None,
+        result_ttl: float | None = None,
     ) -> str:
         level = self._level(priority)
         wait = self._delay(delay, at)
         if task_id is None:
             task_id = uuid.uuid4().hex
-        elif not isinstance(task_id, str):
-            raise TypeError(f"task_id must be a str, not {type(task_id).__name__}")
-        elif not task_id:
-            raise ValueError("task_id must not be empty")
+        self._check_id(task_id)
         vis = check_seconds(visibility_timeout, "visibility_timeout", allow_none=True)
         attempts = self.max_attempts if max_attempts is None else _attempts(max_attempts)
+        limit = check_seconds(handler_timeout, "handler_timeout", allow_none=True)
+        keep = check_seconds(result_ttl, "result_ttl", allow_none=True) or self.result_ttl
         delay_ms = math.ceil(wait * 1000) if wait > 0 else 0
         task, cancels = cancelling()
-        await self._run(
-            "queue_put", task_id, data, level, delay_ms, attempts, to_ms(vis) if vis else 0
-        )
+        ms = [to_ms(x) if x else 0 for x in (vis, limit, keep)]
+        await self._run("queue_put", task_id, data, level, delay_ms, attempts, *ms)
         honour_cancel(task, cancels)
         return task_id
 
@@ -496,9 +530,11 @@ class TaskQueue:
         """Give back whatever ``token`` claimed, or refuse its claim to come (shielded)."""
         await best_effort(lambda: self._run("queue_settle", "", token, "abandon", "", 0))
 
-    async def ack(self, task: Task) -> bool:
+    async def ack(self, task: Task, result: Any = None) -> bool:
         """Delete a task that was handled; True if it is done, False if another consumer has it.
 
+        A task that keeps its outcome (``result_ttl``) keeps ``result`` too, serialized (a value
+        the serializer refuses raises before anything reaches Redis), for :meth:`result`.
         False means another consumer runs it now (our visibility deadline passed and it was
         delivered again): that consumer owns it. True means it was deleted, or was gone already
         (acked before: by this very call re-sent after a lost reply, by an earlier ack, or by
@@ -506,7 +542,8 @@ class TaskQueue:
         delivered again still deletes it. Shielded: a cancelled caller still acks.
         """
         self._check_task(task)
-        return bool(await self._settle("queue_ack", task.id, task.claim))
+        data = self.serializer.dumps(result) if task.result_ttl and result is not None else ""
+        return bool(await self._settle("queue_ack", task.id, task.claim, data))
 
     async def fail(
         self, task: Task, reason: str, *, retry: bool = True, delay: float | None = None
@@ -548,17 +585,88 @@ class TaskQueue:
         """Push a running task's visibility deadline to ``seconds`` from now (a heartbeat).
 
         ``seconds`` defaults to the task's visibility timeout. False if the task is no longer
-        ours (its deadline passed and another consumer took it, or it was settled). Sent twice
+        ours (its deadline passed and another consumer took it, or it was settled, or its abort
+        was asked: a :class:`~aiorpatterns.Worker` then stops its handler). Sent twice
         (a client retry), it extends from the later run: the same as one heartbeat.
         """
+        return await self._extend_code(task, seconds) > 0
+
+    async def _extend_code(self, task: Task, seconds: float | None = None) -> int:
+        """Extend, answering the script's code: > 0 extended, 0 not ours, -1 abort asked."""
         self._check_task(task)
         wait = task.visibility_timeout if seconds is None else check_seconds(seconds, "seconds")
-        return int(await self._run("queue_extend", task.id, task.claim, to_ms(wait or 0.0))) > 0
+        return int(await self._run("queue_extend", task.id, task.claim, to_ms(wait or 0.0)))
+
+    async def finish_abort(self, task: Task) -> bool:
+        """Delete a running task whose abort was asked, once its handler stopped; True if done.
+
+        A :class:`~aiorpatterns.Worker`'s step (its outcome is kept as ``aborted``). Shielded;
+        sent twice, it answers as the first run did.
+        """
+        self._check_task(task)
+        return int(await self._settle("queue_settle", task.id, task.claim, "aborted", "", 0)) == 4
 
     def backoff(self, attempts: int) -> float:
         """Seconds before retrying a task that failed its ``attempts``-th delivery."""
         exponent = max(0, min(attempts - 1, 64))
         return float(min(self.max_backoff, self.retry_backoff * 2**exponent))
+
+    # -- following a task ----------------------------------------------------------------------
+
+    async def status(self, task_id: str) -> TaskStatus:
+        """Return the state of the task ``put`` returned ``task_id`` for (one atomic read).
+
+        ``queued`` (ready), ``delayed`` (not due yet), ``failed`` (waiting to be retried),
+        ``running``, ``aborting`` (running, its abort asked), ``dead``; once it is finished,
+        ``done`` or ``aborted`` while its outcome is kept (``result_ttl``; an abort for an hour
+        even without it); else ``unknown`` (never put, or finished and forgotten).
+        """
+        state, _ = await self._status(task_id)
+        return state
+
+    async def _status(self, task_id: str) -> tuple[TaskStatus, str]:
+        self._check_id(task_id)
+        state, detail = await self._run("queue_inspect", "status", task_id)
+        return text(state), text(detail)  # type: ignore[return-value]
+
+    async def result(self, task_id: str, *, timeout: float | None = None) -> Any:  # noqa: ASYNC109
+        """Wait up to ``timeout`` seconds (None: forever) for a task's result and return it.
+
+        Needs the task to keep its outcome (``result_ttl``, on the queue or at ``put``). Raises
+        :class:`~aiorpatterns.TaskFailedError` (with the reason) if it died,
+        :class:`~aiorpatterns.TaskAbortedError` if it was aborted, ``TimeoutError`` if it has not
+        finished in time. Waits on the client's wake-up channel, never by polling: the outcome is
+        written as a one-element list that every waiter of this client is woken by (a latch).
+        """
+        wait = None if timeout is None else check_wait(timeout, "timeout")
+        loop = asyncio.get_running_loop()
+        deadline = None if wait is None else loop.time() + wait
+        key = self._base + "result:" + task_id
+        while True:
+            state, detail = await self._status(task_id)
+            if state == "done":
+                value = text(json.loads(detail).get("v", ""))
+                return self.serializer.loads(value) if value else None
+            if state == "dead":
+                reason = json.loads(detail).get("r", "") if detail.startswith("{") else detail
+                raise TaskFailedError(f"task {task_id!r} died: {reason}")
+            if state == "aborted":
+                raise TaskAbortedError(f"task {task_id!r} was aborted")
+            left = MAX_WAIT_SLICE if deadline is None else deadline - loop.time()
+            if left <= 0:
+                raise TimeoutError(f"task {task_id!r} is {state} after {wait} s")
+            await latch_wait(self.redis, key, max(min(left, MAX_WAIT_SLICE), 0.001))
+
+    async def abort(self, task_id: str) -> bool:
+        """Abort a task; True if it is aborted, or its abort is under way, False if not found.
+
+        A queued or delayed task is deleted at once (its status: ``aborted``). A running one is
+        marked ``aborting``: its :class:`~aiorpatterns.Worker` sees the request on the queue's
+        abort stream (or at its next heartbeat), cancels the handler and deletes the task. A
+        dead or finished task is not aborted (False). Safe to call again.
+        """
+        self._check_id(task_id)
+        return int(await self._run("queue_abort", task_id)) > 0
 
     # -- maintenance -------------------------------------------------------------------------
 
@@ -646,6 +754,13 @@ class TaskQueue:
         """Run a settling script to completion even if the caller is cancelled."""
         return await shielded(self._run(name, *args))
 
+    @staticmethod
+    def _check_id(task_id: object) -> None:
+        if not isinstance(task_id, str):
+            raise TypeError(f"task_id must be a str, not {type(task_id).__name__}")
+        if not task_id:
+            raise ValueError("task_id must not be empty")
+
     def _check_task(self, task: object) -> None:
         if not isinstance(task, Task):
             raise TypeError(f"task must be a Task from get(), not {type(task).__name__}")
@@ -674,4 +789,7 @@ class TaskQueue:
             visibility_timeout=self.visibility_timeout if vis is None else int(vis) / 1000,
             last_error=record.get("r"),
             claim=token,
+            handler_timeout=_seconds(record["to"]) if "to" in record else None,
+            result_ttl=_seconds(record["rt"]) if "rt" in record else None,
+            serializer=self.serializer,
         )

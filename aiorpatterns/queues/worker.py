@@ -13,7 +13,15 @@ one task at a time, loses a task if it crashes, and silently skips unknown names
   decode or a name with no handler, with the reason: never a crash, never a silent drop;
 - stops gracefully: :meth:`Worker.aclose` (or leaving ``async with``) stops taking tasks, lets
   running handlers finish for ``grace`` seconds, then cancels the rest and gives their tasks
-  back to the queue (uncounted), so another worker runs them.
+  back to the queue (uncounted), so another worker runs them;
+- tells a handler what it runs if it asks (a ``ctx`` parameter gets a
+  :class:`~aiorpatterns.TaskContext`), bounds each run by the task's own ``handler_timeout`` or the
+  worker's (a handler past it is cancelled, and the task fails and retries like any failure),
+  keeps the handler's return value when the task keeps results (``result_ttl``), calls the
+  ``on_start``, ``on_success`` and ``on_failure`` hooks around each task, and cancels a
+  handler whose task is aborted (:meth:`TaskQueue.abort <aiorpatterns.TaskQueue.abort>`): it
+  watches the queue's abort stream through the client's wake-up channel, and its heartbeat
+  hears of an abort too.
 
 Payloads are ``[name, args]`` or ``[name, args, kwargs]`` (what :meth:`TaskQueue.put_call
 <aiorpatterns.TaskQueue.put_call>` writes). Handlers may be coroutine functions, which run on
@@ -34,8 +42,8 @@ import asyncio
 import contextlib
 import functools
 import inspect
-import json
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -44,8 +52,12 @@ from typing import Any, Self
 import anyio
 
 from ..core.cancellation import best_effort, cancelling
-from ..core.checks import check_count, check_wait
+from ..core.checks import check_callable, check_count, check_seconds, check_wait, text
 from ..core.keys import check_name
+from ..core.waiting import MAX_WAIT_SLICE
+from ..core.wakeup import stream_wait
+from .context import CONTEXT_PARAMETER, TaskContext, wants_context
+from .serializers import JSON, Serializer
 from .taskqueue import Task, TaskQueue
 
 __all__ = ["Worker", "WorkerStats"]
@@ -53,6 +65,7 @@ __all__ = ["Worker", "WorkerStats"]
 log = logging.getLogger(__name__)
 
 Handler = Callable[..., Any]
+Hook = Callable[..., Any]
 
 #: How long to wait before fetching again after Redis failed (doubling up to the maximum).
 _RETRY_FIRST = 0.1
@@ -65,12 +78,12 @@ class BadTaskError(ValueError):
     """A payload that is not a call ``[name, args, kwargs]`` a worker can make."""
 
 
-def decode_call(data: str) -> tuple[str, list[Any], dict[str, Any]]:
+def decode_call(data: str, serializer: Serializer = JSON) -> tuple[str, list[Any], dict[str, Any]]:
     """Return ``(name, args, kwargs)`` from a payload, or raise :class:`BadTaskError`."""
     try:
-        value = json.loads(data)
-    except ValueError as exc:
-        raise BadTaskError(f"undecodable payload (not JSON): {exc}") from None
+        value = serializer.loads(data)
+    except Exception as exc:  # whatever the serializer raises on bad text
+        raise BadTaskError(f"undecodable payload (not {serializer!r}): {exc}") from None
     if not isinstance(value, list) or len(value) not in (2, 3):
         raise BadTaskError("undecodable payload: expected [name, args] or [name, args, kwargs]")
     name, args = value[0], value[1]
@@ -84,7 +97,7 @@ def decode_call(data: str) -> tuple[str, list[Any], dict[str, Any]]:
     return name, args, kwargs
 
 
-async def _call(handler: Handler, args: list[Any], kwargs: dict[str, Any]) -> None:
+async def _call(handler: Handler, args: list[Any], kwargs: dict[str, Any]) -> Any:
     """Run a handler: a coroutine function on the loop, a plain callable in a worker thread.
 
     A cancelled wait for a thread abandons it (the thread finishes on its own; its task is
@@ -93,12 +106,24 @@ async def _call(handler: Handler, args: list[Any], kwargs: dict[str, Any]) -> No
     if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
         getattr(handler, "__call__", None)  # noqa: B004 - an object with an async __call__
     ):
-        await handler(*args, **kwargs)
-        return
+        return await handler(*args, **kwargs)
     call = functools.partial(handler, *args, **kwargs)
     result = await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
     if inspect.isawaitable(result):  # a plain function that returned a coroutine
-        await result
+        return await result
+    return result
+
+
+async def _hook(hook: Hook | None, *args: Any) -> None:
+    """Call a hook (plain or async); one that raises is logged and changes nothing."""
+    if hook is None:
+        return
+    try:
+        outcome = hook(*args)
+        if inspect.isawaitable(outcome):
+            await outcome
+    except Exception:
+        log.exception("hook %r raised", hook)
 
 
 @dataclass(slots=True)
@@ -112,6 +137,10 @@ class WorkerStats:
     #: Tasks that were no longer this worker's when it settled them (another worker had
     #: taken them after their visibility deadline passed).
     lost: int = 0
+    #: Handlers that ran past their timeout (their tasks were retried or dead-lettered).
+    timed_out: int = 0
+    #: Running tasks whose abort was asked: their handlers were cancelled, the tasks deleted.
+    aborted: int = 0
 
 
 class Worker:
@@ -120,8 +149,12 @@ class Worker:
     ``handlers`` maps task names to callables; only those names are ever run. ``concurrency``
     bounds the handlers running at once (over all queues); ``grace`` is how long
     :meth:`aclose` lets running handlers finish; ``heartbeat`` extends each running task's
-    visibility deadline every third of its timeout. Use ``async with Worker(...):`` or
-    :meth:`start` and :meth:`aclose`, or :meth:`run` to serve until cancelled.
+    visibility deadline every third of its timeout. ``timeout`` bounds a handler's run
+    (seconds; a task's own ``handler_timeout`` from ``put`` wins). ``on_start(ctx)``,
+    ``on_success(ctx, result)`` and ``on_failure(ctx, exc)`` (plain or async) are called around
+    each task; a handler with a ``ctx`` parameter gets the :class:`~aiorpatterns.TaskContext`.
+    Use ``async with Worker(...):`` or :meth:`start` and :meth:`aclose`, or :meth:`run` to
+    serve until cancelled.
     """
 
     def __init__(
@@ -132,6 +165,10 @@ class Worker:
         concurrency: int = 1,
         grace: float = 10.0,
         heartbeat: bool = True,
+        timeout: float | None = None,
+        on_start: Hook | None = None,
+        on_success: Hook | None = None,
+        on_failure: Hook | None = None,
     ) -> None:
         chosen = [queues] if isinstance(queues, TaskQueue) else queues
         if isinstance(chosen, str) or not isinstance(chosen, Sequence):
@@ -154,7 +191,15 @@ class Worker:
         self.concurrency = check_count(concurrency, "concurrency")
         self.grace = check_wait(grace, "grace")
         self.heartbeat = bool(heartbeat)
+        self.timeout = check_seconds(timeout, "timeout", allow_none=True)
+        self.on_start = check_callable(on_start, "on_start", allow_none=True)
+        self.on_success = check_callable(on_success, "on_success", allow_none=True)
+        self.on_failure = check_callable(on_failure, "on_failure", allow_none=True)
+        self._with_context = {name: wants_context(h) for name, h in self.handlers.items()}
         self.stats = WorkerStats()
+        #: Handlers running now, by (queue name, task id): what an abort cancels.
+        self._in_handler: dict[tuple[str, str], asyncio.Task[Any]] = {}
+        self._aborting: set[tuple[str, str]] = set()
         self._active = 0
         self._room = asyncio.Event()
         self._fetchers: list[asyncio.Task[None]] = []
@@ -185,9 +230,17 @@ class Worker:
         if self._started:
             return
         self._started = True
+        # Where each abort stream stands before any task is claimed: an abort asked for a task
+        # this worker runs comes after it, so the watch sees it.
+        positions = [await self._abort_position(queue) for queue in self.queues]
         self._fetchers = [
             asyncio.create_task(self._fetch(queue), name=f"aiorpatterns-worker-{queue.name}")
             for queue in self.queues
+        ] + [
+            asyncio.create_task(
+                self._watch_aborts(queue, position), name=f"aiorpatterns-aborts-{queue.name}"
+            )
+            for queue, position in zip(self.queues, positions, strict=True)
         ]
 
     async def run(self) -> None:
@@ -315,7 +368,7 @@ class Worker:
 
     async def _dispatch(self, queue: TaskQueue, task: Task) -> None:
         try:
-            name, args, kwargs = decode_call(task.data)
+            name, args, kwargs = decode_call(task.data, queue.serializer)
         except BadTaskError as exc:
             await self._fail(queue, task, str(exc), retry=False)
             return
@@ -323,10 +376,28 @@ class Worker:
         if handler is None:
             await self._fail(queue, task, f"unknown task name {name!r}", retry=False)
             return
+        limit = task.handler_timeout if task.handler_timeout is not None else self.timeout
+        ctx = self._context(queue, task, name, limit)
+        if self._with_context[name]:
+            if CONTEXT_PARAMETER in kwargs:
+                reason = f"the keyword argument {CONTEXT_PARAMETER!r} is the handler's context"
+                await self._fail(queue, task, reason, retry=False)
+                return
+            kwargs = {**kwargs, CONTEXT_PARAMETER: ctx}
+        await _hook(self.on_start, ctx)
+        key = (queue.name, task.id)
         current, cancels = cancelling()
+        timer = asyncio.timeout(limit)
         try:
-            await _call(handler, args, kwargs)
-        except asyncio.CancelledError:
+            if current is not None:
+                self._in_handler[key] = current
+            async with timer:
+                result = await _call(handler, args, kwargs)
+        except asyncio.CancelledError as exc:
+            self._in_handler.pop(key, None)
+            if key in self._aborting:
+                await self._finish_abort(queue, task, ctx, exc, current)
+                return
             if current is not None and current.cancelling() > cancels:
                 # Shutting down past the grace period: the task goes back, uncounted.
                 await self._give_back(queue, task)
@@ -334,17 +405,109 @@ class Worker:
             # Nobody cancelled this worker: the handler raised it (a cancelled future it
             # awaited, say). That is the handler failing, not a reason to stop serving.
             log.info("task %s (%s) failed: CancelledError raised by the handler", task.id, name)
+            await _hook(self.on_failure, ctx, exc)
             await self._fail(queue, task, "CancelledError raised by the handler", retry=True)
             return
         except Exception as exc:
-            log.info("task %s (%s) failed: %r", task.id, name, exc)
-            await self._fail(queue, task, f"{type(exc).__name__}: {exc}", retry=True)
+            self._in_handler.pop(key, None)
+            if timer.expired():
+                self.stats.timed_out += 1
+                reason = f"TimeoutError: the handler ran past its timeout of {limit:g} s"
+            else:
+                reason = f"{type(exc).__name__}: {exc}"
+            log.info("task %s (%s) failed: %s", task.id, name, reason)
+            await _hook(self.on_failure, ctx, exc)
+            await self._fail(queue, task, reason, retry=True)
             return
-        if await queue.ack(task):
+        self._in_handler.pop(key, None)
+        await _hook(self.on_success, ctx, result)
+        await self._ack(queue, task, name, result)
+
+    def _context(self, queue: TaskQueue, task: Task, name: str, limit: float | None) -> TaskContext:
+        return TaskContext(
+            task_id=task.id,
+            queue=queue.name,
+            name=name,
+            attempt=task.attempts,
+            max_attempts=task.max_attempts,
+            priority=task.priority,
+            enqueued_at=task.enqueued_at,
+            deadline=None if limit is None else time.time() + limit,
+            task=task,
+        )
+
+    async def _ack(self, queue: TaskQueue, task: Task, name: str, result: Any) -> None:
+        try:
+            acked = await queue.ack(task, result)
+        except (TypeError, ValueError) as exc:  # a result the serializer refuses
+            await self._fail(queue, task, f"result not serializable: {exc}", retry=False)
+            return
+        if acked:
             self.stats.acked += 1
         else:
             self.stats.lost += 1
             log.warning("task %s (%s) was taken over before its ack", task.id, name)
+
+    async def _finish_abort(
+        self,
+        queue: TaskQueue,
+        task: Task,
+        ctx: TaskContext,
+        exc: BaseException,
+        current: asyncio.Task[Any] | None,
+    ) -> None:
+        """The handler was cancelled for an abort: delete the task, keep serving."""
+        self._aborting.discard((queue.name, task.id))
+        if current is not None:
+            current.uncancel()  # this cancellation was ours, and is handled here
+        await _hook(self.on_failure, ctx, exc)
+        if await queue.finish_abort(task):
+            self.stats.aborted += 1
+        log.info("task %s aborted", task.id)
+
+    def _abort_local(self, queue_name: str, task_id: str) -> None:
+        """Cancel the handler of ``task_id`` if it runs here (an abort was asked)."""
+        key = (queue_name, task_id)
+        handling = self._in_handler.get(key)
+        if handling is not None and key not in self._aborting:
+            self._aborting.add(key)
+            handling.cancel()
+
+    @staticmethod
+    async def _abort_position(queue: TaskQueue) -> int | None:
+        """The newest entry of ``queue``'s abort stream (0: none yet), None if Redis failed."""
+        try:
+            last = await queue.redis.xrevrange(queue.aborts_key, count=1)
+        except Exception as exc:  # the watch asks again; the fetch loop waits for Redis
+            log.warning("queue %r: reading the abort stream failed: %r", queue.name, exc)
+            return None
+        return int(text(last[0][0]).partition("-")[0]) if last else 0
+
+    async def _watch_aborts(self, queue: TaskQueue, position: int | None) -> None:
+        """Cancel the handlers of running tasks whose abort is asked, as the requests come.
+
+        The queue's abort stream holds entries ``<n>-0`` -> task id (queue_abort.lua); one
+        blocked ``XREAD`` per client serves every worker of it (core/wakeup.py). A request
+        missed (the stream expired, Redis was away) still reaches the handler's heartbeat.
+        """
+        backoff = _RETRY_FIRST
+        while True:
+            try:
+                while position is None:
+                    await asyncio.sleep(backoff)
+                    position = await self._abort_position(queue)
+                if await stream_wait(queue.redis, queue.aborts_key, position, MAX_WAIT_SLICE):
+                    entries = await queue.redis.xrange(queue.aborts_key, f"{position + 1}-0")
+                    for entry_id, fields in entries or ():
+                        position = max(position, int(text(entry_id).partition("-")[0]))
+                        found = (fields or {}).get(b"id", (fields or {}).get("id"))
+                        if found is not None:
+                            self._abort_local(queue.name, text(found))
+                backoff = _RETRY_FIRST
+            except Exception as exc:
+                log.warning("queue %r: abort watch failed: %r", queue.name, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _RETRY_MAX)
 
     async def _give_back(self, queue: TaskQueue, task: Task) -> None:
         """Release a claimed task unhandled, by its claim token, whatever goes wrong.
@@ -375,7 +538,11 @@ class Worker:
         while True:
             await asyncio.sleep(period)
             try:
-                if not await queue.extend(task):
+                code = await queue._extend_code(task)
+                if code < 0:  # its abort was asked (a request the abort watch missed)
+                    self._abort_local(queue.name, task.id)
+                    return
+                if code == 0:
                     log.warning("task %s: visibility lost; another worker may run it", task.id)
                     return
             except Exception as exc:  # the deadline may still be ahead: try again next period

@@ -14,8 +14,15 @@
 -- m max attempts, v visibility timeout ms (absent: the consumer's default), e enqueued at,
 -- d due at, rd ready since, k claimed at, c claim token (while running), r reason or last
 -- error, t dead-lettered at, s the claim token that last settled it and o that settlement's
--- reply (so a settle re-sent by a client retry answers the same and does nothing). Times are
--- the server's clock in ms, so no client clock matters.
+-- reply (so a settle re-sent by a client retry answers the same and does nothing), to the
+-- handler's timeout ms, rt how long its outcome record lives (results kept: see below), x set
+-- once an abort of the running task was asked. Times are the server's clock in ms, so no client
+-- clock matters.
+-- Two derived keys share the queue's hash tag (so its slot, as Redis Cluster requires of a
+-- script's keys): "<base>result:<id>", a LIST holding one JSON outcome record of a finished
+-- task ({s = "done", v = result} / {s = "dead", r = reason} / {s = "aborted"}) for rt ms (a
+-- list, so waiters block on it: a latch, see core/wakeup.py), and "<base>aborts", a stream of
+-- abort requests for running tasks ("<n>-0" -> id), which workers watch.
 local READY, DELAYED, RUNNING, TASKS, META = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local DEAD, SIGNAL, CLAIMS, ABANDONED, SEQ = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 
@@ -52,6 +59,25 @@ local function save(id, m)
   redis.call('HSET', META, id, cjson.encode(m))
 end
 
+-- "<prefix>:queue:{name}:", the queue's keys' common part.
+local BASE = string.sub(READY, 1, #READY - #'ready')
+-- How long an aborted task's outcome is kept when it keeps no results.
+local ABORTED_MS = 3600000
+
+local function result_key(id)
+  return BASE .. 'result:' .. id
+end
+
+-- Keep a finished task's outcome for its rt ms (or ttl): its status, and its result.
+local function record_outcome(id, m, outcome, ttl)
+  ttl = m.rt or ttl
+  if not ttl then return end
+  local key = result_key(id)
+  redis.call('DEL', key)
+  redis.call('RPUSH', key, cjson.encode(outcome))
+  redis.call('PEXPIRE', key, ttl)
+end
+
 -- Wake up to n blocked consumers; the list stays short and disappears when nobody listens.
 local function wake(n)
   if n < 1 then return end
@@ -85,6 +111,7 @@ local function bury(id, m, now, reason)
   -- Microseconds, so dead letters list in the order they died even within one millisecond.
   redis.call('ZADD', DEAD, int(now_us()), id)
   save(id, m)
+  record_outcome(id, m, {s = 'dead', r = reason})
 end
 
 -- Delete every trace of a task.
@@ -114,6 +141,13 @@ local function promote(now, limit)
   return ids
 end
 
+-- Finish a task whose abort was asked: delete it, keeping its outcome "aborted".
+local function finish_aborted(id, m, now)
+  if m.c then redis.call('HDEL', CLAIMS, m.c) end
+  record_outcome(id, m, {s = 'aborted', t = now}, ABORTED_MS)
+  forget(id)
+end
+
 -- Take back up to limit running tasks whose visibility deadline has passed (their consumer
 -- crashed, hung or was cut off): back to the ready set, or dead once out of attempts.
 local function reclaim(now, limit)
@@ -122,7 +156,9 @@ local function reclaim(now, limit)
   for _, id in ipairs(ids) do
     redis.call('ZREM', RUNNING, id)
     local m = load(id)
-    if m then
+    if m and m.x then
+      finish_aborted(id, m, now)  -- its worker never answered the abort
+    elseif m then
       if m.c then redis.call('HDEL', CLAIMS, m.c) end
       m.c = nil
       if (m.a or 0) >= (m.m or 1) then

@@ -11,12 +11,13 @@
 -- KEYS[10] seq       STRING FIFO sequence counter
 -- ARGV[1] id          the task id
 -- ARGV[2] token       the claim token it was delivered with
+-- ARGV[3] result      the handler's result, serialised (kept if the task keeps results)
 -- returns: 1 if the task is done (deleted now, or gone already: acked, by this token's earlier
 --          run or by a later consumer); 0 if another consumer runs it now
 -- Safe to run twice: the second run finds the task gone and answers 1, as the first did.
 -- @include queue_common
 
-local id, token = ARGV[1], ARGV[2]
+local id, token, result = ARGV[1], ARGV[2], ARGV[3]
 local m = load(id)
 if not m then return 1 end
 -- Not delivered since it was (re)queued (an id put again after this token's ack, or a dead
@@ -27,5 +28,6 @@ if redis.call('ZSCORE', RUNNING, id) and m.c ~= token then return 0 end
 -- Ours, or a late ack for a task taken back but not yet redelivered (or dead-lettered): the
 -- work is done, so running it again would only duplicate it.
 if m.c then redis.call('HDEL', CLAIMS, m.c) end
+record_outcome(id, m, {s = 'done', v = result, t = now_ms()})
 forget(id)
 return 1

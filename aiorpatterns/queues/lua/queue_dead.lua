@@ -31,6 +31,7 @@ for i = 3, #ARGV do
       m.a = 0
       m.r = nil
       m.t = nil
+      redis.call('DEL', result_key(id))
       make_ready(id, m, now, true)
       save(id, m)
     else

@@ -9,15 +9,33 @@
 -- KEYS[8] claims     HASH claim token -> task id
 -- KEYS[9] abandoned  ZSET claim token -> tombstone end (ms)
 -- KEYS[10] seq       STRING FIFO sequence counter
--- ARGV[1] what        "counts" or "dead"
+-- ARGV[1] what        "counts", "dead" or "status"
+-- ARGV[2] id          the task id, for "status"
 -- ARGV[2] offset      first dead letter to return (oldest first), for "dead"
 -- ARGV[3] count       how many dead letters, for "dead"
--- returns: counts: {ready, delayed, running, dead}; dead: {id, payload, record, ...}
+-- returns: counts: {ready, delayed, running, dead}; dead: {id, payload, record, ...};
+--          status: {state, outcome record or ""}, state one of queued, delayed, failed (waiting
+--          to be retried), running, aborting, dead, done, aborted, unknown
 -- @include queue_common
 
 if ARGV[1] == 'counts' then
   return {redis.call('ZCARD', READY), redis.call('ZCARD', DELAYED),
           redis.call('ZCARD', RUNNING), redis.call('ZCARD', DEAD)}
+end
+if ARGV[1] == 'status' then
+  local id = ARGV[2]
+  local m = load(id)
+  if m then
+    if redis.call('ZSCORE', READY, id) then return {'queued', ''} end
+    if redis.call('ZSCORE', RUNNING, id) then return {m.x and 'aborting' or 'running', ''} end
+    if redis.call('ZSCORE', DEAD, id) then return {'dead', m.r or ''} end
+    if redis.call('ZSCORE', DELAYED, id) then
+      return {(m.a or 0) > 0 and 'failed' or 'delayed', m.r or ''}
+    end
+  end
+  local outcome = redis.call('LINDEX', result_key(id), 0)
+  if outcome then return {cjson.decode(outcome).s, outcome} end
+  return {'unknown', ''}
 end
 local first = tonumber(ARGV[2])
 local ids = redis.call('ZRANGE', DEAD, first, first + tonumber(ARGV[3]) - 1)

@@ -15,16 +15,22 @@
 -- ARGV[4] delay_ms    0: ready now; > 0: due that long from now (server clock)
 -- ARGV[5] attempts    deliveries allowed before the task is dead-lettered
 -- ARGV[6] vis_ms      the task's own visibility timeout, or 0 for the consumer's default
+-- ARGV[7] timeout_ms  the handler's own timeout, or 0 for the worker's default
+-- ARGV[8] result_ms   keep the task's outcome (and result) this long once finished; 0: do not
 -- returns: 1 if enqueued, 0 if a task with this id is already in the queue (left as it is)
 -- @include queue_common
 
 local id, data, level, delay = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local attempts, vis = tonumber(ARGV[5]), tonumber(ARGV[6])
+local timeout, keep = tonumber(ARGV[7]), tonumber(ARGV[8])
 -- An id already present is a retried put (after a cancelled or failed call): enqueue once.
 if redis.call('HEXISTS', META, id) == 1 then return 0 end
 local now = now_ms()
 local m = {p = level, a = 0, m = attempts, e = now, d = now + delay}
 if vis > 0 then m.v = vis end
+if timeout > 0 then m.to = timeout end
+if keep > 0 then m.rt = keep end
+redis.call('DEL', result_key(id))  -- the outcome of an earlier task that had this id
 redis.call('HSET', TASKS, id, data)
 if delay > 0 then
   save(id, m)

@@ -15,10 +15,13 @@
 -- ARGV[3] mode        "retry": due again after delay_ms, or dead if out of attempts;
 --                     "dead": dead-letter now; "release": back to its place in the ready set,
 --                     the delivery not counted; "abandon": release whatever this token
---                     claimed, or leave a tombstone so a claim still in flight is refused
+--                     claimed, or leave a tombstone so a claim still in flight is refused;
+--                     "aborted": its abort was asked and its handler stopped: delete it, its
+--                     outcome kept as "aborted"
 -- ARGV[4] reason      why (kept as the task's last error / dead-letter reason)
 -- ARGV[5] delay_ms    the retry delay
--- returns: 0 not ours (gone, or running elsewhere), 1 released, 2 scheduled for retry, 3 dead
+-- returns: 0 not ours (gone, or running elsewhere), 1 released, 2 scheduled for retry, 3 dead,
+--          4 aborted
 -- Safe to run twice: the record keeps the token that settled it (s) and the outcome (o), so
 -- the same call again answers that outcome and changes nothing; "abandon" always leaves its
 -- tombstone, so a claim with that token still on its way (a client retry) claims nothing.
@@ -40,7 +43,15 @@ end
 local m = load(id)
 -- Settled by this token already (this very call, re-sent after its reply was lost).
 if m and m.s == token then return m.o end
-if not m or m.c ~= token or not redis.call('ZSCORE', RUNNING, id) then return 0 end
+if not m or m.c ~= token or not redis.call('ZSCORE', RUNNING, id) then
+  -- Aborted by this token already: the task is gone, its outcome says so.
+  if mode == 'aborted' and redis.call('LINDEX', result_key(id), 0) then return 4 end
+  return 0
+end
+if mode == 'aborted' then
+  finish_aborted(id, m, now)
+  return 4
+end
 redis.call('ZREM', RUNNING, id)
 redis.call('HDEL', CLAIMS, token)
 m.c = nil
