@@ -15,6 +15,12 @@ tasks per second go through, and how long a task waits between ``put`` and its h
 - ``aiorpatterns-worker``: N :class:`~aiorpatterns.Worker` objects (concurrency 1, own
   connections) serve one queue while N producers each keep one task in flight: ``put_call``, then
   wait for the worker's ack (ops = tasks acked);
+- ``saq``, ``streaq``, ``taskiq``, ``arq``: the job queues Python users pick, each used as its
+  README shows (:mod:`benchmarks.peers`): N of the peer's workers (concurrency 1) and N
+  producers with one no-op task in flight each, as ``aiorpatterns-worker`` (ops = tasks whose
+  handler ran). SAQ 0.26.4 (``saq[hiredis]``), streaQ 7.2.0 (on coredis) and taskiq-redis
+  1.2.4 (``RedisStreamBroker``, with acks) run in this process; arq 0.28.0 pins ``redis<6``,
+  so its clients run in an environment of its own (``uv run --isolated --with arq==0.28.0``);
 - ``limit``: ``RPUSH`` + ``LPOP`` pairs on one list, 100 pairs per pipeline, per client.
 
 Every row counts tasks that went all the way through (acked), not tasks merely enqueued.
@@ -33,6 +39,10 @@ from typing import Any
 
 from .baselines import ch06_queues as book
 from .baselines.sync import ch06_queues as sync_book
+from .peers import arq_queue
+from .peers.saq_queue import saq_queue
+from .peers.streaq_queue import streaq_queue
+from .peers.taskiq_queue import taskiq_queue
 from .runner import (
     BENCH_PREFIX,
     ClientPerCoroutine,
@@ -63,6 +73,17 @@ SCRIPTS = (
     "queue_dead",
     "queue_inspect",
 )
+
+
+#: Why a peer row does not run on a cluster.
+SAQ_CLUSTER = {"cluster": "SAQ has no cluster support (its scripts span slots)"}
+STREAQ_CLUSTER = {
+    "cluster": "the streaq row is not wired for a cluster (streaQ takes cluster_nodes)"
+}
+TASKIQ_CLUSTER = {
+    "cluster": "the taskiq row uses RedisStreamBroker, taskiq-redis' single-node broker"
+}
+ARQ_CLUSTER = {"cluster": "arq has no cluster support"}
 
 
 def _keyspace() -> Any:
@@ -159,8 +180,8 @@ class WorkerWorkload:
         waiting, started = self.waiting, self.started
 
         class NotifyingQueue(TaskQueue):
-            async def ack(self, task: Any) -> bool:
-                acked = await super().ack(task)
+            async def ack(self, task: Any, result: Any = None) -> bool:
+                acked = await super().ack(task, result)
                 future = waiting.pop(task.id, None)
                 if acked and future is not None and not future.done():
                     future.set_result(None)
@@ -251,6 +272,20 @@ TABLE = Table(
         Variant(
             "aiorpatterns-worker", WorkerWorkload, requires="aiorpatterns.queues.worker:Worker"
         ),
+        Variant("saq", saq_queue, requires="saq:Worker", unsupported=SAQ_CLUSTER),
+        Variant("streaq", streaq_queue, requires="streaq:Worker", unsupported=STREAQ_CLUSTER),
+        Variant(
+            "taskiq",
+            taskiq_queue,
+            requires="taskiq_redis:RedisStreamBroker",
+            unsupported=TASKIQ_CLUSTER,
+        ),
+        Variant(
+            "arq",
+            arq_queue.PEER.workload,
+            requires="benchmarks.peers.arq_queue:environment",
+            unsupported=ARQ_CLUSTER,
+        ),
         Variant("limit", _limit),
     ),
     references=("book-list",),
@@ -259,6 +294,9 @@ TABLE = Table(
         "No book numbers (§6.4 has no table). ops = tasks acked (book-list: handled, it has no "
         "ack). book-list and aiorpatterns-get: each client puts one task and takes it; "
         "aiorpatterns-worker: N workers, N producers with one task in flight each; "
+        "saq, streaq, taskiq, arq: the peer's N workers (concurrency 1) and N producers as "
+        "aiorpatterns-worker, each with its defaults (arq polls every 0.5 s); ops = tasks whose "
+        "handler ran; arq runs in its own uv environment (it pins redis<6). "
         "latency = put start to handler start. "
         f"limit = {BATCH} RPUSH + LPOP pairs per pipeline, per client."
     ),

@@ -2,13 +2,15 @@
 
 Each peer row's operation must do what its row says: a lock or semaphore peer acquires and
 releases (nothing held afterwards), walrus' autocomplete returns the page walrus itself would
-return, and a short contended run writes no key outside ``bench:``. A peer that is not installed
-skips with its import error. Speed is never asserted.
+return, a job-queue peer's handlers run the tasks its producers enqueue (arq's in its own uv
+environment), and a short contended run writes no key outside ``bench:``. A peer that is not
+installed skips with its import error. Speed is never asserted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -230,3 +232,48 @@ def _delete(db: redis.Redis, namespace: str) -> None:
     keys = list(db.scan_iter(match=namespace + ":*"))
     if keys:
         db.delete(*keys)
+
+
+#: Job-queue peer rows: name -> (the peer's module, the row's module, its workload factory).
+QUEUES = {
+    "saq": ("saq", "saq_queue", "saq_queue"),
+    "streaq": ("streaq", "streaq_queue", "streaq_queue"),
+    "taskiq": ("taskiq_redis", "taskiq_queue", "taskiq_queue"),
+}
+
+
+def _queue_workload(name: str, job: Job) -> Any:
+    if name == "arq":
+        from benchmarks.peers import arq_queue
+
+        try:
+            arq_queue.PEER.environment()
+        except Exception as exc:  # no uv, or no PyPI and nothing cached
+            pytest.skip(f"arq's environment: {exc}")
+        return arq_queue.PEER.workload(job)
+    peer, module, factory = QUEUES[name]
+    pytest.importorskip(peer)
+    return getattr(importlib.import_module(f"benchmarks.peers.{module}"), factory)(job)
+
+
+def test_queue_prefix_is_the_runners() -> None:
+    from benchmarks.peers import QUEUE_PREFIX
+
+    assert QUEUE_PREFIX == BENCH_PREFIX
+
+
+@pytest.mark.parametrize("name", ["arq", *sorted(QUEUES)])
+async def test_queue_peer_row_runs_tasks_and_leaves_keys_only_under_bench(
+    redis_server: Endpoint, name: str
+) -> None:
+    target = Target(redis_server.url)
+    duration = 1.2 if name == "arq" else 0.3  # arq polls its queue every 0.5 s
+    before = await _outside_bench(target)
+    stats = await _run(_queue_workload(name, _job(target, 2, duration)), 2, duration)
+    assert sum(st.ops for st in stats) > 0
+    for st in stats:
+        assert st.ops <= st.tries <= st.ops + 1  # one task in flight per producer
+        assert len(st.latencies) == st.ops
+        assert all(0 <= x < duration + 1 for x in st.latencies)
+    assert await _outside_bench(target) <= before
+    await cleanup(target)
