@@ -519,8 +519,8 @@ async def test_a_claim_that_arrives_after_its_clean_up_is_refused(redis_client: 
     await q.put("x")
     token = uuid.uuid4().hex
     assert await script("queue_settle")(redis_client, q.keys, ["", token, "abandon", "", 0]) == 0
-    reply = await script("queue_claim")(redis_client, q.keys, [token, 1000, 100])
-    assert [int(x) for x in reply] == [-2]
+    reply = await script("queue_claim")(redis_client, q.keys, [token, 1000, 100, 1])
+    assert [x.decode() if isinstance(x, bytes) else x for x in reply] == ["", -2]
     assert await q.counts() == counts(ready=1)
     assert 0 < await redis_client.pttl(q.keys[8]) <= 60000
 
@@ -694,3 +694,45 @@ async def test_bad_arguments_fail_before_redis(
     # The tripwire client: a check that let anything reach Redis would fail the test.
     with pytest.raises(error, match=match):
         await call(TaskQueue(NO_REDIS, "q"))
+
+
+async def test_get_many_claims_a_batch_each_on_its_own(redis_client: Any) -> None:
+    """One step claims up to count tasks in order; each is acked, failed or released alone,
+    and a cancelled batch claim's clean-up gives every task back, uncounted."""
+    q = TaskQueue(redis_client, "batch", retry_backoff=0.0)
+    for i in range(5):
+        await q.put(i)
+    batch = await q.get_many(3, timeout=0)
+    assert [t.payload for t in batch] == [0, 1, 2]
+    assert len({t.claim for t in batch}) == 3
+    assert await q.counts() == counts(ready=2, running=3)
+    assert await q.ack(batch[0])
+    assert await q.fail(batch[1], "no", delay=0) == "retrying"
+    assert await q.release(batch[2])
+    rest = await q.get_many(10, timeout=5)  # the retry was promoted: at the tail
+    assert [(t.payload, t.attempts) for t in rest] == [(2, 1), (3, 1), (4, 1), (1, 2)]
+    await q._abandon(rest[0].claim.partition("#")[0], 10)  # what a cancelled get_many() runs
+    assert await q.counts() == counts(ready=4)
+    again = await q.get_many(10, timeout=5)  # the same places, the same attempts
+    assert [(t.payload, t.attempts) for t in again] == [(2, 1), (3, 1), (4, 1), (1, 2)]
+    assert await q.get_many(1, timeout=0) == []
+    with pytest.raises(ValueError, match="count"):
+        await q.get_many(0)
+
+
+async def test_ack_and_get_hands_over_in_one_step(redis_client: Any) -> None:
+    """A finished task's ack claims the next ready task in the same step."""
+    q = TaskQueue(redis_client, "handover", result_ttl=60)
+    first_id = await q.put("a")
+    await q.put("b")
+    first = await q.get(timeout=0)
+    assert first is not None
+    acked, second = await q.ack_and_get(first, "done-a")
+    assert acked
+    assert second is not None
+    assert second.payload == "b"
+    assert await q.result(first_id, timeout=5) == "done-a"
+    acked, third = await q.ack_and_get(second)
+    assert acked
+    assert third is None
+    assert await q.counts() == counts()

@@ -108,6 +108,33 @@ async def test_claim_and_settle_twice(redis_client: Any, twice_client: Any) -> N
     ]
 
 
+@pytest.mark.retry_safe("queue_claim", "queue_settle")
+async def test_batch_claims_and_handovers_twice(redis_client: Any, twice_client: Any) -> None:
+    """A batch claim re-sent returns the same tasks (one attempt each); an ack-and-claim re-sent
+    acks once and claims the same next task; a batch's clean-up gives every task back once."""
+
+    async def scenario(client: Any) -> Any:
+        q = TaskQueue(client, "rbatch")
+        for i in range(4):
+            await q.put(i)
+        batch = await q.get_many(3, timeout=0)
+        seen: list[Any] = [[(t.payload, t.attempts) for t in batch], await q.counts()]
+        acked, following = await q.ack_and_get(batch[0])
+        assert following is not None
+        seen += [acked, following.payload, following.attempts, await q.counts()]
+        await q._abandon(batch[1].claim.partition("#")[0], 3)
+        seen += [await q.counts()]
+        return seen
+
+    seen = await assert_retry_safe(redis_client, twice_client, scenario)
+    assert seen == [
+        [(0, 1), (1, 1), (2, 1)],
+        counts(ready=1, running=3),
+        *(True, 3, 1, counts(running=3)),
+        counts(ready=2, running=1),
+    ]
+
+
 @pytest.mark.retry_safe("queue_put", "queue_ack", "queue_abort", "queue_settle", "queue_extend")
 async def test_results_and_aborts_twice(redis_client: Any, twice_client: Any) -> None:
     """An ack keeps its result once, an abort deletes or marks once (one stream entry), a
@@ -171,8 +198,8 @@ async def test_abandon_twice_releases_once_and_refuses_the_late_claim(
         assert task is not None
         await q._abandon(task.claim)
         seen: list[Any] = [await q.counts()]
-        late = await script("queue_claim")(client, q.keys, [task.claim, 30000, 100])
-        seen += [[int(x) for x in late], await q.counts()]
+        late = await script("queue_claim")(client, q.keys, [task.claim, 30000, 100, 1])
+        seen += [[int(x) for x in late[1:]], await q.counts()]
         again = await q.get(timeout=0)
         assert again is not None
         seen += [again.attempts, await q.ack(again)]
@@ -230,7 +257,7 @@ async def test_dead_letter_maintenance_twice(redis_client: Any, twice_client: An
     ]
 
 
-@pytest.mark.retry_safe("queue_put", "queue_claim", "queue_ack", "queue_settle")
+@pytest.mark.retry_safe("queue_put", "queue_claim", "queue_settle")  # acks ride on claims
 async def test_worker_through_doubled_scripts_handles_each_task_once(
     redis_client: Any, twice_client: Any
 ) -> None:

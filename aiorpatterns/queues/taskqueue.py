@@ -101,6 +101,8 @@ MAX_LEVELS = 64
 _SERVER_TICK = 0.1
 #: Most delayed tasks promoted, and expired claims taken back, by one claim step.
 _BATCH = 100
+#: Most tasks one get_many() claims.
+_CLAIM_MAX = 1000
 #: Reasons are stored with the task; a traceback-sized one is cut to this many characters.
 _REASON_MAX = 2000
 #: Largest count a script reads (Lua numbers are doubles: integers stay exact up to 2**53).
@@ -452,27 +454,57 @@ class TaskQueue:
         visibility deadline (Redis in Action §6.4.1, made reliable): ``ack`` it when done, or it
         goes back to the queue once the deadline passes. ``timeout=0`` makes one attempt.
         """
+        got = await self._claim(1, timeout)
+        return got[0] if got else None
+
+    async def get_many(self, count: int, *, timeout: float | None = None) -> list[Task]:  # noqa: ASYNC109
+        """Claim up to ``count`` ready tasks in one step, waiting up to ``timeout`` seconds
+        (None: forever) for the first; an empty list if none came.
+
+        Each task is claimed (and acked, failed or released) on its own, as :meth:`get`'s.
+        """
+        return await self._claim(check_int(count, "count", minimum=1, maximum=_CLAIM_MAX), timeout)
+
+    async def ack_and_get(self, task: Task, result: Any = None) -> tuple[bool, Task | None]:
+        """Ack ``task`` (as :meth:`ack`) and claim the next ready task in the same step.
+
+        A worker's hand-over from one task to the next in one round trip: returns the ack's
+        answer and the next task, or None if none is ready now (no waiting). Shielded: once
+        called the ack completes; a next task claimed for a caller cancelled meanwhile is
+        given back.
+        """
+        self._check_task(task)
+        data = self._result_data(task, result)
+        token = uuid.uuid4().hex
+        current, cancels = cancelling()
+        reply = await shielded(self._claim_step(token, 1, (task.id, task.claim, data)))
+        nexts = self._tasks(reply, token)
+        if nexts and current is not None and current.cancelling() > cancels:
+            await self._abandon(token)
+        honour_cancel(current, cancels)
+        return text(reply[0]) == "1", (nexts[0] if nexts else None)
+
+    async def _claim(self, count: int, timeout: float | None) -> list[Task]:  # noqa: ASYNC109
         wait = None if timeout is None else check_wait(timeout, "timeout")
         loop = asyncio.get_running_loop()
         deadline = None if wait is None else loop.time() + wait
         token = uuid.uuid4().hex
-        vis_ms = to_ms(self.visibility_timeout)
         cap = blocking_cap(self.redis)
         current, cancels = cancelling()
         claiming = False
-        got: Task | None = None
+        got: list[Task] = []
         try:
             while True:
                 claiming = True
-                reply = await self._run("queue_claim", token, vis_ms, _BATCH)
-                if len(reply) > 1:
-                    got = self._task(reply, token)
+                reply = await self._claim_step(token, count)
+                got = self._tasks(reply, token)
+                if got:
                     break
                 claiming = False
                 # Checked on every turn, not only at the end: with no timeout and no task, a
                 # swallowed cancellation would otherwise keep this loop waiting for ever.
                 honour_cancel(current, cancels)
-                hint = int(reply[0])
+                hint = int(reply[1])
                 if hint == -2:
                     raise ScriptError(f"queue {self.name!r}: a live claim token was refused")
                 pause, exact = self._pause(deadline, hint, cap)
@@ -482,10 +514,21 @@ class TaskQueue:
                 honour_cancel(current, cancels)
             honour_cancel(current, cancels)
         except BaseException:
-            if claiming or got is not None:
-                await self._abandon(token)
+            if claiming or got:
+                await self._abandon(token, count)
             raise
         return got
+
+    async def _claim_step(self, token: str, count: int, *acks: tuple[str, str, str]) -> Any:
+        """One claim step: ack ``acks`` (id, claim, result), then claim up to ``count``."""
+        flat = [part for one in acks for part in one]
+        vis_ms = to_ms(self.visibility_timeout)
+        return await self._run("queue_claim", token, vis_ms, _BATCH, count, *flat)
+
+    def _tasks(self, reply: Sequence[Any], token: str) -> list[Task]:
+        """The tasks a claim step's reply holds (five fields each after acks and wait)."""
+        fields = reply[2:]
+        return [self._task(fields[i : i + 5], token) for i in range(0, len(fields), 5)]
 
     @staticmethod
     def _pause(
@@ -526,9 +569,11 @@ class TaskQueue:
         # One blocked connection for every consumer of this client (core/wakeup.py).
         await signal_wait(self.redis, self.keys[_SIGNAL], max(block, 0.001))
 
-    async def _abandon(self, token: str) -> None:
-        """Give back whatever ``token`` claimed, or refuse its claim to come (shielded)."""
-        await best_effort(lambda: self._run("queue_settle", "", token, "abandon", "", 0))
+    async def _abandon(self, token: str, count: int = 1) -> None:
+        """Give back whatever ``token`` claimed (a batch of ``count``: ``<token>#<i>``), or refuse
+        its claim to come (shielded)."""
+        batch = count if count > 1 else 0
+        await best_effort(lambda: self._run("queue_settle", "", token, "abandon", "", batch))
 
     async def ack(self, task: Task, result: Any = None) -> bool:
         """Delete a task that was handled; True if it is done, False if another consumer has it.
@@ -542,8 +587,12 @@ class TaskQueue:
         delivered again still deletes it. Shielded: a cancelled caller still acks.
         """
         self._check_task(task)
-        data = self.serializer.dumps(result) if task.result_ttl and result is not None else ""
+        data = self._result_data(task, result)
         return bool(await self._settle("queue_ack", task.id, task.claim, data))
+
+    def _result_data(self, task: Task, result: Any) -> str:
+        """The result as stored with the outcome ("" if the task keeps none, or it is None)."""
+        return self.serializer.dumps(result) if task.result_ttl and result is not None else ""
 
     async def fail(
         self, task: Task, reason: str, *, retry: bool = True, delay: float | None = None
@@ -788,7 +837,7 @@ class TaskQueue:
             deadline=_seconds(reply[4]),
             visibility_timeout=self.visibility_timeout if vis is None else int(vis) / 1000,
             last_error=record.get("r"),
-            claim=token,
+            claim=str(record.get("c") or token),  # a batch's: "<token>#<i>"
             handler_timeout=_seconds(record["to"]) if "to" in record else None,
             result_ttl=_seconds(record["rt"]) if "rt" in record else None,
             serializer=self.serializer,

@@ -317,7 +317,8 @@ class Worker:
                 self._room.clear()
                 await self._room.wait()
             try:
-                task = await queue.get()
+                # As many as there is room for, in one step (each still claimed on its own).
+                tasks = await queue.get_many(max(self.concurrency - self._active, 1))
             except Exception as exc:  # Redis unreachable, say: keep serving once it is back
                 log.warning(
                     "queue %r: get() failed: %r; retrying in %.1f s", queue.name, exc, backoff
@@ -326,16 +327,15 @@ class Worker:
                 backoff = min(backoff * 2, _RETRY_MAX)
                 continue
             backoff = _RETRY_FIRST
-            if task is None:
-                continue
-            if self._active >= self.concurrency:
-                # Another queue's fetch loop took the last slot while this one waited in get().
-                await self._give_back(queue, task)
-                continue
-            self._active += 1
-            handling = asyncio.create_task(self._handle(queue, task))
-            self._handling.add(handling)
-            handling.add_done_callback(functools.partial(self._handled, queue=queue, task=task))
+            for task in tasks:
+                if self._active >= self.concurrency:
+                    # Another queue's fetch loop took the last slot while this one waited.
+                    self._give_back_later(queue, task)
+                    continue
+                self._active += 1
+                handling = asyncio.create_task(self._handle(queue, task))
+                self._handling.add(handling)
+                handling.add_done_callback(functools.partial(self._handled, queue=queue, task=task))
 
     def _handled(self, handling: asyncio.Task[None], queue: TaskQueue, task: Task) -> None:
         self._handling.discard(handling)
@@ -345,10 +345,8 @@ class Worker:
             self._begun.discard(handling)
         elif handling.cancelled():
             # Cancelled before its first step: nothing of _handle ran, so give the task back
-            # here (shielded, tracked so that aclose waits for it).
-            cleanup = asyncio.create_task(self._give_back(queue, task))
-            self._cleanups.add(cleanup)
-            cleanup.add_done_callback(self._cleanups.discard)
+            # here.
+            self._give_back_later(queue, task)
             return
         if not handling.cancelled() and handling.exception() is not None:
             log.error("task handling crashed", exc_info=handling.exception())
@@ -357,32 +355,37 @@ class Worker:
         me = asyncio.current_task()
         if me is not None:
             self._begun.add(me)
-        beat = asyncio.create_task(self._beat(queue, task)) if self.heartbeat else None
-        try:
-            await self._dispatch(queue, task)
-        finally:
-            if beat is not None:
-                beat.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await beat
+        # One slot, task after task: an ack claims the next ready task in the same step.
+        following: Task | None = task
+        while following is not None:
+            beat = asyncio.create_task(self._beat(queue, following)) if self.heartbeat else None
+            try:
+                following = await self._dispatch(queue, following)
+            finally:
+                if beat is not None:
+                    beat.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await beat
 
-    async def _dispatch(self, queue: TaskQueue, task: Task) -> None:
+    async def _dispatch(self, queue: TaskQueue, task: Task) -> Task | None:
+        """Run one task's handler and settle the task; return the next task claimed with its
+        ack, if any."""
         try:
             name, args, kwargs = decode_call(task.data, queue.serializer)
         except BadTaskError as exc:
             await self._fail(queue, task, str(exc), retry=False)
-            return
+            return None
         handler = self.handlers.get(name)
         if handler is None:
             await self._fail(queue, task, f"unknown task name {name!r}", retry=False)
-            return
+            return None
         limit = task.handler_timeout if task.handler_timeout is not None else self.timeout
         ctx = self._context(queue, task, name, limit)
         if self._with_context[name]:
             if CONTEXT_PARAMETER in kwargs:
                 reason = f"the keyword argument {CONTEXT_PARAMETER!r} is the handler's context"
                 await self._fail(queue, task, reason, retry=False)
-                return
+                return None
             kwargs = {**kwargs, CONTEXT_PARAMETER: ctx}
         await _hook(self.on_start, ctx)
         key = (queue.name, task.id)
@@ -397,7 +400,7 @@ class Worker:
             self._in_handler.pop(key, None)
             if key in self._aborting:
                 await self._finish_abort(queue, task, ctx, exc, current)
-                return
+                return None
             if current is not None and current.cancelling() > cancels:
                 # Shutting down past the grace period: the task goes back, uncounted.
                 await self._give_back(queue, task)
@@ -407,7 +410,7 @@ class Worker:
             log.info("task %s (%s) failed: CancelledError raised by the handler", task.id, name)
             await _hook(self.on_failure, ctx, exc)
             await self._fail(queue, task, "CancelledError raised by the handler", retry=True)
-            return
+            return None
         except Exception as exc:
             self._in_handler.pop(key, None)
             if timer.expired():
@@ -418,10 +421,10 @@ class Worker:
             log.info("task %s (%s) failed: %s", task.id, name, reason)
             await _hook(self.on_failure, ctx, exc)
             await self._fail(queue, task, reason, retry=True)
-            return
+            return None
         self._in_handler.pop(key, None)
         await _hook(self.on_success, ctx, result)
-        await self._ack(queue, task, name, result)
+        return await self._ack(queue, task, name, result)
 
     def _context(self, queue: TaskQueue, task: Task, name: str, limit: float | None) -> TaskContext:
         return TaskContext(
@@ -436,17 +439,26 @@ class Worker:
             task=task,
         )
 
-    async def _ack(self, queue: TaskQueue, task: Task, name: str, result: Any) -> None:
+    async def _ack(self, queue: TaskQueue, task: Task, name: str, result: Any) -> Task | None:
+        """Ack ``task`` and, unless stopping, claim the next ready one in the same step."""
+        following = None
         try:
-            acked = await queue.ack(task, result)
+            if self._closing:
+                acked = await queue.ack(task, result)
+            else:
+                acked, following = await queue.ack_and_get(task, result)
         except (TypeError, ValueError) as exc:  # a result the serializer refuses
             await self._fail(queue, task, f"result not serializable: {exc}", retry=False)
-            return
+            return None
         if acked:
             self.stats.acked += 1
         else:
             self.stats.lost += 1
             log.warning("task %s (%s) was taken over before its ack", task.id, name)
+        if following is not None and self._closing:  # stopping began meanwhile: give it back
+            await self._give_back(queue, following)
+            return None
+        return following
 
     async def _finish_abort(
         self,
@@ -508,6 +520,13 @@ class Worker:
                 log.warning("queue %r: abort watch failed: %r", queue.name, exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _RETRY_MAX)
+
+    def _give_back_later(self, queue: TaskQueue, task: Task) -> None:
+        """Give a task back in a task of its own (a cancelled caller cannot cut it short),
+        tracked so that :meth:`aclose` waits for it."""
+        cleanup = asyncio.create_task(self._give_back(queue, task))
+        self._cleanups.add(cleanup)
+        cleanup.add_done_callback(self._cleanups.discard)
 
     async def _give_back(self, queue: TaskQueue, task: Task) -> None:
         """Release a claimed task unhandled, by its claim token, whatever goes wrong.

@@ -17,17 +17,4 @@
 -- Safe to run twice: the second run finds the task gone and answers 1, as the first did.
 -- @include queue_common
 
-local id, token, result = ARGV[1], ARGV[2], ARGV[3]
-local m = load(id)
-if not m then return 1 end
--- Not delivered since it was (re)queued (an id put again after this token's ack, or a dead
--- letter re-queued): that is not the delivery this token acks, and that one is done.
-if (m.a or 0) == 0 and not m.c then return 1 end
--- Redelivered after our visibility timeout and running elsewhere: that consumer owns it now.
-if redis.call('ZSCORE', RUNNING, id) and m.c ~= token then return 0 end
--- Ours, or a late ack for a task taken back but not yet redelivered (or dead-lettered): the
--- work is done, so running it again would only duplicate it.
-if m.c then redis.call('HDEL', CLAIMS, m.c) end
-record_outcome(id, m, {s = 'done', v = result, t = now_ms()})
-forget(id)
-return 1
+return ack(ARGV[1], ARGV[2], ARGV[3])

@@ -19,7 +19,7 @@
 --                     "aborted": its abort was asked and its handler stopped: delete it, its
 --                     outcome kept as "aborted"
 -- ARGV[4] reason      why (kept as the task's last error / dead-letter reason)
--- ARGV[5] delay_ms    the retry delay
+-- ARGV[5] delay_ms    the retry delay; with mode abandon, the size of a batch claim (> 1)
 -- returns: 0 not ours (gone, or running elsewhere), 1 released, 2 scheduled for retry, 3 dead,
 --          4 aborted
 -- Safe to run twice: the record keeps the token that settled it (s) and the outcome (o), so
@@ -36,6 +36,27 @@ if mode == 'abandon' then
   redis.call('ZREMRANGEBYSCORE', ABANDONED, '-inf', now)
   redis.call('ZADD', ABANDONED, now + TOMBSTONE_MS, token)
   redis.call('PEXPIRE', ABANDONED, TOMBSTONE_MS)
+  -- A batch claim's tasks ("<token>#<i>", see queue_claim.lua; delay_ms is then the batch's
+  -- size) go back one by one: those still held (the caller may have settled some).
+  local given = 0
+  for i = 1, delay do
+    local claim = token .. '#' .. i
+    local held = redis.call('HGET', CLAIMS, claim)
+    local m = held and load(held)
+    if m and m.c == claim and redis.call('ZSCORE', RUNNING, held) then
+      redis.call('ZREM', RUNNING, held)
+      redis.call('HDEL', CLAIMS, claim)
+      m.c = nil
+      m.a = math.max((m.a or 1) - 1, 0)
+      make_ready(held, m, now, false)
+      save(held, m)
+      given = given + 1
+    end
+  end
+  if given > 0 then
+    wake(given)
+    return 1
+  end
   id = redis.call('HGET', CLAIMS, token)
   if not id then return 0 end
   mode = 'release'
