@@ -10,6 +10,7 @@ columns (``--wide``: every column) and writes files only when asked: ``--json``,
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -37,6 +38,9 @@ TABLES = (
     "ziplist",
     "ratelimit",
 )
+#: A benchmark that is not a table of rates (counts of lost tasks): its own arguments, not in
+#: ``all`` (``python -m benchmarks queue-crash --help``).
+CRASH = "queue-crash"
 
 
 def _clients(text: str) -> tuple[int, ...]:
@@ -60,6 +64,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="Reproduce Redis in Action's benchmark tables beside aiorpatterns.",
+        epilog=f"{CRASH}: tasks lost when a worker is SIGKILLed mid-run, a benchmark with "
+        f"arguments of its own (python -m benchmarks {CRASH} --help); not part of all.",
     )
     p.add_argument("table", choices=(*TABLES, "all"), help="which table (or all of them)")
     p.add_argument(
@@ -152,7 +158,12 @@ def write_files(args: argparse.Namespace, results: Sequence[TableResult]) -> lis
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit status."""
-    args = parser().parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:1] == [CRASH]:  # not a Table: a benchmark of its own (benchmarks/queue_crash.py)
+        from .queue_crash import main as crash_main
+
+        return crash_main(given[1:])
+    args = parser().parse_args(given)
     if args.processes < 0:
         parser().error("--processes must be 0 or more")
     tables = TABLES if args.table == "all" else (args.table,)
