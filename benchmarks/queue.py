@@ -21,6 +21,10 @@ tasks per second go through, and how long a task waits between ``put`` and its h
   handler ran). SAQ 0.26.4 (``saq[hiredis]``), streaQ 7.2.0 (on coredis) and taskiq-redis
   1.2.4 (``RedisStreamBroker``, with acks) run in this process; arq 0.28.0 pins ``redis<6``,
   so its clients run in an environment of its own (``uv run --isolated --with arq==0.28.0``);
+- ``aiorpatterns-batch``: per client ``put_many`` of 10 calls → ``get_many(10)`` →
+  ``ack_many`` (ops = tasks acked): the reliable queue's three steps, each for ten tasks;
+- ``aiorpatterns-get-procs`` / ``aiorpatterns-worker-procs``: the same with one OS process per
+  client (each process a worker and a producer on a queue of its own), as ``book-list`` runs;
 - ``limit``: ``RPUSH`` + ``LPOP`` pairs on one list, 100 pairs per pipeline, per client.
 
 Every row counts tasks that went all the way through (acked), not tasks merely enqueued.
@@ -59,6 +63,8 @@ from .runner import (
 __all__ = ["TABLE"]
 
 BATCH = 100
+#: Tasks per step of the ``aiorpatterns-batch`` row.
+BATCH_TASKS = 10
 #: The book's queue name, and its list (``execute_later`` pushes onto ``queue:<name>``); the
 #: hash tag keeps it in one slot like ours.
 BOOK_NAME = "{book}"
@@ -72,6 +78,7 @@ SCRIPTS = (
     "queue_promote",
     "queue_dead",
     "queue_inspect",
+    "queue_abort",
 )
 
 
@@ -161,6 +168,29 @@ def _get(job: Job) -> ClientPerCoroutine:
     return ClientPerCoroutine(job, make)
 
 
+def _batch(job: Job) -> ClientPerCoroutine:
+    """``aiorpatterns-batch``: ``put_many`` of BATCH_TASKS, ``get_many``, ``ack_many``."""
+    from aiorpatterns.queues.taskqueue import TaskQueue
+
+    def make(client: Any, st: ClientStats, _: int) -> Op:
+        queue = TaskQueue(client, "batch", keyspace=_keyspace())
+        calls = [["bench", [1], {}]] * BATCH_TASKS
+
+        async def op(deadline: float) -> None:
+            t = time.perf_counter()
+            st.tries += BATCH_TASKS
+            await queue.put_many(calls)
+            tasks = await queue.get_many(BATCH_TASKS, timeout=max(0.0, deadline - t))
+            handler_start = time.perf_counter()
+            acked = sum(await queue.ack_many(tasks))
+            st.ops += acked
+            st.latencies.extend([handler_start - t] * acked)
+
+        return op
+
+    return ClientPerCoroutine(job, make)
+
+
 class WorkerWorkload:
     """N workers (concurrency 1) and N producers on one queue of this process."""
 
@@ -179,13 +209,24 @@ class WorkerWorkload:
 
         waiting, started = self.waiting, self.started
 
+        def notify(task: Any, acked: bool) -> None:
+            future = waiting.pop(task.id, None)
+            if acked and future is not None and not future.done():
+                future.set_result(None)
+
         class NotifyingQueue(TaskQueue):
+            """Tells the producer waiting for a task once it is acked (either way a worker acks)."""
+
             async def ack(self, task: Any, result: Any = None) -> bool:
                 acked = await super().ack(task, result)
-                future = waiting.pop(task.id, None)
-                if acked and future is not None and not future.done():
-                    future.set_result(None)
+                notify(task, acked)
                 return acked
+
+            async def _hand_over(self, task: Any, result: Any) -> Any:
+                # The worker's ack-and-claim step (TaskQueue.ack_and_get, with its wait hint).
+                acked, following, hint = await super()._hand_over(task, result)
+                notify(task, acked)
+                return acked, following, hint
 
         async def bench(key: str) -> None:
             started[key] = time.perf_counter()
@@ -272,6 +313,19 @@ TABLE = Table(
         Variant(
             "aiorpatterns-worker", WorkerWorkload, requires="aiorpatterns.queues.worker:Worker"
         ),
+        Variant("aiorpatterns-batch", _batch, requires="aiorpatterns.queues.taskqueue:TaskQueue"),
+        Variant(
+            "aiorpatterns-get-procs",
+            _get,
+            requires="aiorpatterns.queues.taskqueue:TaskQueue",
+            runs="processes",
+        ),
+        Variant(
+            "aiorpatterns-worker-procs",
+            WorkerWorkload,
+            requires="aiorpatterns.queues.worker:Worker",
+            runs="processes",
+        ),
         Variant("saq", saq_queue, requires="saq:Worker", unsupported=SAQ_CLUSTER),
         Variant("streaq", streaq_queue, requires="streaq:Worker", unsupported=STREAQ_CLUSTER),
         Variant(
@@ -297,6 +351,7 @@ TABLE = Table(
         "saq, streaq, taskiq, arq: the peer's N workers (concurrency 1) and N producers as "
         "aiorpatterns-worker, each with its defaults (arq polls every 0.5 s); ops = tasks whose "
         "handler ran; arq runs in its own uv environment (it pins redis<6). "
+        "aiorpatterns-batch: put_many 10, get_many 10, ack_many per client step; "
         "latency = put start to handler start. "
         f"limit = {BATCH} RPUSH + LPOP pairs per pipeline, per client."
     ),

@@ -736,3 +736,41 @@ async def test_ack_and_get_hands_over_in_one_step(redis_client: Any) -> None:
     assert acked
     assert third is None
     assert await q.counts() == counts()
+
+
+async def test_put_many_enqueues_each_once_in_order(redis_client: Any) -> None:
+    """One step per 500 tasks, in order; ids make it idempotent; a bad payload anywhere fails
+    before anything is enqueued."""
+    q = TaskQueue(redis_client, "many")
+    ids = await q.put_many(range(1200))
+    assert len(set(ids)) == 1200
+    assert await q.counts() == counts(ready=1200)
+    fixed = await q.put_many(["a", "b"], task_ids=["x", "y"], priority="high")
+    assert fixed == ["x", "y"]
+    assert await q.put_many(["c", "d"], task_ids=["x", "y"]) == ["x", "y"]  # already there
+    assert await q.put_many([]) == []
+    with pytest.raises(TypeError):
+        await q.put_many([1, object(), 3])
+    with pytest.raises(ValueError, match="task_ids"):
+        await q.put_many([1, 2], task_ids=["only-one"])
+    assert await q.counts() == counts(ready=1202)
+    got = await q.get_many(1000, timeout=0)
+    assert [t.payload for t in got[:3]] == ["a", "b", 0]
+    assert [t.payload for t in got[2:]] == list(range(998))
+
+
+async def test_ack_many_acks_each_with_its_result(redis_client: Any) -> None:
+    """One step acks a batch; a task taken over meanwhile answers False; results are kept."""
+    q = TaskQueue(redis_client, "ackmany", result_ttl=60, visibility_timeout=0.2)
+    ids = await q.put_many(["a", "b", "c"])
+    got = await q.get_many(3, timeout=0)
+    again = await q.get(timeout=10)  # their visibility ends: another consumer takes one
+    assert again is not None
+    answers = await q.ack_many(got, ["ra", "rb", "rc"])
+    assert answers == [t.id != again.id for t in got]  # a late ack of the others still counts
+    kept = {i: r for i, r, ok in zip(ids, ["ra", "rb", "rc"], answers, strict=True) if ok}
+    assert {i: await q.result(i, timeout=5) for i in kept} == kept
+    assert await q.ack_many([again]) == [True]
+    assert await q.ack_many([]) == []
+    with pytest.raises(ValueError, match="results"):
+        await q.ack_many(got, ["one"])

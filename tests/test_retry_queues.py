@@ -108,6 +108,25 @@ async def test_claim_and_settle_twice(redis_client: Any, twice_client: Any) -> N
     ]
 
 
+@pytest.mark.retry_safe("queue_put", "queue_claim")
+async def test_put_many_and_ack_many_twice(redis_client: Any, twice_client: Any) -> None:
+    async def scenario(client: Any) -> Any:
+        q = TaskQueue(client, "rmany")
+        await q.put_many(["a", "b", "c"])
+        await q.put_many(["d"], delay=60)
+        got = await q.get_many(5, timeout=0)
+        seen: list[Any] = [await q.counts(), [t.payload for t in got]]
+        return [*seen, await q.ack_many(got[:2]), await q.counts()]
+
+    seen = await assert_retry_safe(redis_client, twice_client, scenario)
+    assert seen == [
+        counts(running=3, delayed=1),
+        ["a", "b", "c"],
+        [True, True],
+        counts(running=1, delayed=1),
+    ]
+
+
 @pytest.mark.retry_safe("queue_claim", "queue_settle")
 async def test_batch_claims_and_handovers_twice(redis_client: Any, twice_client: Any) -> None:
     """A batch claim re-sent returns the same tasks (one attempt each); an ack-and-claim re-sent

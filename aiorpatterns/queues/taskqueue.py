@@ -101,6 +101,8 @@ MAX_LEVELS = 64
 _SERVER_TICK = 0.1
 #: Most delayed tasks promoted, and expired claims taken back, by one claim step.
 _BATCH = 100
+#: Most tasks one put_many() step enqueues.
+_PUT_BATCH = 500
 #: Most tasks one get_many() claims.
 _CLAIM_MAX = 1000
 #: Reasons are stored with the task; a traceback-sized one is cut to this many characters.
@@ -388,7 +390,58 @@ class TaskQueue:
             result_ttl=result_ttl,
         )
 
-    async def _put(
+    async def put_many(
+        self,
+        payloads: Iterable[Any],
+        *,
+        priority: str | None = None,
+        delay: float | None = None,
+        at: float | datetime | None = None,
+        task_ids: Sequence[str] | None = None,
+        visibility_timeout: float | None = None,
+        max_attempts: int | None = None,
+        handler_timeout: float | None = None,
+        result_ttl: float | None = None,
+    ) -> list[str]:
+        """Enqueue several payloads, up to 500 per step, and return their ids in order.
+
+        Each is a task of its own, as if :meth:`put` with these options; ``task_ids`` (one per
+        payload) makes each put idempotent as ``task_id`` does. Every payload is serialized and
+        every option checked before anything reaches Redis.
+        """
+        chosen = list(payloads)
+        ids = [None] * len(chosen) if task_ids is None else list(task_ids)
+        if isinstance(task_ids, str) or len(ids) != len(chosen):
+            raise ValueError("task_ids must be a sequence with one id per payload")
+        options: dict[str, Any] = {
+            "priority": priority,
+            "delay": delay,
+            "at": at,
+            "visibility_timeout": visibility_timeout,
+            "max_attempts": max_attempts,
+            "handler_timeout": handler_timeout,
+            "result_ttl": result_ttl,
+        }
+        argv = [
+            self._put_args(self.serializer.dumps(p), task_id=i, **options)
+            for p, i in zip(chosen, ids, strict=True)
+        ]
+        task, cancels = cancelling()
+        for start in range(0, len(argv), _PUT_BATCH):
+            await self._run(
+                "queue_put", *(a for one in argv[start : start + _PUT_BATCH] for a in one)
+            )
+        honour_cancel(task, cancels)
+        return [str(one[0]) for one in argv]
+
+    async def _put(self, data: str, **options: Any) -> str:
+        argv = self._put_args(data, **options)
+        task, cancels = cancelling()
+        await self._run("queue_put", *argv)
+        honour_cancel(task, cancels)
+        return str(argv[0])
+
+    def _put_args(
         self,
         data: str,
         *,
@@ -400,7 +453,8 @@ class TaskQueue:
         max_attempts: int | None = None,
         handler_timeout: float | None = None,
         result_ttl: float | None = None,
-    ) -> str:
+    ) -> list[object]:
+        """The eight ARGV of one task for queue_put.lua, every option checked."""
         level = self._level(priority)
         wait = self._delay(delay, at)
         if task_id is None:
@@ -411,11 +465,8 @@ class TaskQueue:
         limit = check_seconds(handler_timeout, "handler_timeout", allow_none=True)
         keep = check_seconds(result_ttl, "result_ttl", allow_none=True) or self.result_ttl
         delay_ms = math.ceil(wait * 1000) if wait > 0 else 0
-        task, cancels = cancelling()
         ms = [to_ms(x) if x else 0 for x in (vis, limit, keep)]
-        await self._run("queue_put", task_id, data, level, delay_ms, attempts, *ms)
-        honour_cancel(task, cancels)
-        return task_id
+        return [task_id, data, level, delay_ms, attempts, *ms]
 
     def _level(self, priority: str | None) -> int:
         if priority is None:
@@ -465,6 +516,26 @@ class TaskQueue:
         """
         return await self._claim(check_int(count, "count", minimum=1, maximum=_CLAIM_MAX), timeout)
 
+    async def ack_many(
+        self, tasks: Sequence[Task], results: Sequence[Any] | None = None
+    ) -> list[bool]:
+        """Ack several tasks in one step (each as :meth:`ack`, with its result if ``results``
+        gives one per task); return each ack's answer, in order. Shielded."""
+        chosen = list(tasks)
+        for task in chosen:
+            self._check_task(task)
+        values = [None] * len(chosen) if results is None else list(results)
+        if len(values) != len(chosen):
+            raise ValueError("results must give one result per task")
+        acks = [
+            (t.id, t.claim, self._result_data(t, r)) for t, r in zip(chosen, values, strict=True)
+        ]
+        answers = ""
+        for start in range(0, len(acks), _PUT_BATCH):
+            step = self._claim_step("", 0, *acks[start : start + _PUT_BATCH])
+            answers += text((await shielded(step))[0])
+        return [a == "1" for a in answers]
+
     async def ack_and_get(self, task: Task, result: Any = None) -> tuple[bool, Task | None]:
         """Ack ``task`` (as :meth:`ack`) and claim the next ready task in the same step.
 
@@ -473,6 +544,11 @@ class TaskQueue:
         called the ack completes; a next task claimed for a caller cancelled meanwhile is
         given back.
         """
+        acked, following, _ = await self._hand_over(task, result)
+        return acked, following
+
+    async def _hand_over(self, task: Task, result: Any) -> tuple[bool, Task | None, int]:
+        """:meth:`ack_and_get`, also answering the claim's wait hint (ms) when none was ready."""
         self._check_task(task)
         data = self._result_data(task, result)
         token = uuid.uuid4().hex
@@ -482,10 +558,20 @@ class TaskQueue:
         if nexts and current is not None and current.cancelling() > cancels:
             await self._abandon(token)
         honour_cancel(current, cancels)
-        return text(reply[0]) == "1", (nexts[0] if nexts else None)
+        return text(reply[0]) == "1", (nexts[0] if nexts else None), int(reply[1])
 
-    async def _claim(self, count: int, timeout: float | None) -> list[Task]:  # noqa: ASYNC109
-        wait = None if timeout is None else check_wait(timeout, "timeout")
+    async def _claim(
+        self, count: int, seconds: float | None, hint: int | None = None
+    ) -> list[Task]:
+        """Claim up to ``count`` tasks, waiting up to ``seconds`` (the caller's timeout) for the
+        first.
+
+        ``hint``: a claim step of this client just found nothing ready and answered this wait
+        hint (a worker's hand-over): wait first, not claim. Safe: whatever becomes ready after
+        that step pushes a wake-up token (a put, a give-back) or is due at the hint (a delayed
+        task, a visibility deadline).
+        """
+        wait = None if seconds is None else check_wait(seconds, "timeout")
         loop = asyncio.get_running_loop()
         deadline = None if wait is None else loop.time() + wait
         token = uuid.uuid4().hex
@@ -495,19 +581,21 @@ class TaskQueue:
         got: list[Task] = []
         try:
             while True:
-                claiming = True
-                reply = await self._claim_step(token, count)
-                got = self._tasks(reply, token)
-                if got:
-                    break
-                claiming = False
+                if hint is None:
+                    claiming = True
+                    reply = await self._claim_step(token, count)
+                    got = self._tasks(reply, token)
+                    if got:
+                        break
+                    claiming = False
+                    hint = int(reply[1])
                 # Checked on every turn, not only at the end: with no timeout and no task, a
                 # swallowed cancellation would otherwise keep this loop waiting for ever.
                 honour_cancel(current, cancels)
-                hint = int(reply[1])
                 if hint == -2:
                     raise ScriptError(f"queue {self.name!r}: a live claim token was refused")
                 pause, exact = self._pause(deadline, hint, cap)
+                hint = None
                 if pause is None:
                     break
                 await self._wait(pause, exact=exact)

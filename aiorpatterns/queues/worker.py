@@ -200,6 +200,8 @@ class Worker:
         #: Handlers running now, by (queue name, task id): what an abort cancels.
         self._in_handler: dict[tuple[str, str], asyncio.Task[Any]] = {}
         self._aborting: set[tuple[str, str]] = set()
+        #: A queue's wait hint from a hand-over that found nothing ready (see _ack).
+        self._hints: dict[str, int] = {}
         self._active = 0
         self._room = asyncio.Event()
         self._fetchers: list[asyncio.Task[None]] = []
@@ -318,7 +320,8 @@ class Worker:
                 await self._room.wait()
             try:
                 # As many as there is room for, in one step (each still claimed on its own).
-                tasks = await queue.get_many(max(self.concurrency - self._active, 1))
+                room = max(self.concurrency - self._active, 1)
+                tasks = await queue._claim(room, None, self._hints.pop(queue.name, None))
             except Exception as exc:  # Redis unreachable, say: keep serving once it is back
                 log.warning(
                     "queue %r: get() failed: %r; retrying in %.1f s", queue.name, exc, backoff
@@ -446,7 +449,11 @@ class Worker:
             if self._closing:
                 acked = await queue.ack(task, result)
             else:
-                acked, following = await queue.ack_and_get(task, result)
+                acked, following, hint = await queue._hand_over(task, result)
+                if following is None and self._active == 1:
+                    # Nothing ready, and the fetch loop waits for this slot: it can wait for a
+                    # task at once rather than ask again (a put after this step wakes it).
+                    self._hints[queue.name] = hint
         except (TypeError, ValueError) as exc:  # a result the serializer refuses
             await self._fail(queue, task, f"result not serializable: {exc}", retry=False)
             return None

@@ -9,6 +9,7 @@
 -- KEYS[8] claims     HASH claim token -> task id
 -- KEYS[9] abandoned  ZSET claim token -> tombstone end (ms)
 -- KEYS[10] seq       STRING FIFO sequence counter
+-- ARGV, eight per task (put_many sends several tasks in one step):
 -- ARGV[1] id          the task id
 -- ARGV[2] data        the payload
 -- ARGV[3] level       priority level, 0 = highest
@@ -17,27 +18,39 @@
 -- ARGV[6] vis_ms      the task's own visibility timeout, or 0 for the consumer's default
 -- ARGV[7] timeout_ms  the handler's own timeout, or 0 for the worker's default
 -- ARGV[8] result_ms   keep the task's outcome (and result) this long once finished; 0: do not
--- returns: 1 if enqueued, 0 if a task with this id is already in the queue (left as it is)
+-- returns: for each task, 1 if enqueued, 0 if a task with its id is already in the queue (left
+--          as it is): one number for one task, a list for several
+-- Safe to run twice: an id already present is a retried put (after a cancelled or failed
+-- call), so each task is enqueued once.
 -- @include queue_common
 
-local id, data, level, delay = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local attempts, vis = tonumber(ARGV[5]), tonumber(ARGV[6])
-local timeout, keep = tonumber(ARGV[7]), tonumber(ARGV[8])
--- An id already present is a retried put (after a cancelled or failed call): enqueue once.
-if redis.call('HEXISTS', META, id) == 1 then return 0 end
 local now = now_ms()
-local m = {p = level, a = 0, m = attempts, e = now, d = now + delay}
-if vis > 0 then m.v = vis end
-if timeout > 0 then m.to = timeout end
-if keep > 0 then m.rt = keep end
-redis.call('DEL', result_key(id))  -- the outcome of an earlier task that had this id
-redis.call('HSET', TASKS, id, data)
-if delay > 0 then
-  save(id, m)
-  schedule(id, now + delay)
-else
-  make_ready(id, m, now, true)
-  save(id, m)
-  wake(1)
+local ready = 0
+
+local function put(id, data, level, delay, attempts, vis, timeout, keep)
+  if redis.call('HEXISTS', META, id) == 1 then return 0 end
+  local m = {p = level, a = 0, m = attempts, e = now, d = now + delay}
+  if vis > 0 then m.v = vis end
+  if timeout > 0 then m.to = timeout end
+  if keep > 0 then m.rt = keep end
+  redis.call('DEL', result_key(id))  -- the outcome of an earlier task that had this id
+  redis.call('HSET', TASKS, id, data)
+  if delay > 0 then
+    save(id, m)
+    schedule(id, now + delay)
+  else
+    make_ready(id, m, now, true)
+    save(id, m)
+    ready = ready + 1
+  end
+  return 1
 end
-return 1
+
+local done = {}
+for i = 1, #ARGV, 8 do
+  done[#done + 1] = put(ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]),
+    tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6]), tonumber(ARGV[i + 7]))
+end
+wake(ready)
+if #done == 1 then return done[1] end
+return done
