@@ -384,6 +384,8 @@ def goals_of(result: TableResult) -> list[Goal]:
                     None if ratio is None else ratio >= 2.0,
                 )
             )
+    if name == "queue":
+        goals += _queue_goals(rows)
     if name == "autocomplete":
         tens = [
             r
@@ -418,6 +420,45 @@ def goals_of(result: TableResult) -> list[Goal]:
                 None if ratio is None else ratio >= 3.0,
             )
         )
+    return goals
+
+
+#: The queue table's peer rows (the job queues users pick instead).
+QUEUE_PEERS = ("saq", "streaq", "taskiq", "arq")
+
+
+def _queue_goals(rows: Sequence[Row]) -> list[Goal]:
+    """At 10 clients: reliable (acked) processing ≥ 1.0 times the book's list queue, and our worker
+    ≥ 1.5 times the best peer's tasks/s with a p99 no worse than the best peer's."""
+    tens = [r for r in rows if r.clients == 10]
+    book = next((r for r in tens if r.base == "book-list"), None)
+    ours = [r for r in tens if r.base.startswith("aiorpatterns-")]
+    best = max(ours, key=lambda r: r.ops_per_s, default=None)
+    ratio = best.ops_per_s / book.ops_per_s if best and book and book.ops_per_s else None
+    goals = [
+        Goal(
+            f"10 clients: best aiorpatterns row (acked) ≥ 1.0{TIMES} book-list (no ack)",
+            f"{_ratio(ratio)} ({best.base if best else DASH})",
+            None if ratio is None else ratio >= 1.0,
+        )
+    ]
+    worker = next((r for r in tens if r.base == "aiorpatterns-worker"), None)
+    peers = [r for r in tens if r.base in QUEUE_PEERS and r.ops_per_s > 0]
+    top = max(peers, key=lambda r: r.ops_per_s, default=None)
+    p99s = [p for p in (_p99(r) for r in peers) if p is not None]
+    ratio = worker.ops_per_s / top.ops_per_s if worker and top and top.ops_per_s else None
+    mine = _p99(worker) if worker else None
+    fast = ratio is not None and ratio >= 1.5
+    holds = None if ratio is None or mine is None or not p99s else fast and mine <= min(p99s)
+    goals.append(
+        Goal(
+            f"10 clients: aiorpatterns-worker ≥ 1.5{TIMES} the best peer, p99 ≤ the best peer's",
+            f"{_ratio(ratio)} vs {top.base if top else DASH}, p99 "
+            f"{_num(mine, 3) if mine is not None else DASH} ms vs "
+            f"{_num(min(p99s), 3) if p99s else DASH} ms",
+            holds,
+        )
+    )
     return goals
 
 
