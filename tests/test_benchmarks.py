@@ -218,7 +218,9 @@ def test_footnotes_and_targets_only_when_used() -> None:
     assert "† = vs the reference at 1 client" in autocomplete
     queue = _printed([_fake("queue")], width=100)
     assert "†" not in queue
-    assert "targets" not in queue
+    assert "targets: " in queue  # the queue's two, on one line
+    market = _printed([_fake("market")], width=100)
+    assert "targets" not in market  # a table without targets prints none
     markdown = render_markdown([_fake("lock")])
     assert "†" not in markdown
     assert "- target: 10 clients" in markdown
@@ -235,7 +237,8 @@ def test_variants_are_described_by_name() -> None:
     assert describe_variant(lock, "x", {"lock:x": "mine"}) == "mine"
     caption = " ".join(caption_of(_fake("queue")))
     assert "no ack" in caption
-    assert "aiorpatterns-get, aiorpatterns-worker = ours" in caption
+    assert "aiorpatterns-get, aiorpatterns-worker, aiorpatterns-batch = ours, coroutines" in caption
+    assert "aiorpatterns-worker-procs = ours, a process per client" in caption
 
 
 @pytest.mark.parametrize("name", ["lock", "pipeline"])
