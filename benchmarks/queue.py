@@ -215,16 +215,12 @@ class WorkerWorkload:
                 future.set_result(None)
 
         class NotifyingQueue(TaskQueue):
-            """Tells the producer waiting for a task once it is acked (either way a worker acks)."""
+            """Tells the producer waiting for a task once it is acked: a worker acks through
+            its hand-over step (TaskQueue.ack_and_get, with the result serialized and the wait
+            hint)."""
 
-            async def ack(self, task: Any, result: Any = None) -> bool:
-                acked = await super().ack(task, result)
-                notify(task, acked)
-                return acked
-
-            async def _hand_over(self, task: Any, result: Any) -> Any:
-                # The worker's ack-and-claim step (TaskQueue.ack_and_get, with its wait hint).
-                acked, following, hint = await super()._hand_over(task, result)
+            async def _hand_over(self, task: Any, data: str, *, claim: bool = True) -> Any:
+                acked, following, hint = await super()._hand_over(task, data, claim=claim)
                 notify(task, acked)
                 return acked, following, hint
 

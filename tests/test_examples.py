@@ -57,7 +57,7 @@ def test_producer_worker_example() -> None:
     out = run_example("producer_worker.py")
     assert out.count("sent ") == 5, out
     assert "sent 'receipt' to flaky@example.com" in out
-    assert "worker stats: WorkerStats(acked=5, retried=2, dead=1, released=0, lost=0)" in out
+    assert "worker stats: WorkerStats(acked=5, retried=2, dead=1, released=0, lost=0," in out
     assert "dead letter ['send_sms', ['+1 555 0100'], {}]: unknown task name 'send_sms'" in out
     assert re.search(r"left: QueueCounts\(\D*0\D*0\D*0\D*0\)", out), out
 

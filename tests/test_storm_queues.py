@@ -16,7 +16,6 @@ import pytest
 from helpers import until
 from storms import storm
 
-from aiorpatterns.core.cancellation import shielded
 from aiorpatterns.memory.sharding import ShardedList
 from aiorpatterns.queues.taskqueue import QueueCounts, TaskQueue
 from aiorpatterns.queues.worker import Worker
@@ -89,15 +88,15 @@ async def test_storm_worker(redis_client: Any, request: pytest.FixtureRequest) -
     acked: collections.Counter[str] = collections.Counter()
 
     class Counting(TaskQueue):
-        async def ack(self, task: Any) -> bool:
-            # Counted in the shielded step: a handler cancelled during its ack still acks.
-            async def counted() -> bool:
-                done = await TaskQueue.ack(self, task)
-                if done:
-                    acked[task.id] += 1
-                return done
-
-            return await shielded(counted())
+        async def _claim_step(self, token: str, count: int, *acks: tuple[str, str, str]) -> Any:
+            # The worker acks in its claim step (a hand-over), which runs shielded: counted
+            # here, a handler cancelled during its ack still counts its ack.
+            reply = await TaskQueue._claim_step(self, token, count, *acks)
+            answers = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
+            for (task_id, _, _), answer in zip(acks, answers, strict=True):
+                if answer == "1":
+                    acked[task_id] += 1
+            return reply
 
     async def job(n: int) -> None:
         started[n] += 1

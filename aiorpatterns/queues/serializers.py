@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol, runtime_checkable
 
+from ..core.checks import encode_json
+
 __all__ = ["JsonSerializer", "MsgspecJSON", "Serializer"]
 
 
@@ -29,12 +31,7 @@ class JsonSerializer:
     """Compact JSON with the standard library; NaN and infinities refused (other readers do)."""
 
     def dumps(self, value: Any) -> str:
-        try:
-            return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        except TypeError as exc:
-            raise TypeError(f"value is not JSON-serialisable: {exc}") from None
-        except ValueError as exc:  # NaN / infinity, or a circular reference
-            raise ValueError(f"value is not valid JSON: {exc}") from None
+        return encode_json(value, "value")
 
     def loads(self, data: str) -> Any:
         return json.loads(data)

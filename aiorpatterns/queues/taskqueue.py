@@ -544,16 +544,20 @@ class TaskQueue:
         called the ack completes; a next task claimed for a caller cancelled meanwhile is
         given back.
         """
-        acked, following, _ = await self._hand_over(task, result)
+        self._check_task(task)
+        acked, following, _ = await self._hand_over(task, self._result_data(task, result))
         return acked, following
 
-    async def _hand_over(self, task: Task, result: Any) -> tuple[bool, Task | None, int]:
-        """:meth:`ack_and_get`, also answering the claim's wait hint (ms) when none was ready."""
-        self._check_task(task)
-        data = self._result_data(task, result)
+    async def _hand_over(
+        self, task: Task, data: str, *, claim: bool = True
+    ) -> tuple[bool, Task | None, int]:
+        """Ack ``task`` with its serialized result ``data`` and, if ``claim``, claim the next
+        ready task in the same step; also answer the claim's wait hint (ms) if none was ready.
+        (:meth:`ack_and_get`; a worker's step.)"""
         token = uuid.uuid4().hex
         current, cancels = cancelling()
-        reply = await shielded(self._claim_step(token, 1, (task.id, task.claim, data)))
+        step = self._claim_step(token, 1 if claim else 0, (task.id, task.claim, data))
+        reply = await shielded(step)
         nexts = self._tasks(reply, token)
         if nexts and current is not None and current.cancelling() > cancels:
             await self._abandon(token)

@@ -444,24 +444,22 @@ class Worker:
 
     async def _ack(self, queue: TaskQueue, task: Task, name: str, result: Any) -> Task | None:
         """Ack ``task`` and, unless stopping, claim the next ready one in the same step."""
-        following = None
         try:
-            if self._closing:
-                acked = await queue.ack(task, result)
-            else:
-                acked, following, hint = await queue._hand_over(task, result)
-                if following is None and self._active == 1:
-                    # Nothing ready, and the fetch loop waits for this slot: it can wait for a
-                    # task at once rather than ask again (a put after this step wakes it).
-                    self._hints[queue.name] = hint
-        except (TypeError, ValueError) as exc:  # a result the serializer refuses
+            data = queue._result_data(task, result)
+        except Exception as exc:  # the serializer refuses the result: a failed task
             await self._fail(queue, task, f"result not serializable: {exc}", retry=False)
             return None
+        stopping = self._closing
+        acked, following, hint = await queue._hand_over(task, data, claim=not stopping)
         if acked:
             self.stats.acked += 1
         else:
             self.stats.lost += 1
             log.warning("task %s (%s) was taken over before its ack", task.id, name)
+        if following is None and not stopping and self._active == 1:
+            # Nothing ready, and the fetch loop waits for this slot: it can wait for a task at
+            # once rather than ask again (a put after this step wakes it).
+            self._hints[queue.name] = hint
         if following is not None and self._closing:  # stopping began meanwhile: give it back
             await self._give_back(queue, following)
             return None
