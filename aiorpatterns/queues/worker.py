@@ -196,6 +196,7 @@ class Worker:
         self.on_success = check_callable(on_success, "on_success", allow_none=True)
         self.on_failure = check_callable(on_failure, "on_failure", allow_none=True)
         self._with_context = {name: wants_context(h) for name, h in self.handlers.items()}
+        self._hooked = any(h is not None for h in (on_start, on_success, on_failure))
         self.stats = WorkerStats()
         #: Handlers running now, by (queue name, task id): what an abort cancels.
         self._in_handler: dict[tuple[str, str], asyncio.Task[Any]] = {}
@@ -383,7 +384,9 @@ class Worker:
             await self._fail(queue, task, f"unknown task name {name!r}", retry=False)
             return None
         limit = task.handler_timeout if task.handler_timeout is not None else self.timeout
-        ctx = self._context(queue, task, name, limit)
+        # Built only for someone to read: a ctx parameter, or a hook.
+        wanted = self._with_context[name] or self._hooked
+        ctx = self._context(queue, task, name, limit) if wanted else None
         if self._with_context[name]:
             if CONTEXT_PARAMETER in kwargs:
                 reason = f"the keyword argument {CONTEXT_PARAMETER!r} is the handler's context"
@@ -469,7 +472,7 @@ class Worker:
         self,
         queue: TaskQueue,
         task: Task,
-        ctx: TaskContext,
+        ctx: TaskContext | None,
         exc: BaseException,
         current: asyncio.Task[Any] | None,
     ) -> None:
