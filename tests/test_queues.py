@@ -518,8 +518,15 @@ async def test_a_claim_that_arrives_after_its_clean_up_is_refused(redis_client: 
     q = TaskQueue(redis_client, "tomb")
     await q.put("x")
     token = uuid.uuid4().hex
-    assert await script("queue_settle")(redis_client, q.keys, ["", token, "abandon", "", 0]) == 0
-    reply = await script("queue_claim")(redis_client, q.keys, [token, 1000, 100, 1])
+    assert (
+        await script("queue_settle")(
+            redis_client, q.script_keys("queue_settle"), ["", token, "abandon", "", 0]
+        )
+        == 0
+    )
+    reply = await script("queue_claim")(
+        redis_client, q.script_keys("queue_claim"), [token, 1000, 100, 1]
+    )
     assert [x.decode() if isinstance(x, bytes) else x for x in reply] == ["", -2]
     assert await q.counts() == counts(ready=1)
     assert 0 < await redis_client.pttl(q.keys[8]) <= 60000

@@ -217,7 +217,9 @@ async def test_abandon_twice_releases_once_and_refuses_the_late_claim(
         assert task is not None
         await q._abandon(task.claim)
         seen: list[Any] = [await q.counts()]
-        late = await script("queue_claim")(client, q.keys, [task.claim, 30000, 100, 1])
+        late = await script("queue_claim")(
+            client, q.script_keys("queue_claim"), [task.claim, 30000, 100, 1]
+        )
         seen += [[int(x) for x in late[1:]], await q.counts()]
         again = await q.get(timeout=0)
         assert again is not None

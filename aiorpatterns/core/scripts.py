@@ -1,9 +1,10 @@
 """Lua script registry: ``<family>/lua/<name>.lua`` files run by EVALSHA, reloaded on NOSCRIPT.
 
-Each file starts with a header that lists its ``KEYS`` (``-- KEYS[3..8]`` a fixed run,
-``-- KEYS[9..]`` any number more: one key per word, location or skill), ``ARGV`` and return
-value. A line ``-- @include <name>`` inlines ``_<name>.lua`` (shared local functions), so
-a helper such as the FIFO wait queue is written once.
+Each file starts with a header that lists its ``KEYS`` (``-- KEYS[1] name``, whose first word
+names the key: :attr:`Script.key_names`; ``-- KEYS[3..8]`` a fixed run, ``-- KEYS[9..]`` any
+number more: one key per word, location or skill), ``ARGV`` and return value. A line
+``-- @include <name>`` inlines ``_<name>.lua`` (shared local functions), so a helper such as
+the FIFO wait queue is written once.
 
 Scripts run through redis-py's ``AsyncScript`` mechanics: EVALSHA first, SCRIPT LOAD and retry
 when the server answers NOSCRIPT (after a restart or a ``SCRIPT FLUSH``), on a plain client, a
@@ -40,6 +41,7 @@ __all__ = ["Script", "script"]
 
 _INCLUDE = re.compile(r"^-- @include (\w+)\s*$", re.MULTILINE)
 _KEY_LINE = re.compile(r"^-- KEYS\[(\d+)(?:\.\.(\d+))?\]", re.MULTILINE)
+_NAMED_KEY = re.compile(r"^-- KEYS\[(\d+)\] (\w+)", re.MULTILINE)
 _OPEN_KEYS = re.compile(r"^-- KEYS\[[^\]]*\.\.(?!\d+\])", re.MULTILINE)
 #: Clients that queue commands rather than run them: ``Script.__call__`` leaves them to redis-py.
 _PIPELINES = (Pipeline, ClusterPipeline)
@@ -53,6 +55,9 @@ class Script:
     source: str = field(repr=False)
     nkeys: int
     variadic: bool = False
+    #: The names of its single keys as its header gives them, in ``KEYS`` order (so a caller
+    #: holding a family's keys by name passes each script only the keys it touches).
+    key_names: tuple[str, ...] = ()
     _impl: AsyncScript = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -145,4 +150,11 @@ def script(name: str) -> Script:
     raw = _read(name)
     nkeys = max((int(last or first) for first, last in _KEY_LINE.findall(raw)), default=0)
     variadic = _OPEN_KEYS.search(raw) is not None
-    return Script(name=name, source=_expand(raw), nkeys=nkeys, variadic=variadic)
+    named = sorted((int(i), key) for i, key in _NAMED_KEY.findall(raw))
+    return Script(
+        name=name,
+        source=_expand(raw),
+        nkeys=nkeys,
+        variadic=variadic,
+        key_names=tuple(key for _, key in named),
+    )

@@ -87,9 +87,9 @@ from ..core.checks import (
 from ..core.errors import ScriptError, TaskAbortedError, TaskFailedError
 from ..core.keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from ..core.scripts import script
+from ..core.serializers import JSON, Serializer, check_serializer
 from ..core.waiting import MAX_WAIT_SLICE, blocking_cap
 from ..core.wakeup import latch_wait, signal_wait
-from .serializers import JSON, Serializer, check_serializer
 
 __all__ = ["DeadLetter", "QueueCounts", "Task", "TaskQueue", "TaskStatus"]
 
@@ -109,7 +109,8 @@ _CLAIM_MAX = 1000
 _REASON_MAX = 2000
 #: Largest count a script reads (Lua numbers are doubles: integers stay exact up to 2**53).
 _LUA_INT_MAX = 2**53
-#: The order of KEYS in every queue script.
+#: A queue's keys (``TaskQueue.keys`` in this order); each script is passed the ones its
+#: header names (``Script.key_names``), in its own order.
 _PARTS = (
     "ready",
     "delayed",
@@ -224,7 +225,7 @@ class TaskQueue:
     at most ``max_backoff``. ``result_ttl`` (seconds) keeps each finished task's outcome and
     result that long, for :meth:`status` and :meth:`result` (a task may set its own at ``put``);
     ``serializer`` turns payloads and results into text (JSON by default, see
-    :mod:`aiorpatterns.queues.serializers`). Producers and consumers of one queue may hold
+    :mod:`aiorpatterns.core.serializers`). Producers and consumers of one queue may hold
     separate objects: what a task needs is stored with it at ``put`` (but priority names map to
     levels by position, so give every object of one queue the same ``priorities``, and the same
     ``serializer``).
@@ -278,6 +279,8 @@ class TaskQueue:
         #: The keys' common part; a finished task's outcome and the abort requests live under it.
         self._base = self.keys[0][: -len(_PARTS[0])]
         self.aborts_key = self._base + "aborts"
+        #: Each script's keys, by script name: the queue's keys its header names.
+        self._script_keys: dict[str, tuple[str, ...]] = {}
 
     def __repr__(self) -> str:
         return f"<TaskQueue {self.name!r} priorities={self.priorities!r}>"
@@ -889,7 +892,15 @@ class TaskQueue:
     # -- mechanics ---------------------------------------------------------------------------
 
     async def _run(self, name: str, *args: object) -> Any:
-        return await script(name)(self.redis, self.keys, args)
+        return await script(name)(self.redis, self.script_keys(name), args)
+
+    def script_keys(self, name: str) -> tuple[str, ...]:
+        """The keys script ``name`` is passed: those its header names, in its order."""
+        keys = self._script_keys.get(name)
+        if keys is None:
+            by_part = dict(zip(_PARTS, self.keys, strict=True))
+            keys = self._script_keys[name] = tuple(by_part[k] for k in script(name).key_names)
+        return keys
 
     async def _settle(self, name: str, *args: object) -> Any:
         """Run a settling script to completion even if the caller is cancelled."""

@@ -1,10 +1,13 @@
 -- Shared part of the task-queue scripts (inlined by "-- @include queue_common").
--- Every queue script takes the same ten KEYS, all under the queue's one hash tag:
+-- A queue has ten keys, all under the queue's one hash tag. Each script is passed only the
+-- keys it touches, named in its header and bound to these names on its first line, before
+-- this part is inlined (tests/test_queue_keys.py checks every script's list against what the
+-- functions it calls use):
 --   READY     ZSET task id -> level * 2^44 + sequence number (ZPOPMIN = highest level, FIFO)
 --   DELAYED   ZSET task id -> due time (server ms)
 --   RUNNING   ZSET task id -> visibility deadline (server ms)
 --   TASKS     HASH task id -> payload (the JSON text, stored as given)
---   META      HASH task id -> cjson record, see below
+--   META      HASH task id -> cjson record, see below (every script has it)
 --   DEAD      ZSET task id -> time it was dead-lettered (server us)
 --   SIGNAL    LIST wake-up tokens for blocked consumers (short, expires)
 --   CLAIMS    HASH claim token -> task id, for every running task
@@ -23,8 +26,6 @@
 -- task ({s = "done", v = result} / {s = "dead", r = reason} / {s = "aborted"}) for rt ms (a
 -- list, so waiters block on it: a latch, see core/wakeup.py), and "<base>aborts", a stream of
 -- abort requests for running tasks ("<n>-0" -> id), which workers watch.
-local READY, DELAYED, RUNNING, TASKS, META = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local DEAD, SIGNAL, CLAIMS, ABANDONED, SEQ = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 
 -- 2^44: sequence numbers stay below it, so a level always outranks every later level's task,
 -- and level * 2^44 + seq stays an exact integer in a double for up to 512 levels.
@@ -60,7 +61,7 @@ local function save(id, m)
 end
 
 -- "<prefix>:queue:{name}:", the queue's keys' common part.
-local BASE = string.sub(READY, 1, #READY - #'ready')
+local BASE = string.sub(META, 1, #META - #'meta')
 -- How long an aborted task's outcome is kept when it keeps no results.
 local ABORTED_MS = 3600000
 

@@ -1,20 +1,19 @@
 -- Abort a task: a queued or delayed one is deleted now; a running one is marked, and its worker
 -- is told through the abort stream (and by its next heartbeat) to stop the handler.
--- KEYS[1] ready      ZSET task id -> level * 2^44 + sequence
--- KEYS[2] delayed    ZSET task id -> due time (ms)
--- KEYS[3] running    ZSET task id -> visibility deadline (ms)
--- KEYS[4] tasks      HASH task id -> payload
--- KEYS[5] meta       HASH task id -> cjson record (see _queue_common.lua)
--- KEYS[6] dead       ZSET task id -> dead-lettered at (us)
--- KEYS[7] signal     LIST wake-up tokens
--- KEYS[8] claims     HASH claim token -> task id
--- KEYS[9] abandoned  ZSET claim token -> tombstone end (ms)
--- KEYS[10] seq       STRING FIFO sequence counter
+-- KEYS[1] ready     ZSET task id -> level * 2^44 + sequence
+-- KEYS[2] delayed   ZSET task id -> due time (ms)
+-- KEYS[3] running   ZSET task id -> visibility deadline (ms)
+-- KEYS[4] tasks     HASH task id -> payload
+-- KEYS[5] meta      HASH task id -> cjson record (see _queue_common.lua)
+-- KEYS[6] dead      ZSET task id -> dead-lettered at (us)
+-- KEYS[7] claims    HASH claim token -> task id
 -- ARGV[1] id          the task id
 -- returns: 1 aborted (deleted, its outcome kept as "aborted"), 2 aborting (running: its worker
 --          stops it), 0 nothing to abort (unknown, finished or dead)
 -- Safe to run twice: a running task is marked and announced once; a task already aborted
 -- answers 1 again while its outcome lives (an hour, or the task's result TTL).
+local READY, DELAYED, RUNNING, TASKS, META, DEAD, CLAIMS
+  = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 -- @include queue_common
 
 local ABORTS_TTL_MS = 86400000

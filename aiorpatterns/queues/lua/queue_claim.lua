@@ -1,16 +1,16 @@
 -- Claim the next tasks for a consumer, after acking the tasks it finished and promoting due
 -- delayed tasks and reclaiming expired running ones, all in one step (Redis in Action §6.4,
 -- popped with ZPOPMIN): a worker's ack and its next claim cost one round trip.
--- KEYS[1] ready      ZSET task id -> level * 2^44 + sequence
--- KEYS[2] delayed    ZSET task id -> due time (ms)
--- KEYS[3] running    ZSET task id -> visibility deadline (ms)
--- KEYS[4] tasks      HASH task id -> payload
--- KEYS[5] meta       HASH task id -> cjson record (see _queue_common.lua)
--- KEYS[6] dead       ZSET task id -> dead-lettered at (us)
--- KEYS[7] signal     LIST wake-up tokens
--- KEYS[8] claims     HASH claim token -> task id
--- KEYS[9] abandoned  ZSET claim token -> tombstone end (ms)
--- KEYS[10] seq       STRING FIFO sequence counter
+-- KEYS[1] ready     ZSET task id -> level * 2^44 + sequence
+-- KEYS[2] delayed   ZSET task id -> due time (ms)
+-- KEYS[3] running   ZSET task id -> visibility deadline (ms)
+-- KEYS[4] tasks     HASH task id -> payload
+-- KEYS[5] meta      HASH task id -> cjson record (see _queue_common.lua)
+-- KEYS[6] dead      ZSET task id -> dead-lettered at (us)
+-- KEYS[7] signal    LIST wake-up tokens
+-- KEYS[8] claims    HASH claim token -> task id
+-- KEYS[9] abandoned ZSET claim token -> tombstone end (ms)
+-- KEYS[10] seq      STRING FIFO sequence counter
 -- ARGV[1] token       the consumer's claim token (one per get() call); with count > 1 the
 --                     tasks are claimed as "<token>#1", "<token>#2", ... (one claim each)
 -- ARGV[2] vis_ms      visibility timeout for tasks without their own
@@ -25,6 +25,8 @@
 -- Safe to run twice: the acks answer as they did (a done task is gone: "1" again); a token that
 -- already holds tasks gets those same tasks back (one claim, one attempt counted), never more;
 -- a claim that found nothing found nothing.
+local READY, DELAYED, RUNNING, TASKS, META, DEAD, SIGNAL, CLAIMS, ABANDONED, SEQ
+  = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 -- @include queue_common
 
 local token, default_vis = ARGV[1], tonumber(ARGV[2])

@@ -1,19 +1,12 @@
 -- Extend a running task's visibility timeout: the consumer's heartbeat (Redis in Action §6.4).
--- KEYS[1] ready      ZSET task id -> level * 2^44 + sequence
--- KEYS[2] delayed    ZSET task id -> due time (ms)
--- KEYS[3] running    ZSET task id -> visibility deadline (ms)
--- KEYS[4] tasks      HASH task id -> payload
--- KEYS[5] meta       HASH task id -> cjson record (see _queue_common.lua)
--- KEYS[6] dead       ZSET task id -> dead-lettered at (us)
--- KEYS[7] signal     LIST wake-up tokens
--- KEYS[8] claims     HASH claim token -> task id
--- KEYS[9] abandoned  ZSET claim token -> tombstone end (ms)
--- KEYS[10] seq       STRING FIFO sequence counter
+-- KEYS[1] running   ZSET task id -> visibility deadline (ms)
+-- KEYS[2] meta      HASH task id -> cjson record (see _queue_common.lua)
 -- ARGV[1] id          the task id
 -- ARGV[2] token       the claim token it was delivered with
 -- ARGV[3] ms          the new visibility timeout, from now
 -- returns: the new deadline (server ms) if the task is still ours, else 0; -1 if its abort was
 --          asked (the worker stops the handler: an abort request it did not see on the stream)
+local RUNNING, META = KEYS[1], KEYS[2]
 -- @include queue_common
 
 local id, token, ms = ARGV[1], ARGV[2], tonumber(ARGV[3])

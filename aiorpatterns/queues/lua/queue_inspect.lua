@@ -1,14 +1,10 @@
 -- Read a queue's state: counts, or a page of dead letters (read-only).
--- KEYS[1] ready      ZSET task id -> level * 2^44 + sequence
--- KEYS[2] delayed    ZSET task id -> due time (ms)
--- KEYS[3] running    ZSET task id -> visibility deadline (ms)
--- KEYS[4] tasks      HASH task id -> payload
--- KEYS[5] meta       HASH task id -> cjson record (see _queue_common.lua)
--- KEYS[6] dead       ZSET task id -> dead-lettered at (us)
--- KEYS[7] signal     LIST wake-up tokens
--- KEYS[8] claims     HASH claim token -> task id
--- KEYS[9] abandoned  ZSET claim token -> tombstone end (ms)
--- KEYS[10] seq       STRING FIFO sequence counter
+-- KEYS[1] ready     ZSET task id -> level * 2^44 + sequence
+-- KEYS[2] delayed   ZSET task id -> due time (ms)
+-- KEYS[3] running   ZSET task id -> visibility deadline (ms)
+-- KEYS[4] tasks     HASH task id -> payload
+-- KEYS[5] meta      HASH task id -> cjson record (see _queue_common.lua)
+-- KEYS[6] dead      ZSET task id -> dead-lettered at (us)
 -- ARGV[1] what        "counts", "dead" or "status"
 -- ARGV[2] id          the task id, for "status"
 -- ARGV[2] offset      first dead letter to return (oldest first), for "dead"
@@ -16,6 +12,8 @@
 -- returns: counts: {ready, delayed, running, dead}; dead: {id, payload, record, ...};
 --          status: {state, outcome record or ""}, state one of queued, delayed, failed (waiting
 --          to be retried), running, aborting, dead, done, aborted, unknown
+local READY, DELAYED, RUNNING, TASKS, META, DEAD
+  = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 -- @include queue_common
 
 if ARGV[1] == 'counts' then

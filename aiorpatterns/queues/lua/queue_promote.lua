@@ -1,18 +1,16 @@
 -- Promote due delayed tasks to the ready set in one step (Redis in Action §6.4.2 poll_queue).
--- KEYS[1] ready      ZSET task id -> level * 2^44 + sequence
--- KEYS[2] delayed    ZSET task id -> due time (ms)
--- KEYS[3] running    ZSET task id -> visibility deadline (ms)
--- KEYS[4] tasks      HASH task id -> payload
--- KEYS[5] meta       HASH task id -> cjson record (see _queue_common.lua)
--- KEYS[6] dead       ZSET task id -> dead-lettered at (us)
--- KEYS[7] signal     LIST wake-up tokens
--- KEYS[8] claims     HASH claim token -> task id
--- KEYS[9] abandoned  ZSET claim token -> tombstone end (ms)
--- KEYS[10] seq       STRING FIFO sequence counter
+-- KEYS[1] ready     ZSET task id -> level * 2^44 + sequence
+-- KEYS[2] delayed   ZSET task id -> due time (ms)
+-- KEYS[3] tasks     HASH task id -> payload
+-- KEYS[4] meta      HASH task id -> cjson record (see _queue_common.lua)
+-- KEYS[5] signal    LIST wake-up tokens
+-- KEYS[6] seq       STRING FIFO sequence counter
 -- ARGV[1] limit       most tasks to promote
 -- ARGV[2] token       the caller's token for this call (its receipt: see _once.lua)
 -- returns: {now_ms, id, id, ...} the ids promoted
 -- Safe to run twice: the second run finds the first's receipt and answers the same ids.
+local READY, DELAYED, TASKS, META, SIGNAL, SEQ
+  = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 -- @include queue_common
 -- @include once
 

@@ -1,14 +1,10 @@
 -- Enqueue a task, now or after a delay (Redis in Action §6.4.1, §6.4.2).
--- KEYS[1] ready      ZSET task id -> level * 2^44 + sequence
--- KEYS[2] delayed    ZSET task id -> due time (ms)
--- KEYS[3] running    ZSET task id -> visibility deadline (ms)
--- KEYS[4] tasks      HASH task id -> payload
--- KEYS[5] meta       HASH task id -> cjson record (see _queue_common.lua)
--- KEYS[6] dead       ZSET task id -> dead-lettered at (us)
--- KEYS[7] signal     LIST wake-up tokens
--- KEYS[8] claims     HASH claim token -> task id
--- KEYS[9] abandoned  ZSET claim token -> tombstone end (ms)
--- KEYS[10] seq       STRING FIFO sequence counter
+-- KEYS[1] ready     ZSET task id -> level * 2^44 + sequence
+-- KEYS[2] delayed   ZSET task id -> due time (ms)
+-- KEYS[3] tasks     HASH task id -> payload
+-- KEYS[4] meta      HASH task id -> cjson record (see _queue_common.lua)
+-- KEYS[5] signal    LIST wake-up tokens
+-- KEYS[6] seq       STRING FIFO sequence counter
 -- ARGV, eight per task (put_many sends several tasks in one step):
 -- ARGV[1] id          the task id
 -- ARGV[2] data        the payload
@@ -22,6 +18,8 @@
 --          as it is): one number for one task, a list for several
 -- Safe to run twice: an id already present is a retried put (after a cancelled or failed
 -- call), so each task is enqueued once.
+local READY, DELAYED, TASKS, META, SIGNAL, SEQ
+  = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 -- @include queue_common
 
 local now = now_ms()

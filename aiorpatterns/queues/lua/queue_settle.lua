@@ -1,15 +1,15 @@
 -- Settle a claimed task without acking it: retry later, dead-letter, or give it back.
 -- Redis in Action §6.4 (the book drops failed tasks; here they retry, then dead-letter).
--- KEYS[1] ready      ZSET task id -> level * 2^44 + sequence
--- KEYS[2] delayed    ZSET task id -> due time (ms)
--- KEYS[3] running    ZSET task id -> visibility deadline (ms)
--- KEYS[4] tasks      HASH task id -> payload
--- KEYS[5] meta       HASH task id -> cjson record (see _queue_common.lua)
--- KEYS[6] dead       ZSET task id -> dead-lettered at (us)
--- KEYS[7] signal     LIST wake-up tokens
--- KEYS[8] claims     HASH claim token -> task id
--- KEYS[9] abandoned  ZSET claim token -> tombstone end (ms)
--- KEYS[10] seq       STRING FIFO sequence counter
+-- KEYS[1] ready     ZSET task id -> level * 2^44 + sequence
+-- KEYS[2] delayed   ZSET task id -> due time (ms)
+-- KEYS[3] running   ZSET task id -> visibility deadline (ms)
+-- KEYS[4] tasks     HASH task id -> payload
+-- KEYS[5] meta      HASH task id -> cjson record (see _queue_common.lua)
+-- KEYS[6] dead      ZSET task id -> dead-lettered at (us)
+-- KEYS[7] signal    LIST wake-up tokens
+-- KEYS[8] claims    HASH claim token -> task id
+-- KEYS[9] abandoned ZSET claim token -> tombstone end (ms)
+-- KEYS[10] seq      STRING FIFO sequence counter
 -- ARGV[1] id          the task id ("" with mode abandon)
 -- ARGV[2] token       the claim token it was delivered with
 -- ARGV[3] mode        "retry": due again after delay_ms, or dead if out of attempts;
@@ -25,6 +25,8 @@
 -- Safe to run twice: the record keeps the token that settled it (s) and the outcome (o), so
 -- the same call again answers that outcome and changes nothing; "abandon" always leaves its
 -- tombstone, so a claim with that token still on its way (a client retry) claims nothing.
+local READY, DELAYED, RUNNING, TASKS, META, DEAD, SIGNAL, CLAIMS, ABANDONED, SEQ
+  = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 -- @include queue_common
 
 local id, token, mode, reason, delay = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
