@@ -3,8 +3,8 @@
 ``core`` stands under everything; each family may import ``core``, its own modules, and the
 families of a lower rank (:data:`RANK`), never a higher one; no module imports a name starting
 with ``_`` from another family; each family's Lua scripts live in its own ``lua/`` folder, and
-only ``aiorpatterns/__init__.py``, the command line's ``__main__.py`` and the families sit at
-the top.
+only ``aiorpatterns/__init__.py``, the command line's ``__main__.py`` (and ``worker.py``, the
+worker command's ``python -m aiorpatterns.worker`` name) and the families sit at the top.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ RANK = {
     "testing": 1,
     "coordination": 1,
     "queues": 2,
+    "cache": 2,
     "messaging": 2,
     "search": 2,
     "memory": 2,
@@ -53,7 +54,8 @@ def _imports(path: Path) -> list[tuple[str, list[str]]]:
 
 def test_the_top_holds_only_the_families() -> None:
     top = sorted(p.name for p in PACKAGE.iterdir() if p.suffix == ".py")
-    assert top == ["__init__.py", "__main__.py"]  # __main__: ``python -m aiorpatterns``
+    # __main__: ``python -m aiorpatterns``; worker: ``python -m aiorpatterns.worker``
+    assert top == ["__init__.py", "__main__.py", "worker.py"]
     assert _families() == sorted(RANK)
 
 

@@ -100,13 +100,15 @@ async def test_sigterm_past_the_grace_gives_the_task_back_at_once(
     assert task.attempts == 1  # given back uncounted: this is its first run
 
 
-async def test_check_exits_0_while_a_worker_beats_and_1_once_it_stopped(
+async def test_check_exits_0_while_that_worker_beats_and_1_once_it_stopped(
     redis_server: Endpoint, redis_standalone_client: Any
 ) -> None:
-    async def check() -> tuple[int, str]:
+    async def check(name: str = "one") -> tuple[int, str]:
+        # The spelling of the command: python -m aiorpatterns.worker TARGET ...
+        target = [sys.executable, "-m", "aiorpatterns.worker", "tasks:worker"]
         done = await asyncio.to_thread(
             subprocess.run,
-            command("--health-interval", "0.2", "--check"),
+            [*target, "--health-interval", "0.2", "--name", name, "--check"],
             cwd=SERVICE,
             env=environment(redis_server.url, 0.05),
             capture_output=True,
@@ -116,18 +118,20 @@ async def test_check_exits_0_while_a_worker_beats_and_1_once_it_stopped(
         return done.returncode, done.stdout + done.stderr
 
     assert (await check())[0] == 1  # nobody serves yet
-    process = serve(redis_server.url, send_seconds=0.05)
+    process = serve(redis_server.url, "--name", "one", send_seconds=0.05)
     try:
         keys: list[Any] = []
 
         async def beating() -> bool:
-            keys[:] = await redis_standalone_client.keys("aiorp:worker:*:health")
+            keys[:] = await redis_standalone_client.keys("aiorp:worker:*:health:*")
             return bool(keys)
 
         await until(beating, "the first health beat", limit=60)
+        assert keys == [b"aiorp:worker:{emails}:health:one"]
         status, out = await check()
         assert status == 0, out
         assert json.loads(out)["pid"] == process.pid
+        assert (await check("two"))[0] == 1  # another replica's beat answers for it alone
         process.send_signal(signal.SIGTERM)
         assert (await exit_status(process))[0] == 0
     finally:

@@ -1,6 +1,6 @@
 """The worker command: run a :class:`~aiorpatterns.Worker` as a service.
 
-``aiorpatterns worker package.module:attribute`` (or ``python -m aiorpatterns worker …``) imports
+``aiorpatterns worker package.module:attribute`` (or ``python -m aiorpatterns.worker …``) imports
 ``attribute``: a :class:`~aiorpatterns.Worker`, or a function (plain or ``async``) that returns
 one, and serves its queues until SIGTERM or SIGINT. Redis in Action §6.4.1 runs
 ``worker_watch_queue`` in a ``while not QUIT`` loop and leaves the process management to the
@@ -11,10 +11,12 @@ reader; this is that part, as a deployment expects it:
   wait for their visibility timeout), close the clients and exit 0. A second signal while
   stopping is logged and ignored: the grace period bounds the stop.
 - **Health** (``--check``): a serving worker writes a health beat (its pid, host, counts and
-  running handlers as JSON) every ``--health-interval`` seconds, under the key
-  ``<prefix>:worker:{<queues>}:health`` that lives for two intervals and a second.
-  ``aiorpatterns worker TARGET --check`` exits 0 while a beat is alive, else 1: a container
-  health check, or ``ExecStartPost`` of a systemd unit.
+  running handlers as JSON) every ``--health-interval`` seconds, under its own key
+  ``<prefix>:worker:{<queues>}:health:<name>`` that lives for two intervals and a second;
+  ``--name`` defaults to the host name, which a container or a pod makes unique (give each of
+  several workers on one host its own). ``aiorpatterns worker TARGET --check`` (same
+  ``--name``) exits 0 while that worker's beat is alive, else 1, however many other replicas
+  beat: a container health check, or ``ExecStartPost`` of a systemd unit.
 - **Options** override the worker's own: ``--concurrency``, ``--queues`` (serve only these of
   its queues), ``--grace``, ``--log-level``. The startup log names the queues, the handlers and
   the settings, so a misconfigured deployment shows at once.
@@ -58,10 +60,13 @@ class UsageError(Exception):
     """A target or option the command cannot use (exit status 2, with this message)."""
 
 
-def health_key(worker: Worker) -> str:
-    """The key a serving ``worker`` beats on: one per set of queue names (first's keyspace)."""
+def health_key(worker: Worker, name: str) -> str:
+    """The key the serving ``worker`` called ``name`` beats on (its first queue's keyspace).
+
+    Its tag is the set of queue names, so every replica's beat of one deployment shares a slot.
+    """
     names = "+".join(sorted({q.name for q in worker.queues}))
-    return worker.queues[0].keyspace.key("worker", names, "health")
+    return worker.queues[0].keyspace.key("worker", names, "health", name)
 
 
 async def load_worker(target: str) -> Worker:
@@ -103,9 +108,9 @@ def _configure(worker: Worker, args: argparse.Namespace) -> None:
         worker.queues = tuple(by_name[n] for n in dict.fromkeys(names))
 
 
-async def _beat(worker: Worker, interval: float) -> None:
+async def _beat(worker: Worker, key: str, interval: float) -> None:
     """Write the health beat every ``interval`` seconds while serving (a failure is logged)."""
-    key, host, ttl_ms = health_key(worker), socket.gethostname(), int((2 * interval + 1) * 1000)
+    host, ttl_ms = socket.gethostname(), int((2 * interval + 1) * 1000)
     redis = worker.queues[0].redis
     while True:
         stats = worker.stats
@@ -126,17 +131,17 @@ async def _beat(worker: Worker, interval: float) -> None:
         await anyio.sleep(interval)
 
 
-async def _serve(worker: Worker, interval: float) -> int:
+async def _serve(worker: Worker, key: str, interval: float) -> int:
     queues = ", ".join(q.name for q in worker.queues)
     async with anyio.create_task_group() as group:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             await worker.start()
-            group.start_soon(_beat, worker, interval)
+            group.start_soon(_beat, worker, key, interval)
             log.info(
                 "worker %d serving queues [%s] with handlers [%s]: concurrency %d, grace %.1f s, "
                 "health beat every %.1f s at %s",
                 *(os.getpid(), queues, ", ".join(sorted(worker.handlers)), worker.concurrency),
-                *(worker.grace, interval, health_key(worker)),
+                *(worker.grace, interval, key),
             )
             async for signum in signals:
                 log.info(
@@ -161,10 +166,10 @@ async def _ignore_more(signals: Any) -> None:
         log.info("%s: already stopping", signal.Signals(signum).name)
 
 
-async def _check(worker: Worker) -> int:
-    beat = await worker.queues[0].redis.get(health_key(worker))
+async def _check(worker: Worker, key: str) -> int:
+    beat = await worker.queues[0].redis.get(key)
     if beat is None:
-        print(f"no live health beat at {health_key(worker)}", file=sys.stderr)
+        print(f"no live health beat at {key}", file=sys.stderr)
         return UNHEALTHY
     print(beat.decode() if isinstance(beat, bytes) else beat)
     return OK
@@ -175,10 +180,11 @@ async def _run(args: argparse.Namespace) -> int:
     try:
         _configure(worker, args)
         interval = check_seconds(args.health_interval, "--health-interval")
+        key = health_key(worker, check_name(args.name or socket.gethostname(), "--name"))
     except (TypeError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     try:
-        return await (_check(worker) if args.check else _serve(worker, interval))
+        return await (_check(worker, key) if args.check else _serve(worker, key, interval))
     finally:
         for client in {id(q.redis): q.redis for q in worker.queues}.values():
             await client.aclose()
@@ -211,7 +217,12 @@ def _parser() -> argparse.ArgumentParser:
         help=f"seconds between health beats (default {HEALTH_INTERVAL})",
     )
     worker.add_argument(
-        "--check", action="store_true", help="exit 0 if a worker of TARGET beat lately, else 1"
+        "--name",
+        help="this worker's name in its health key (default: the host name; give each of "
+        "several workers on one host its own)",
+    )
+    worker.add_argument(
+        "--check", action="store_true", help="exit 0 if the worker NAME beat lately, else 1"
     )
     return parser
 
