@@ -37,10 +37,13 @@ TABLES = (
     "market",
     "ziplist",
     "ratelimit",
+    "cache",
 )
 #: A benchmark that is not a table of rates (counts of lost tasks): its own arguments, not in
 #: ``all`` (``python -m benchmarks queue-crash --help``).
 CRASH = "queue-crash"
+#: Another (origin calls when many processes miss one cold key): ``cache-stampede --help``.
+STAMPEDE = "cache-stampede"
 
 
 def _clients(text: str) -> tuple[int, ...]:
@@ -64,8 +67,9 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="Reproduce Redis in Action's benchmark tables beside aiorpatterns.",
-        epilog=f"{CRASH}: tasks lost when a worker is SIGKILLed mid-run, a benchmark with "
-        f"arguments of its own (python -m benchmarks {CRASH} --help); not part of all.",
+        epilog=f"{CRASH}: tasks lost when a worker is SIGKILLed mid-run; {STAMPEDE}: origin "
+        "calls when many processes miss one cold key. Benchmarks with arguments of their own "
+        f"(python -m benchmarks {CRASH} --help), not part of all.",
     )
     p.add_argument("table", choices=(*TABLES, "all"), help="which table (or all of them)")
     p.add_argument(
@@ -163,6 +167,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .queue_crash import main as crash_main
 
         return crash_main(given[1:])
+    if given[:1] == [STAMPEDE]:  # the same kind (benchmarks/cache_stampede.py)
+        from .cache_stampede import main as stampede_main
+
+        return stampede_main(given[1:])
     args = parser().parse_args(given)
     if args.processes < 0:
         parser().error("--processes must be 0 or more")

@@ -386,6 +386,8 @@ def goals_of(result: TableResult) -> list[Goal]:
             )
     if name == "queue":
         goals += _queue_goals(rows)
+    if name == "cache":
+        goals += _cache_goals(rows)
     if name == "autocomplete":
         tens = [
             r
@@ -420,6 +422,38 @@ def goals_of(result: TableResult) -> list[Goal]:
                 None if ratio is None else ratio >= 3.0,
             )
         )
+    return goals
+
+
+#: The cache table's peer rows of warm hits.
+CACHE_PEERS = ("cashews", "aiocache")
+
+
+def _cache_goals(rows: Sequence[Row]) -> list[Goal]:
+    """At 10 callers: our best remote hit row ≥ 1.5 times the best peer's, and near-cache hits
+    ≥ 20 times our remote hits."""
+    tens = {r.base: r for r in rows if r.clients == 10}
+    ours = [tens[b] for b in ("aiorpatterns", "aiorpatterns-autopipeline") if b in tens]
+    best = max(ours, key=lambda r: r.ops_per_s, default=None)
+    peers = [tens[b] for b in CACHE_PEERS if b in tens and tens[b].ops_per_s > 0]
+    top = max(peers, key=lambda r: r.ops_per_s, default=None)
+    ratio = best.ops_per_s / top.ops_per_s if best and top else None
+    goals = [
+        Goal(
+            f"10 callers: best aiorpatterns hit row ≥ 1.5{TIMES} the best of cashews, aiocache",
+            f"{_ratio(ratio)} ({best.base if best else DASH} vs {top.base if top else DASH})",
+            None if ratio is None else ratio >= 1.5,
+        )
+    ]
+    near, remote = tens.get("aiorpatterns-near"), tens.get("aiorpatterns")
+    ratio = near.ops_per_s / remote.ops_per_s if near and remote and remote.ops_per_s else None
+    goals.append(
+        Goal(
+            f"10 callers: aiorpatterns-near ≥ 20{TIMES} aiorpatterns (remote hits)",
+            _ratio(ratio),
+            None if ratio is None else ratio >= 20,
+        )
+    )
     return goals
 
 

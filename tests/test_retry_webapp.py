@@ -47,7 +47,7 @@ async def _receipts(client: Any) -> list[Any]:
     return sorted(found, key=repr)
 
 
-@pytest.mark.retry_safe("cache_page_claim", "cache_page_fill")
+@pytest.mark.retry_safe("cache_claim", "cache_store")
 async def test_page_cache_steps_run_twice(redis_client: Any, twice_client: Any) -> None:
     async def scenario(client: Any) -> Any:
         # A short wait: before the fix, a second claim run made the caller wait on its own
@@ -273,7 +273,7 @@ async def losing(
 async def test_a_lost_page_claim_reply_still_releases_by_token(
     redis_client: Any, losing: Callable[..., Awaitable[Any]]
 ) -> None:
-    client = await losing("cache_page_claim")
+    client = await losing("cache_claim")
     pages = PageCache(client, claim_timeout=60)
     with pytest.raises(RedisConnectionError):
         await pages.cache_request(URL, lambda r: "never")

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from aiorpatterns import TaskAbortedError, TaskContext, TaskFailedError
-from aiorpatterns.queues.serializers import JSON, MsgspecJSON
+from aiorpatterns.core.serializers import JSON, MsgspecJSON
 from aiorpatterns.queues.taskqueue import TaskQueue
 from aiorpatterns.queues.worker import Worker
 from tests.helpers import until

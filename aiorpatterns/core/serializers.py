@@ -1,11 +1,11 @@
-"""How task payloads and results become text in Redis, and back.
+"""How values become text in Redis, and back: task payloads and results, cached values.
 
-Redis in Action §6.4.1 queues ``json.dumps([...])`` and its worker ``json.loads`` it. A
-:class:`~aiorpatterns.TaskQueue` does the same by default (:class:`JsonSerializer`) and takes
-any object with ``dumps(value) -> str`` and ``loads(text) -> value`` instead (its
-``serializer=``), for both its payloads and the results it keeps. :class:`MsgspecJSON` is the
-faster option (the same JSON text, encoded and decoded by msgspec: ``pip install msgspec``).
-Text only, never pickle: a queue must never make a worker run code a producer chose.
+Redis in Action §6.4.1 queues ``json.dumps([...])`` and its worker ``json.loads`` it; §2.4
+caches rows as JSON. A :class:`~aiorpatterns.TaskQueue` and a :class:`~aiorpatterns.Cache` do
+the same by default (:class:`JsonSerializer`) and take any object with ``dumps(value) -> str``
+and ``loads(text) -> value`` instead (their ``serializer=``). :class:`MsgspecJSON` is the faster
+option (the same JSON text, encoded and decoded by msgspec: ``pip install msgspec``). Text
+only, never pickle: what one process wrote must never make another run code it chose.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol, runtime_checkable
 
-from ..core.checks import encode_json
+from .checks import encode_json
 
-__all__ = ["JsonSerializer", "MsgspecJSON", "Serializer"]
+__all__ = ["JSON", "JsonSerializer", "MsgspecJSON", "Serializer", "check_serializer"]
 
 
 @runtime_checkable

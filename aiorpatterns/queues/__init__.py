@@ -4,9 +4,9 @@ letters, the worker that runs its tasks, and periodic tasks (Redis in Action §6
 
 from __future__ import annotations
 
+from ..core.serializers import JsonSerializer, MsgspecJSON, Serializer
 from .context import TaskContext
 from .periodic import Cron, Periodic, Scheduler
-from .serializers import JsonSerializer, MsgspecJSON, Serializer
 from .taskqueue import (
     DeadLetter,
     QueueCounts,

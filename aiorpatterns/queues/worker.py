@@ -54,10 +54,10 @@ import anyio
 from ..core.cancellation import best_effort, cancelling
 from ..core.checks import check_callable, check_count, check_seconds, check_wait, text
 from ..core.keys import check_name
+from ..core.serializers import JSON, Serializer
 from ..core.waiting import MAX_WAIT_SLICE
 from ..core.wakeup import stream_wait
 from .context import CONTEXT_PARAMETER, TaskContext, wants_context
-from .serializers import JSON, Serializer
 from .taskqueue import Task, TaskQueue
 
 __all__ = ["Worker", "WorkerStats"]

@@ -9,7 +9,8 @@ predicate. The book's version keys pages by Python's ``hash()``, which is salted
 stampede), never caches an empty page, and caches text only. :class:`PageCache` keys pages by a
 SHA-256 digest, lets one caller render a missing page while the others wait for it (bounded,
 woken by a signal list rather than polling, the waiters of one client sharing one blocked
-connection), and caches empty pages and ``bytes`` pages too.
+connection: the single flight of :mod:`aiorpatterns.cache.flight`, which
+:class:`~aiorpatterns.Cache` uses too), and caches empty pages and ``bytes`` pages too.
 
 §2.4 caches database rows as JSON, refreshed every ``delay`` seconds by ``cache_rows`` workers.
 The book's workers all refresh the same due row (no claim), raise ``TypeError`` when the two
@@ -18,7 +19,8 @@ one worker under a lease, unschedules in one step, and drops diverged entries;
 :class:`RowCacheWorker` is the refresh loop, with ``aclose()`` and ``async with``.
 
 Keys: a page lives under its own hash tag, ``<prefix>:page:{<name>:<digest>}`` (its content)
-with ``…:claim`` and ``…:ready`` beside it, so pages spread over a cluster. The content is a type
+with ``…:claim``, ``…:ready`` and ``…:fresh`` (unused: pages have no soft TTL) beside it, so
+pages spread over a cluster. The content is a type
 marker, ``s`` (text, stored as is) or ``b`` (bytes, stored base64 so that a client made with
 ``decode_responses=True`` reads them back intact), then the page. (0.1 stored bare text under
 ``…:cache:…``; the new kind means a process of either version never reads the other's pages.)
@@ -50,7 +52,8 @@ from urllib.parse import parse_qs, urlparse
 
 from redis.exceptions import RedisError
 
-from ..core.cancellation import best_effort, cancelling, honour_cancel, observe, shielded
+from ..cache.flight import Flight, flight_keys
+from ..core.cancellation import best_effort, cancelling, honour_cancel, observe
 from ..core.checks import (
     MAX_SECONDS,
     AsyncRedis,
@@ -66,7 +69,6 @@ from ..core.checks import (
 )
 from ..core.keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from ..core.scripts import script
-from ..core.wakeup import latch_wait
 from .sessions import Sessions
 
 __all__ = ["PageCache", "RowCache", "RowCacheWorker", "book_can_cache"]
@@ -226,10 +228,6 @@ class PageCache:
         """The key of ``request``'s cached page (its own hash tag)."""
         return self.keyspace.key(self.kind, f"{self.name}:{request_digest(request)}")
 
-    def _keys(self, request: str) -> list[str]:
-        page = self.page_key(request)
-        return [page, f"{page}:claim", f"{page}:ready"]
-
     async def can_cache(self, request: str) -> bool:
         """Return whether ``request``'s page is cached: ``should_cache(request)``, else True.
 
@@ -260,82 +258,42 @@ class PageCache:
         is cancelled hands the claim on at once. Redis in Action §2.3 (``cache_request``).
         """
         check_callable(callback, "callback")
-        keys = self._keys(request)
+        key = self.page_key(request)
         if not await self.can_cache(request):
             return cast("PageT", _page(await _call(callback, request)))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.wait
-        token = secrets.token_hex(16)
-        claim_ms = _ms(self.claim_timeout)
+        flight = Flight(self.redis, flight_keys(key), _ms(self.claim_timeout))
         task, before = cancelling()
-        woken = 0
         while True:
-            reply = await self._claim(keys, token, claim_ms)
-            state = text(reply[0])
+            state, reply = await flight.claim()
             if state == "hit":
-                page = self._decode(keys[0], reply[1])
+                page = self._decode(key, reply)
                 if page is None:  # not ours to read (logged): serve a fresh render
                     return cast("PageT", _page(await _call(callback, request)))
                 return cast("PageT", page)
             if state == "claimed":
-                return cast("PageT", await self._render(keys, token, request, callback))
+                return cast("PageT", await self._render(flight, request, callback))
             honour_cancel(task, before)
             left = deadline - loop.time()
             if left <= 0:
                 # The renderer is too slow.
                 return cast("PageT", _page(await _call(callback, request)))
-            if woken > 1:
-                # Woken, yet still claimed by someone: a stale signal. Do not spin on it.
-                await asyncio.sleep(min(left, _MIN_BLOCK * woken))
-            claim_left = int(reply[1])
-            if claim_left <= 0:
-                continue  # the claim just ended: claim again
-            block = min(left, claim_left / 1000, _MAX_BLOCK)
-            # The ready list is a latch: the waiters of this client share one rotating BLMOVE.
-            signal = await latch_wait(self.redis, keys[2], max(block, _MIN_BLOCK))
-            woken = woken + 1 if signal else 0
-
-    async def _claim(self, keys: list[str], token: str, claim_ms: int) -> Any:
-        """Run the claim shielded: a caller cancelled or failing gives a won claim back."""
-        step = asyncio.ensure_future(
-            script("cache_page_claim")(self.redis, keys, [token, claim_ms])
-        )
-        step.add_done_callback(observe)
-        try:
-            return await asyncio.shield(step)
-        except BaseException:
-            await best_effort(lambda: self._release_if_claimed(step, keys, token))
-            raise
-
-    async def _release_if_claimed(
-        self, step: asyncio.Future[Any], keys: list[str], token: str
-    ) -> None:
-        """Release the claim if the claim's reply said "claimed", or by token if it never came."""
-        try:
-            claimed = text((await step)[0]) == "claimed"
-        except Exception:
-            claimed = True  # the claim may have run on the server: release by token anyway
-        if claimed:
-            await self._finish(keys, token, "release", "")
+            await flight.wait(reply, left)
 
     async def _render(
-        self, keys: list[str], token: str, request: str, callback: Callable[[str], Any]
+        self, flight: Flight, request: str, callback: Callable[[str], Any]
     ) -> str | bytes:
         try:
             content = _page(await _call(callback, request))
         except BaseException:
-            await best_effort(lambda: self._finish(keys, token, "release", ""))
+            await flight.release()
             raise
-        stored = _encode(content)
         # Shielded: a caller cancelled now gets its CancelledError, and the page is still stored
         # and the waiters woken. A fill that fails twice only costs the waiters a render of
         # their own after the claim expires.
-        await shielded(best_effort(lambda: self._finish(keys, token, "fill", stored)))
+        await flight.fill(_encode(content), _ms(self.ttl))
         return content
-
-    async def _finish(self, keys: list[str], token: str, mode: str, content: str | bytes) -> None:
-        args = [token, mode, content, _ms(self.ttl), _ms(self.claim_timeout)]
-        await script("cache_page_fill")(self.redis, keys, args)
 
     def _decode(self, key: str, stored: str | bytes) -> str | bytes | None:
         """The page stored at ``key``, or None (logged) if it is not a page this class wrote."""

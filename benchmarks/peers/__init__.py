@@ -7,10 +7,10 @@ A peer that is not installed makes its row skip with a note; nothing here import
 module level.
 
 Installed as users install them: from PyPI, in the ``peers`` dependency group of
-``pyproject.toml``, which ``uv sync`` installs by default (``pip install coredis limits pottery
-walrus py-redis-semaphore saq[hiredis] streaq taskiq-redis`` outside uv). Every pin below but
-arq's resolves beside redis-py 8.2, so those run in the project's environment (versions as
-locked in ``uv.lock``):
+``pyproject.toml``, which ``uv sync`` installs by default (outside uv: ``pip install coredis
+limits pottery walrus py-redis-semaphore saq[hiredis] streaq taskiq-redis cashews[redis]
+aiocache[redis]``). Every pin below but arq's resolves beside redis-py 8.2, so those run in the
+project's environment (versions as locked in ``uv.lock``):
 
 - ``coredis`` 6.9 (:mod:`.coredis_lock`): ``coredis.patterns.lock.Lock``, on coredis' own
   client (``coredis.Redis`` / ``coredis.RedisCluster``), in the ``lock`` table;
@@ -29,7 +29,11 @@ locked in ``uv.lock``):
 - ``streaq`` 7.2.0 (:mod:`.streaq_queue`): streaQ's ``Worker`` and tasks (on coredis), in the
   ``queue`` table;
 - ``taskiq-redis`` 1.2.4 with ``taskiq`` 0.13.0 (:mod:`.taskiq_queue`): ``RedisStreamBroker``
-  (acks) and taskiq's receiver, in the ``queue`` table.
+  (acks) and taskiq's receiver, in the ``queue`` table;
+- ``cashews[redis]`` 7.6 (:mod:`.cashews_cache`): ``@cache(ttl=...)`` on its Redis backend, in
+  the ``cache`` table and ``cache-stampede``;
+- ``aiocache[redis]`` 0.12.3 (:mod:`.aiocache_cache`): ``@cached`` / ``cached_stampede`` on
+  ``RedisCache``, in the ``cache`` table and ``cache-stampede``.
 
 A peer whose pins clash with ours runs in an environment of its own (:mod:`._isolated`: ``uv
 run --isolated --no-project --with <peer>==<version>``, built from PyPI on first use and cached
