@@ -7,6 +7,11 @@ for the book section behind each one.
 
 from __future__ import annotations
 
+from .cache.store import (
+    Cache,
+    CachedError,
+    CacheStats,
+)
 from .coordination.locks import (
     Lock,
 )
@@ -52,6 +57,7 @@ from .core.scripts import (
     Script,
     script,
 )
+from .core.serializers import JsonSerializer, MsgspecJSON, Serializer
 from .memory.encodings import (
     COMPACT_ENCODINGS,
     CompactLimits,
@@ -71,6 +77,7 @@ from .memory.locations import (
 from .memory.sharding import (
     ShardedHash,
     ShardedList,
+    ShardedSet,
     shard_of,
 )
 from .memory.visitors import (
@@ -100,6 +107,9 @@ from .messaging.inbox import (
 from .ops.config import (
     Config,
     redis_from_config,
+)
+from .ops.connections import (
+    RedisConnections,
 )
 from .ops.counters import (
     PRECISIONS,
@@ -140,7 +150,6 @@ from .queues.periodic import (
     Periodic,
     Scheduler,
 )
-from .queues.serializers import JsonSerializer, MsgspecJSON, Serializer
 from .queues.taskqueue import (
     DeadLetter,
     QueueCounts,
@@ -155,6 +164,7 @@ from .queues.worker import (
 from .scaling.shards import (
     ScatterResult,
     ShardedClients,
+    sharded_from_config,
     sharded_zrangebyscore,
     syndicate,
     zrangebyscore_merged,
@@ -229,6 +239,9 @@ from .webapp.caching import (
     RowCacheWorker,
     book_can_cache,
 )
+from .webapp.expiring import (
+    ExpiringSessions,
+)
 from .webapp.market import (
     Listing,
     Market,
@@ -257,6 +270,9 @@ __all__ = [
     "AutoPipeline",
     "AutoPipelineStats",
     "Autocomplete",
+    "Cache",
+    "CacheStats",
+    "CachedError",
     "ChatBatch",
     "Chats",
     "City",
@@ -268,6 +284,7 @@ __all__ = [
     "Counters",
     "Cron",
     "DeadLetter",
+    "ExpiringSessions",
     "FairSemaphore",
     "Fanout",
     "FanoutConsumer",
@@ -314,6 +331,7 @@ __all__ = [
     "ReadWriteLock",
     "RecentContacts",
     "RecentLog",
+    "RedisConnections",
     "RedisServer",
     "ReentryError",
     "ReplicaNotAttachedError",
@@ -337,6 +355,7 @@ __all__ = [
     "ShardedList",
     "ShardedSearch",
     "ShardedSearchResult",
+    "ShardedSet",
     "ShardsUnavailableError",
     "Social",
     "SocialUser",
@@ -378,6 +397,7 @@ __all__ = [
     "script",
     "server_version",
     "shard_of",
+    "sharded_from_config",
     "sharded_zrangebyscore",
     "slowest",
     "string_to_score",

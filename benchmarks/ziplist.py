@@ -10,6 +10,12 @@ rewrites it). Rows, one client each, ops = elements moved:
   :data:`PIPELINE`;
 - ``book-rpoplpush-100000``: the book's own command, ``RPOPLPUSH``, at the length where its
   numbers collapsed (it is the same operation as ``LMOVE ... RIGHT LEFT``);
+- ``lindex-<length>`` for lengths 1,000, 10,000 and 100,000: the book's
+  ``long_ziplist_index``, ``LINDEX key <length/2>`` (the middle item) in the same pipelines:
+  reading the middle of a long list;
+- ``intset-sadd``: the book's ``long_intset_performance``, ``SADD`` of 1,000 new integers per
+  call to one SET (ops = members added), the set emptied every 1,000 calls (the book's 1,000
+  passes): it starts as an intset and turns into a hashtable past ``set-max-intset-entries``;
 - ``limit``: ``LLEN`` of the 1-item list in the same pipelines, list commands that move
   nothing: the ceiling of one client's pipelines of :data:`PIPELINE` here.
 
@@ -52,6 +58,11 @@ PIPELINE = 100
 _FILL = 10_000
 #: The row the book's own command runs at.
 _BOOK_LENGTH = 100_000
+#: The lengths of the LINDEX rows (``long_ziplist_index``).
+INDEX_LENGTHS = (1_000, 10_000, 100_000)
+#: Integers per SADD, and calls before the set is emptied (``long_intset_performance``).
+_INTSET_BATCH = 1_000
+_INTSET_PASSES = 1_000
 
 
 def list_key(length: int) -> str:
@@ -83,6 +94,7 @@ class RotateWorkload:
         command = {
             "lmove": ("LMOVE", key, key, "RIGHT", "LEFT"),
             "rpoplpush": ("RPOPLPUSH", key, key),
+            "lindex": ("LINDEX", key, self.length // 2),
             "limit": ("LLEN", key),
         }[self.command]
 
@@ -113,13 +125,51 @@ def _variant(length: int, command: str = "lmove") -> Variant:
 
     if command == "limit":
         return Variant("limit", workload, clients=(1,))
+    if command == "lindex":
+        return Variant(f"lindex-{length}", workload, clients=(1,))
     name = f"{'book-rpoplpush' if command == 'rpoplpush' else 'lmove'}-{length}"
     return Variant(name, workload, book={("*", 1): BOOK[length]}, clients=(1,))
 
 
+class IntsetWorkload:
+    """One client: SADD batches of new integers to one SET, emptied every 1,000 calls."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.clients: list[Any] = []
+
+    async def open(self, stats: Sequence[ClientStats]) -> list[Op]:
+        key = f"{BENCH_PREFIX}ziplist:{{intset}}"
+        client = await connect(self.job.target)
+        self.clients.append(client)
+        await client.delete(key)
+        calls = 0
+
+        async def op(deadline: float) -> None:
+            nonlocal calls
+            first = (calls % _INTSET_PASSES) * _INTSET_BATCH
+            if first == 0 and calls:
+                await client.delete(key)  # the book's run ends here; the next one starts
+            calls += 1
+            t = time.perf_counter()
+            added = await client.sadd(key, *range(first, first + _INTSET_BATCH))
+            stats[0].tries += _INTSET_BATCH
+            stats[0].ops += int(added)
+            stats[0].latencies.append(time.perf_counter() - t)
+
+        return [op]
+
+    async def close(self) -> None:
+        for client in self.clients:
+            with contextlib.suppress(Exception):
+                await client.aclose()
+        self.clients.clear()
+
+
 @contextlib.asynccontextmanager
 async def _around_row(conn: Any) -> AsyncIterator[dict[str, Any]]:
-    """After the row: the encoding, length and memory of the list it rotated."""
+    """After the row: the encoding, length and memory of the list it used (the intset row's
+    SET: its cardinality as its length)."""
     extra: dict[str, Any] = {}
     yield extra
     keys = [key async for key in conn.scan_iter(match=f"{BENCH_PREFIX}ziplist:*")]
@@ -130,7 +180,9 @@ async def _around_row(conn: Any) -> AsyncIterator[dict[str, Any]]:
     name = raw.decode() if isinstance(raw, bytes) else raw
     extra["encoding"] = name
     extra["listpack"] = 1 if name == "listpack" else 0
-    extra["length"] = await conn.llen(key)
+    kind = await conn.type(key)
+    is_set = (kind.decode() if isinstance(kind, bytes) else kind) == "set"
+    extra["length"] = await (conn.scard(key) if is_set else conn.llen(key))
     extra["memory_bytes"] = await conn.execute_command("MEMORY", "USAGE", key, "SAMPLES", 0)
 
 
@@ -141,6 +193,8 @@ TABLE = Table(
     variants=(
         *(_variant(n) for n in LENGTHS),
         _variant(_BOOK_LENGTH, "rpoplpush"),
+        *(_variant(n, "lindex") for n in INDEX_LENGTHS),
+        Variant("intset-sadd", IntsetWorkload, clients=(1,)),
         _variant(1, "limit"),
     ),
     references=("lmove-1",),
@@ -151,9 +205,17 @@ TABLE = Table(
         f"RPOPLPUSH) in non-transactional pipelines of {PIPELINE}; latency per pipeline. "
         "listpack = 1 when OBJECT ENCODING is listpack (the JSON has the name under "
         "'encoding'); length and memory bytes (MEMORY USAGE SAMPLES 0) after the row. "
+        "lindex-N = LINDEX of the middle item (long_ziplist_index); intset-sadd = SADD of "
+        f"{_INTSET_BATCH:,} new integers per call (long_intset_performance; ops = members "
+        "added; the encoding is the set's). "
         f"limit = LLEN of the 1-item list, {PIPELINE} per pipeline."
     ),
-    params={"lengths": list(LENGTHS), "pipeline": PIPELINE, "fill_batch": _FILL},
+    params={
+        "lengths": list(LENGTHS),
+        "index_lengths": list(INDEX_LENGTHS),
+        "pipeline": PIPELINE,
+        "fill_batch": _FILL,
+    },
     around_row=_around_row,
     columns=("listpack", "length", "memory_bytes"),
 )

@@ -37,10 +37,12 @@ from aiorpatterns import (
     Articles,
     Autocomplete,
     AutoPipeline,
+    Cache,
     Chats,
     CommonLog,
     Config,
     Counters,
+    ExpiringSessions,
     Fanout,
     Inbox,
     IpLocations,
@@ -61,6 +63,7 @@ from aiorpatterns import (
     ShardedHash,
     ShardedList,
     ShardedSearch,
+    ShardedSet,
     Social,
     Stats,
     StatusStream,
@@ -511,6 +514,32 @@ async def exercise_unique_visitors(client: Redis) -> None:
         assert await visitors.count() == 2
 
 
+async def exercise_cache(client: Redis) -> None:
+    """Cache-aside with a claim, tags, a soft TTL, plain writes; expiring sessions; config
+    clients; a sharded set."""
+    cache = Cache(client, "acl", soft_ttl=30)
+    calls: list[int] = []
+
+    @cache.cached(key="u:{n}", tags=("user:{n}",))
+    async def load(n: int) -> int:
+        calls.append(n)
+        return n * 2
+
+    assert await asyncio.gather(*(load(1) for _ in range(5))) == [2] * 5
+    await cache.invalidate("user:1")
+    assert await load(1) == 2
+    assert calls == [1, 1]
+    await cache.set_many({"a": 1, "b": 2})
+    assert await cache.get_many(["a", "b"]) == {"a": 1, "b": 2}
+    assert await cache.delete("a")
+    sessions = ExpiringSessions(client, "acl", ttl=60)
+    await sessions.update_token("t", "ann", item="x")
+    assert await sessions.add_to_cart("t", "x", count=1)
+    members = ShardedSet(client, "acl", total_elements=100, shard_size=10)
+    assert await members.sadd(7)
+    assert await members.scard() == 1
+
+
 async def exercise_locations(client: Redis) -> None:
     """Set and read user locations, aggregate all and some users."""
     locations = Locations(client, "acl", users_per_shard=4)
@@ -573,6 +602,7 @@ EXERCISES: dict[str, Callable[[Redis], Awaitable[None]]] = {
     "articles": exercise_articles,
     "auto_pipeline": exercise_auto_pipeline,
     "autocomplete": exercise_autocomplete,
+    "cache": exercise_cache,
     "chats": exercise_chats,
     "common_log": exercise_common_log,
     "config": exercise_config,

@@ -30,6 +30,15 @@ def _length(variant: str) -> int:
     return 1 if variant == "limit" else int(variant.rsplit("-", 1)[1])
 
 
+def _check_intset(row: dict[str, Any]) -> None:
+    """long_intset_performance: members added, the set an intset or a hashtable past 512."""
+    assert row["ops"] > 0, row
+    assert row["ops"] % 1000 == 0, "every SADD adds 1,000 new members"
+    assert row["book"] is None
+    assert 0 < row["length"] <= 1_000_000
+    assert row["encoding"] in ("intset", "hashtable", "listpack"), row
+
+
 def _listpack_lists(engine: dict[str, str]) -> bool:
     version = tuple(int(x) for x in re.findall(r"\d+", engine["version"])[:2])
     return engine["name"] == "valkey" or version >= (7, 2)
@@ -44,17 +53,21 @@ def test_ziplist_table_rows(topology: str, request: pytest.FixtureRequest, tmp_p
     assert set(data) >= TOP_KEYS
     assert (data["table"], data["topology"], data["duration"]) == ("ziplist", topology, 0.2)
     assert data["params"]["pipeline"] == table.PIPELINE
-    variants = [f"lmove-{n}" for n in BOOK] + ["book-rpoplpush-100000", "limit"]
+    variants = [f"lmove-{n}" for n in BOOK] + ["book-rpoplpush-100000"]
+    variants += [f"lindex-{n}" for n in table.INDEX_LENGTHS] + ["intset-sadd", "limit"]
     assert [row["variant"] for row in data["rows"]] == variants, "one row each, 1 client"
     new = _listpack_lists(data["engine"])
     for row in data["rows"]:
+        if row["variant"] == "intset-sadd":
+            _check_intset(row)
+            continue
         n = _length(row["variant"])
         assert set(row) >= ROW_KEYS, row
         assert row["clients"] == 1
         assert row["ops"] > 0, row
         assert row["ops"] % table.PIPELINE == 0, "only whole pipelines count"
         assert row["tries"] >= row["ops"]
-        if row["variant"] == "limit":
+        if row["variant"] == "limit" or row["variant"].startswith("lindex"):
             assert row["book"] is None
         else:
             assert int(row["book"]) == BOOK[n]

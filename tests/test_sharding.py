@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from helpers import NO_REDIS
 
-from aiorpatterns.memory.sharding import ShardedHash, ShardedList, shard_of
+from aiorpatterns.memory.sharding import ShardedHash, ShardedList, ShardedSet, shard_of
 
 
 def test_shard_of_is_stable_crc32() -> None:
@@ -79,3 +79,42 @@ async def test_bad_input_before_redis() -> None:
         ShardedList(NO_REDIS, "x", chunk_size=0)
     with pytest.raises(ValueError, match="chunk_size"):
         ShardedList(NO_REDIS, "x", chunk_size=2**63)
+
+
+async def test_book_placement_keeps_sequential_ids_together(redis_client_text: Any) -> None:
+    """§9.2.1 shard_key: a numeric key goes to id // shard_size, any other by CRC-32."""
+    book = ShardedHash(
+        redis_client_text, "ids", total_elements=1000, shard_size=100, placement="book"
+    )
+    for i in range(250):
+        await book.set(i, f"v{i}")
+    assert {book.shard_number(i) for i in range(100)} == {0}
+    assert {book.shard_number(i) for i in range(100, 200)} == {1}
+    assert book.shard_number("250") == 2  # a string of digits is numeric too
+    assert book.shard_number("k7") == shard_of("k7", shards=book.shards)
+    sizes = [await redis_client_text.hlen(book.shard_key(n * 100)) for n in range(3)]
+    assert sizes == [100, 100, 50]
+    assert await book.get(123) == "v123"
+    spread = ShardedHash(redis_client_text, "crc", total_elements=1000, shard_size=100)
+    assert len({spread.shard_number(i) for i in range(100)}) > 1  # CRC-32 spreads ids
+    with pytest.raises(ValueError, match="placement"):
+        ShardedHash(NO_REDIS, "x", total_elements=10, placement="modulo")  # type: ignore[arg-type]
+
+
+async def test_sharded_set(redis_client: Any) -> None:
+    """§9.2.1 shard_sadd: members spread by CRC-32 of "x" + member; small integer sets."""
+    members = ShardedSet(redis_client, "visitors", total_elements=1000, shard_size=100)
+    assert members.shards == 20
+    added = [await members.sadd(i) for i in range(1000)]
+    assert all(added)
+    assert not await members.sadd(5)  # already there
+    assert await members.sismember(999)
+    assert not await members.sismember(1000)
+    assert await members.scard() == 1000
+    assert await members.srem(5)
+    assert await members.scard() == 999
+    shard = members.shard_key(7)
+    assert shard.endswith(f":{zlib.crc32(b'x7') % 20}}}")
+    assert await redis_client.object("encoding", shard) in (b"intset", "intset")
+    with pytest.raises(TypeError):
+        await ShardedSet(NO_REDIS, "s", total_elements=10).sadd(None)  # type: ignore[arg-type]

@@ -23,6 +23,7 @@ from .locations import (
 from .sharding import (
     ShardedHash,
     ShardedList,
+    ShardedSet,
     shard_of,
 )
 from .visitors import (
@@ -43,6 +44,7 @@ __all__ = [
     "Locations",
     "ShardedHash",
     "ShardedList",
+    "ShardedSet",
     "UniqueVisitors",
     "compact_limits",
     "encoding",

@@ -1,4 +1,4 @@
-"""Sharded structures: a HASH spread over small hashes, and a LIST spread over small lists.
+"""Sharded structures: a HASH or a SET spread over small ones, a LIST spread over small lists.
 
 Redis in Action §9.2.1 packs many small values into hashes of about ``shard_size`` fields so
 each stays in the compact encoding; §11.4 spreads one logical list over many small LISTs with
@@ -26,9 +26,11 @@ from ..core.scripts import script
 from ..core.waiting import MAX_WAIT_SLICE, blocking_cap
 from ..core.wakeup import signal_wait
 
-__all__ = ["ShardedHash", "ShardedList", "shard_of"]
+__all__ = ["ShardedHash", "ShardedList", "ShardedSet", "shard_of"]
 
 Side = Literal["left", "right"]
+#: Where a :class:`ShardedHash` puts a key: by CRC-32, or as the book's ``shard_key`` does.
+Placement = Literal["crc32", "book"]
 _SIGNAL_MS = 5000
 
 
@@ -52,6 +54,10 @@ class ShardedHash:
 
     Redis in Action §9.2.1 (``shard_hset``/``shard_hget``). The shard count is fixed by
     ``total_elements``: changing it moves keys, so keep it constant for one hash.
+    ``placement="book"`` is the book's ``shard_key`` exactly: a numeric key (an ``int`` or a
+    string of digits) goes to shard ``key // shard_size``, so sequential ids fill one small hash
+    after another (as many shards as the ids need), any other key to its CRC-32 shard;
+    ``"crc32"`` (the default) spreads every key by its CRC-32.
     """
 
     kind = "shash"
@@ -63,16 +69,27 @@ class ShardedHash:
         *,
         total_elements: int,
         shard_size: int = 512,
+        placement: Placement = "crc32",
         keyspace: Keyspace = DEFAULT_KEYSPACE,
     ) -> None:
         self.redis, self.name, self.keyspace = check_object(redis, name, keyspace)
         total = check_count(total_elements, "total_elements")
-        size = check_count(shard_size, "shard_size")
-        self.shards = max(1, -(-2 * total // size))
+        self.shard_size = check_count(shard_size, "shard_size")
+        if placement not in ("crc32", "book"):
+            raise ValueError(f"placement must be 'crc32' or 'book', not {placement!r}")
+        self.placement = placement
+        self.shards = max(1, -(-2 * total // self.shard_size))
+
+    def shard_number(self, key: str | int) -> int:
+        """The shard of ``key`` (see the class docstring for the two placements)."""
+        field = _field(key)
+        if self.placement == "book" and field.isascii() and field.isdigit():
+            return int(field) // self.shard_size
+        return shard_of(field, shards=self.shards)
 
     def shard_key(self, key: str | int) -> str:
         """Return the Redis key of the shard holding ``key`` (its own hash tag)."""
-        return self.keyspace.key(self.kind, f"{self.name}:{shard_of(key, shards=self.shards)}")
+        return self.keyspace.key(self.kind, f"{self.name}:{self.shard_number(key)}")
 
     async def set(self, key: str | int, value: str | int | float) -> bool:
         """Set ``key`` to ``value``; True if the key is new. Redis in Action §9.2.1."""
@@ -86,6 +103,53 @@ class ShardedHash:
         shard, field = self.shard_key(key), _field(key)
         value = await self.redis.hget(shard, field)
         return None if value is None else text(value)
+
+
+class ShardedSet:
+    """A SET named ``name`` spread over ``ceil(2 * total_elements / shard_size)`` small sets.
+
+    Redis in Action §9.2.1 (``shard_sadd``): a member's shard is the CRC-32 of ``"x"`` and its
+    text (the book's prefix, so numeric members spread instead of filling one shard after
+    another), and each small set of integers stays an intset. Each shard is its own cluster
+    object. ``SADD`` and ``SREM`` of the same member twice leave the state of once.
+    """
+
+    kind = "sset"
+
+    def __init__(
+        self,
+        redis: AsyncRedis,
+        name: str,
+        *,
+        total_elements: int,
+        shard_size: int = 512,
+        keyspace: Keyspace = DEFAULT_KEYSPACE,
+    ) -> None:
+        self.redis, self.name, self.keyspace = check_object(redis, name, keyspace)
+        total = check_count(total_elements, "total_elements")
+        self.shards = max(1, -(-2 * total // check_count(shard_size, "shard_size")))
+
+    def shard_key(self, member: str | int) -> str:
+        """The Redis key of the small set holding ``member`` (its own hash tag)."""
+        number = shard_of("x" + _field(member), shards=self.shards)
+        return self.keyspace.key(self.kind, f"{self.name}:{number}")
+
+    async def sadd(self, member: str | int) -> bool:
+        """Add ``member``; True if it is new. Redis in Action §9.2.1 (``shard_sadd``)."""
+        return bool(await self.redis.sadd(self.shard_key(member), _field(member)))
+
+    async def sismember(self, member: str | int) -> bool:
+        """Whether ``member`` is in the set."""
+        return bool(await self.redis.sismember(self.shard_key(member), _field(member)))
+
+    async def srem(self, member: str | int) -> bool:
+        """Remove ``member``; True if it was there."""
+        return bool(await self.redis.srem(self.shard_key(member), _field(member)))
+
+    async def scard(self) -> int:
+        """How many members, over every shard (one ``SCARD`` each, concurrently)."""
+        keys = [self.keyspace.key(self.kind, f"{self.name}:{n}") for n in range(self.shards)]
+        return sum(await asyncio.gather(*(self.redis.scard(k) for k in keys)))
 
 
 class ShardedList:

@@ -7,6 +7,10 @@ from __future__ import annotations
 from .config import (
     Config,
     redis_from_config,
+    redis_from_settings,
+)
+from .connections import (
+    RedisConnections,
 )
 from .counters import (
     PRECISIONS,
@@ -58,11 +62,13 @@ __all__ = [
     "LogProcessor",
     "LogProgress",
     "RecentLog",
+    "RedisConnections",
     "Sample",
     "Statistics",
     "Stats",
     "process_logs",
     "redis_from_config",
+    "redis_from_settings",
     "slowest",
     "supports_waitaof",
     "wait_for_aof",

@@ -41,7 +41,7 @@ from ..core.checks import (
 )
 from ..core.keys import DEFAULT_KEYSPACE, Keyspace, check_name
 
-__all__ = ["Config", "redis_from_config"]
+__all__ = ["Config", "redis_from_config", "redis_from_settings"]
 
 T = TypeVar("T")
 _ABSENT: Any = object()
@@ -232,6 +232,11 @@ async def redis_from_config(
     settings = await config.get_config("redis", component, wait=wait, expect=dict)
     if settings is None:
         raise LookupError(f"no settings stored for redis component {component!r}")
+    return redis_from_settings(settings, **overrides)
+
+
+def redis_from_settings(settings: dict[str, Any], **overrides: Any) -> Redis:
+    """A new ``redis.asyncio.Redis`` from stored settings (see :func:`redis_from_config`)."""
     options: dict[str, Any] = {**settings, **overrides}
     url = options.pop("url", None)
     if url is not None:

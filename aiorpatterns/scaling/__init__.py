@@ -7,6 +7,7 @@ from __future__ import annotations
 from .shards import (
     ScatterResult,
     ShardedClients,
+    sharded_from_config,
     sharded_zrangebyscore,
     syndicate,
     zrangebyscore_merged,
@@ -23,6 +24,7 @@ __all__ = [
     "ShardedClients",
     "ShardedSearch",
     "ShardedSearchResult",
+    "sharded_from_config",
     "sharded_zrangebyscore",
     "syndicate",
     "to_numeric_key",

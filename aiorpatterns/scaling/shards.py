@@ -49,10 +49,12 @@ from ..core.checks import (
 from ..core.errors import ShardsUnavailableError
 from ..core.keys import DEFAULT_KEYSPACE, check_name
 from ..memory.sharding import shard_of
+from ..ops.connections import RedisConnections
 
 __all__ = [
     "ScatterResult",
     "ShardedClients",
+    "sharded_from_config",
     "sharded_zrangebyscore",
     "syndicate",
     "zrangebyscore_merged",
@@ -197,6 +199,28 @@ class ShardedClients:
 
     def __repr__(self) -> str:
         return f"<ShardedClients shards={len(self.clients)}>"
+
+
+async def sharded_from_config(
+    connections: RedisConnections,
+    component: str,
+    shards: int,
+    *,
+    shard_timeout: float | None = DEFAULT_SHARD_TIMEOUT,
+) -> ShardedClients:
+    """The :class:`ShardedClients` of ``component``'s ``shards`` servers, from stored settings.
+
+    Shard ``i``'s client is ``connections.get(f"{component}:{i}")``: the settings stored with
+    ``Config.set_config("redis", "<component>:<i>", {...})``, built once and rebuilt when they
+    change. Redis in Action §10.2.1-10.2.2 (``get_redis_connection`` reading
+    ``config:redis:<component>``, ``get_sharded_connection`` its ``<component>:<shard>``); call
+    it again to follow a settings change (the shard count itself must stay: changing it moves
+    keys). ``shard_timeout`` is the :class:`ShardedClients` per-shard timeout.
+    """
+    check_name(component, "component")
+    count = check_count(shards, "shards")
+    clients = [await connections.get(f"{component}:{i}") for i in range(count)]
+    return ShardedClients(clients, timeout=shard_timeout)
 
 
 def _bind(call: Callable[[Any], Awaitable[T]], client: Any) -> Callable[[], Awaitable[T]]:

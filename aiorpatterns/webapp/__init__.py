@@ -15,6 +15,9 @@ from .caching import (
     RowCacheWorker,
     book_can_cache,
 )
+from .expiring import (
+    ExpiringSessions,
+)
 from .market import (
     Listing,
     Market,
@@ -27,6 +30,7 @@ from .sessions import (
 __all__ = [
     "Article",
     "Articles",
+    "ExpiringSessions",
     "Listing",
     "Market",
     "PageCache",
