@@ -81,8 +81,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--duration",
         type=_positive,
-        default=0.7,
-        help="seconds per row (default 0.7; the book's rows are 10)",
+        default=0.5,
+        help="seconds per row (default 0.5; the book's rows are 10)",
     )
     p.add_argument("--url", help="use this server instead of starting one (redis:// or unix://)")
     p.add_argument(

@@ -68,6 +68,43 @@ def _key_maker(
     return digest
 
 
+def _binder(
+    signature: inspect.Signature,
+) -> Callable[[tuple[Any, ...], dict[str, Any]], dict[str, Any]]:
+    """A call's arguments by name, defaults included: ``Signature.bind`` and
+    ``apply_defaults``, without their cost on the common call (positional or keyword
+    arguments of a function with neither ``*args`` nor ``**kwargs`` nor keyword-only
+    parameters), which this maps directly; any other call goes through ``bind``."""
+    params = signature.parameters.values()
+    plain = all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params)
+    names = tuple(signature.parameters)
+    known = frozenset(names)
+    defaults = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+
+    def slow(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        call = signature.bind(*args, **kwargs)
+        call.apply_defaults()
+        return dict(call.arguments)
+
+    def fast(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        if len(args) > len(names):
+            return slow(args, kwargs)
+        arguments = dict(zip(names, args, strict=False))  # (fewer args than names: defaults)
+        if kwargs:
+            if not kwargs.keys().isdisjoint(arguments) or not kwargs.keys() <= known:
+                return slow(args, kwargs)  # raises TypeError as the call would
+            arguments.update(kwargs)
+        if len(arguments) < len(names):
+            for name in names:
+                if name not in arguments:
+                    if name not in defaults:
+                        return slow(args, kwargs)
+                    arguments[name] = defaults[name]
+        return arguments
+
+    return fast if plain else slow
+
+
 def cached(
     cache: Cache,
     policy: Policy,
@@ -90,10 +127,10 @@ def cached(
             if unknown:
                 raise ValueError(f"tag {template!r} names {sorted(unknown)}, not arguments")
 
+        arguments_of = _binder(signature)
+
         def bound(*args: Any, **kwargs: Any) -> tuple[str, tuple[str, ...]]:
-            call = signature.bind(*args, **kwargs)
-            call.apply_defaults()
-            arguments = call.arguments
+            arguments = arguments_of(args, kwargs)
             return make_key(arguments), tuple(t.format(**arguments) for t in templates)
 
         @functools.wraps(func)

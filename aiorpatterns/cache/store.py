@@ -32,7 +32,7 @@ import logging
 import random
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ParamSpec, Self, TypeVar
 
 from redis.asyncio.cluster import RedisCluster
@@ -95,18 +95,44 @@ class CacheStats:
     near_hits: int = 0
 
 
-@dataclass(eq=False)
-class _Shared:
-    """One key's lookup in flight in this process, and how many callers await it."""
+#: What a follower gets when the caller it followed was cancelled: look again.
+_RETRY: Any = object()
 
-    #: Set to the stale entry the lookup found, if it found one (followers are served it).
-    stale: asyncio.Future[Entry]
-    task: asyncio.Future[Any] = field(init=False)
-    callers: int = 0
+
+class _Shared:
+    """One key's lookup in flight in this process: its outcome, and a stale entry it found
+    (futures made only once a second caller follows it: a lone caller pays nothing)."""
+
+    __slots__ = ("_done", "_stale")
+
+    def __init__(self) -> None:
+        self._done: asyncio.Future[Any] | None = None
+        self._stale: asyncio.Future[Entry] | None = None
+
+    def futures(self) -> tuple[asyncio.Future[Any], asyncio.Future[Entry]]:
+        """The outcome and the stale entry, as futures a follower waits on."""
+        loop = asyncio.get_running_loop()
+        if self._done is None:
+            self._done = loop.create_future()
+            self._done.add_done_callback(observe)  # followers cancelled meanwhile read nothing
+        if self._stale is None:
+            self._stale = loop.create_future()
+        return self._done, self._stale
 
     def serve_stale(self, entry: Entry) -> None:
-        if not self.stale.done():
-            self.stale.set_result(entry)
+        if self._stale is None:
+            self._stale = asyncio.get_running_loop().create_future()
+        if not self._stale.done():
+            self._stale.set_result(entry)
+
+    def finish(self, value: Any = None, error: BaseException | None = None) -> None:
+        """Hand the outcome to the followers, if any."""
+        if self._done is None or self._done.done():
+            return
+        if error is not None:
+            self._done.set_exception(error)
+        else:
+            self._done.set_result(value)
 
 
 class CachedError(Exception):
@@ -194,6 +220,7 @@ class Cache:
         self.lease = check_seconds(lease, "lease")
         self.default = self._policy(ttl, soft_ttl, jitter, cache_none, (), DEFAULT_ERROR_TTL)
         self.tags_key = keyspace.key(self.kind, name, "tags")
+        self._head = keyspace.tag(self.kind, f"{name}:")[:-1]  # "<prefix>:cache:{<name>:"
         self.stats = CacheStats()
         #: The lookup in flight per entry key, shared by this process' callers.
         self._inflight: dict[str, _Shared] = {}
@@ -219,7 +246,13 @@ class Cache:
 
     def key(self, key: str) -> str:
         """The Redis key of entry ``key`` (its own hash tag)."""
-        return self.keyspace.key(self.kind, f"{self.name}:{_check_key(key)}")
+        return self._entry_key(key)
+
+    def _entry_key(self, key: object) -> str:
+        # Keyspace.key(kind, f"{name}:{key}"), without its checks of the parts known good.
+        if type(key) is not str or not key or "}" in key:
+            _check_key(key)
+        return f"{self._head}{key}}}"
 
     def policy(
         self,
@@ -299,7 +332,7 @@ class Cache:
 
     async def get(self, key: str, default: Any = None) -> Any:
         """The value cached under ``key``, or ``default``; a cached error is raised."""
-        entry, _ = await self._read(flight_keys(self.key(key)), self.default)
+        entry, _ = await self._read(self._entry_key(key), self.default)
         if entry is None:
             self.stats.misses += 1
             return default
@@ -402,78 +435,70 @@ class Cache:
         computer that crashes or hangs costs its ``lease``; one that fails or is cancelled
         hands on at once). ``policy`` (from :meth:`policy`) overrides this cache's defaults.
         The callers of one process share one lookup per key (one read, one claim, one wait: a
-        burst of callers costs one connection); it runs in a task of its own, so a caller
-        cancelled leaves it to the others, and the last one cancelled cancels it.
+        burst of callers costs one connection): the first one looks up, the others follow
+        its outcome (or are served the stale entry it found); if it is cancelled, they look
+        again (one of them leads then).
         """
         check_callable(compute, "compute")
         policy = self.default if policy is None else policy
-        names = check_tags(tags)
-        keys = flight_keys(self.key(key))
-        shared = self._inflight.get(keys[0])
-        if shared is not None:
-            return await self._follow(shared, policy)  # type: ignore[no-any-return]
-        shared = self._inflight[keys[0]] = _Shared(asyncio.get_running_loop().create_future())
-        shared.task = asyncio.ensure_future(self._lookup(keys, compute, names, policy, shared))
-        shared.task.add_done_callback(observe)
-        shared.task.add_done_callback(lambda _: self._drop_inflight(keys[0], shared))
-        return await self._await(shared)  # type: ignore[no-any-return]
-
-    async def _lookup(
-        self,
-        keys: list[str],
-        compute: Callable[[], Awaitable[T]],
-        tags: tuple[str, ...],
-        policy: Policy,
-        shared: _Shared,
-    ) -> T:
-        """Read the entry; if it is missing or stale, claim, wait or compute (see flight.py)."""
-        entry, fresh = await self._read(keys, policy)
-        if entry is not None and fresh:
+        names = check_tags(tags) if tags else ()
+        name = self._entry_key(key)
+        if self.near is not None and (kept := self.near.lookup(name)) is not None:
+            self.stats.near_hits += 1
             self.stats.hits += 1
-            return self._value(entry, policy.errors)  # type: ignore[no-any-return]
-        if entry is not None:
-            shared.serve_stale(entry)  # this process' other callers need not wait for it
-        flight = Flight(self.redis, keys, to_ms(self.lease), soft=policy.soft_ttl is not None)
-        return await self._fly(flight, compute, tags, policy)
+            return self._value(kept, policy.errors)  # type: ignore[no-any-return]
+        while True:
+            shared = self._inflight.get(name)
+            if shared is None:
+                return await self._lead(name, compute, names, policy)
+            found = await self._follow(shared, policy)
+            if found is not _RETRY:
+                return found  # type: ignore[no-any-return]
+
+    async def _lead(
+        self, name: str, compute: Callable[[], Awaitable[T]], tags: tuple[str, ...], policy: Policy
+    ) -> T:
+        """Look ``name`` up for every caller of this process that asks meanwhile (they follow):
+        read it; if it is missing or stale, claim, wait or compute (see flight.py)."""
+        shared = self._inflight[name] = _Shared()
+        try:
+            entry, fresh = await self._read(name, policy)
+            if entry is not None and fresh:
+                self.stats.hits += 1
+                value = self._value(entry, policy.errors)
+            else:
+                if entry is not None:
+                    shared.serve_stale(entry)  # this process' other callers need not wait
+                keys = flight_keys(name)
+                soft = policy.soft_ttl is not None
+                flight = Flight(self.redis, keys, to_ms(self.lease), soft=soft)
+                value = await self._fly(flight, compute, tags, policy)
+        except asyncio.CancelledError:
+            shared.finish(_RETRY)  # the followers go on without this caller
+            raise
+        except BaseException as exc:
+            shared.finish(error=exc)
+            raise
+        else:
+            shared.finish(value)
+            return value  # type: ignore[no-any-return]
+        finally:
+            if self._inflight.get(name) is shared:
+                del self._inflight[name]
 
     async def _follow(self, shared: _Shared, policy: Policy) -> Any:
         """Share a lookup of this process already in flight for the key (one Redis flight
-        per key and process, whatever the number of callers): its value, or the stale entry
-        it found while one caller refreshes it."""
-        self.stats.waits += 1
-        shared.callers += 1
-        stale = shared.stale
-        try:
-            await asyncio.wait((shared.task, stale), return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            self._leave(shared)
-            raise
-        if shared.task.done():
-            return shared.task.result()
-        shared.callers -= 1
-        self.stats.waits -= 1
+        per key and process, whatever the number of callers): its value or error, the stale
+        entry it found while it refreshes it, or :data:`_RETRY` if its caller was cancelled."""
+        done, stale = shared.futures()
+        await asyncio.wait((done, stale), return_when=asyncio.FIRST_COMPLETED)
+        if done.done():
+            found = done.result()
+            if found is not _RETRY:
+                self.stats.waits += 1
+            return found
         self.stats.stale += 1
         return self._value(stale.result(), policy.errors)
-
-    async def _await(self, shared: _Shared) -> Any:
-        shared.callers += 1
-        try:
-            return await asyncio.shield(shared.task)
-        except asyncio.CancelledError:
-            self._leave(shared)
-            raise
-
-    @staticmethod
-    def _leave(shared: _Shared) -> None:
-        """A caller was cancelled: the last one to leave cancels the lookup (its claim goes)."""
-        if not shared.task.done():
-            shared.callers -= 1
-            if shared.callers == 0:
-                shared.task.cancel()
-
-    def _drop_inflight(self, key: str, shared: _Shared) -> None:
-        if self._inflight.get(key) is shared:
-            del self._inflight[key]
 
     async def _fly(
         self,
@@ -557,27 +582,27 @@ class Cache:
 
     # -- mechanics ---------------------------------------------------------------------------
 
-    async def _read(self, keys: Sequence[str], policy: Policy) -> tuple[Entry | None, bool]:
+    async def _read(self, key: str, policy: Policy) -> tuple[Entry | None, bool]:
         """The entry (valid, or None) and whether it is fresh: from the near cache, else in one
         read (two with tags). An entry written with a soft TTL is fresh while its mark lives,
         which is read beside it when the policy has a soft TTL or a near cache may keep it."""
         near = self.near
         if near is not None:
-            kept = near.lookup(keys[0])
+            kept = near.lookup(key)
             if kept is not None:
                 self.stats.near_hits += 1
                 return kept, True
             mark = near.mark()
         if near is None and policy.soft_ttl is None:
-            stored, flag = await self.redis.get(keys[0]), None
+            stored, flag = await self.redis.get(key), None
         else:
-            stored, flag = await self.redis.execute_command("MGET", keys[0], keys[3])
+            stored, flag = await self.redis.execute_command("MGET", key, f"{key}:fresh")
         entry = await self._valid(stored)
         if entry is None:
             return None, False
         fresh = not entry.soft or flag is not None  # (the flag is read whenever it matters)
         if near is not None and fresh:
-            near.keep(keys[0], entry, policy.ttl, mark)
+            near.keep(key, entry, policy.ttl, mark)
         return entry, fresh or policy.soft_ttl is None
 
     async def _valid(self, stored: object) -> Entry | None:
