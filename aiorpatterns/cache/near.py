@@ -38,6 +38,7 @@ from typing import Any
 from redis.asyncio.cluster import RedisCluster
 
 from ..core.autopipeline import AutoPipeline
+from ..core.cancellation import cancelling, honour_cancel
 from ..core.checks import text
 from .entries import Entry
 
@@ -202,8 +203,12 @@ class NearCache:
             await conn.read_response()
             ready.set()
             pinged = False
+            task, before = cancelling()
             while True:
                 message = await conn.read_response(timeout=self.ping_interval)
+                # A cancel landing as the read's timeout fires is swallowed on Python 3.11
+                # (the read answers None): honour it, or aclose() would wait for ever.
+                honour_cancel(task, before)
                 if message is None:  # quiet: is the server still there?
                     if pinged:
                         raise ConnectionError(f"no answer to PING in {self.ping_interval} s")
