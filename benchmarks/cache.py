@@ -35,7 +35,6 @@ from .peers.aiocache_cache import aiocache_cache
 from .peers.cashews_cache import cashews_cache
 from .runner import (
     BENCH_PREFIX,
-    ClientPerCoroutine,
     ClientStats,
     Job,
     Op,
@@ -43,6 +42,7 @@ from .runner import (
     Target,
     Variant,
     connect,
+    pipelined_limit,
 )
 
 __all__ = ["TABLE", "ours_cache"]
@@ -126,22 +126,7 @@ def _row(system: System, *, miss: bool = False) -> Callable[[Job], CachedCalls]:
     return lambda job: CachedCalls(job, system, miss=miss)
 
 
-def _limit(job: Job) -> ClientPerCoroutine:
-    key = BENCH_PREFIX + "limit:cache"
-
-    def make(client: Any, st: ClientStats, _: int) -> Op:
-        async def op(deadline: float) -> None:
-            pipe = client.pipeline(transaction=False)
-            for _ in range(BATCH):
-                pipe.get(key)
-            await pipe.execute()
-            if time.perf_counter() < deadline:
-                st.tries += BATCH
-                st.ops += BATCH
-
-        return op
-
-    return ClientPerCoroutine(job, make)
+_limit = pipelined_limit(BENCH_PREFIX + "limit:cache", lambda pipe, key: pipe.get(key), BATCH)
 
 
 def _ours(**options: bool) -> System:

@@ -58,6 +58,7 @@ from .runner import (
     Table,
     Variant,
     connect,
+    pipelined_limit,
 )
 
 __all__ = ["TABLE"]
@@ -268,22 +269,12 @@ class WorkerWorkload:
         self.clients.clear()
 
 
-def _limit(job: Job) -> ClientPerCoroutine:
-    key = BENCH_PREFIX + "limit:queue"
+def _rpush_lpop(pipe: Any, key: str) -> None:
+    pipe.rpush(key, "1")
+    pipe.lpop(key)
 
-    def make(client: Any, st: ClientStats, _: int) -> Op:
-        async def op(deadline: float) -> None:
-            pipe = client.pipeline(transaction=False)
-            for _ in range(BATCH):
-                pipe.rpush(key, "1")
-                pipe.lpop(key)
-            await pipe.execute()
-            st.tries += BATCH
-            st.ops += BATCH
 
-        return op
-
-    return ClientPerCoroutine(job, make)
+_limit = pipelined_limit(BENCH_PREFIX + "limit:queue", _rpush_lpop, BATCH)
 
 
 async def _prepare(client: Any) -> None:

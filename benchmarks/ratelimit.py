@@ -45,6 +45,7 @@ from .runner import (
     Target,
     Variant,
     connect,
+    pipelined_limit,
 )
 
 if TYPE_CHECKING:
@@ -129,22 +130,7 @@ def _autopipelined(strategy: str) -> Callable[[Job], _AutoPipelined]:
     return lambda job: _AutoPipelined(job, strategy)
 
 
-def _limit(job: Job) -> ClientPerCoroutine:
-    key = BENCH_PREFIX + "limit:ratelimit"
-
-    def make(client: Any, st: ClientStats, _: int) -> Op:
-        async def op(deadline: float) -> None:
-            pipe = client.pipeline(transaction=False)
-            for _ in range(BATCH):
-                pipe.incr(key)
-            await pipe.execute()
-            if time.perf_counter() < deadline:
-                st.tries += BATCH
-                st.ops += BATCH
-
-        return op
-
-    return ClientPerCoroutine(job, make)
+_limit = pipelined_limit(BENCH_PREFIX + "limit:ratelimit", lambda pipe, key: pipe.incr(key), BATCH)
 
 
 # -- memory per key --------------------------------------------------------------------------

@@ -400,6 +400,30 @@ class CountingClient:
         return await self._client.set(name, value, *args, **kwargs)
 
 
+def pipelined_limit(
+    key: str, queue_one: Callable[[Any, str], object], batch: int = 100
+) -> Callable[[Job], ClientPerCoroutine]:
+    """A table's ``limit`` row: each client sends ``batch`` steps (``queue_one(pipe, key)``) per
+    non-transactional pipeline, on its own connection, counted when it ended in time."""
+
+    def workload(job: Job) -> ClientPerCoroutine:
+        def make(client: Any, st: ClientStats, _: int) -> Op:
+            async def op(deadline: float) -> None:
+                pipe = client.pipeline(transaction=False)
+                for _ in range(batch):
+                    queue_one(pipe, key)
+                await pipe.execute()
+                if time.perf_counter() < deadline:
+                    st.tries += batch
+                    st.ops += batch
+
+            return op
+
+        return ClientPerCoroutine(job, make)
+
+    return workload
+
+
 def lease_op(lease: Any, st: ClientStats) -> Op:
     """One try of a lock or semaphore object: acquire with the time left, and release at once.
 
