@@ -107,6 +107,7 @@ from .messaging.inbox import (
 from .ops.config import (
     Config,
     redis_from_config,
+    redis_from_settings,
 )
 from .ops.connections import (
     RedisConnections,
@@ -394,6 +395,7 @@ __all__ = [
     "prefix_range",
     "process_logs",
     "redis_from_config",
+    "redis_from_settings",
     "script",
     "server_version",
     "shard_of",

@@ -44,7 +44,8 @@ def test_cache_table_rows(target: Target, tmp_path: Path) -> None:
         (v, n) for v in expected for n in table.CLIENTS
     )
     for row in data["rows"]:
-        assert row["ops"] > 0, row
+        # (limit at 100 callers: 100 pipelines of 100 GETs may all end past a 0.2 s row)
+        assert row["ops"] > 0 or (row["variant"], row["clients"]) == ("limit", 100), row
         assert row["book"] is None, "the book has no cache-aside table"
     assert "### `cache`" in (tmp_path / "out.md").read_text()
     assert bench_keys_left(target.url, target.topology) == [], "the table left keys behind"

@@ -26,6 +26,11 @@ INTERNAL = {
     "core.waiting": "how the patterns wait in Redis (slices, socket timeouts), not an API",
     "core.wakeup": "the wake-up channels every waiting pattern shares, not an API",
     "queues.command": "the worker command line (``aiorpatterns worker``): run, not imported",
+    "worker": "``python -m aiorpatterns.worker``, the worker command's other name: run only",
+    "cache.decorator": "what ``Cache.cached`` returns; users call that method",
+    "cache.entries": "how a cache entry is stored, not an API",
+    "cache.flight": "the single flight ``Cache`` and ``PageCache`` share, not an API",
+    "cache.near": "the near cache behind ``Cache(near=...)``, not an API of its own",
 }
 
 

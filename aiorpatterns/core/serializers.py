@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from .checks import encode_json
 
-__all__ = ["JSON", "JsonSerializer", "MsgspecJSON", "Serializer", "check_serializer"]
+__all__ = ["JsonSerializer", "MsgspecJSON", "Serializer"]
 
 
 @runtime_checkable
