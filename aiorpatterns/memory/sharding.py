@@ -40,6 +40,12 @@ def _field(key: object) -> str:
     return key if isinstance(key, str) else str(key)
 
 
+def _shard_count(total_elements: object, shard_size: int) -> int:
+    """``ceil(2 * total_elements / shard_size)`` shards, at least one (Redis in Action §9.2.1)."""
+    total = check_count(total_elements, "total_elements")
+    return max(1, -(-2 * total // shard_size))
+
+
 def shard_of(key: str | int, *, shards: int) -> int:
     """Return the shard of ``key``: CRC-32 of its UTF-8 text modulo ``shards``.
 
@@ -73,12 +79,11 @@ class ShardedHash:
         keyspace: Keyspace = DEFAULT_KEYSPACE,
     ) -> None:
         self.redis, self.name, self.keyspace = check_object(redis, name, keyspace)
-        total = check_count(total_elements, "total_elements")
         self.shard_size = check_count(shard_size, "shard_size")
+        self.shards = _shard_count(total_elements, self.shard_size)
         if placement not in ("crc32", "book"):
             raise ValueError(f"placement must be 'crc32' or 'book', not {placement!r}")
         self.placement = placement
-        self.shards = max(1, -(-2 * total // self.shard_size))
 
     def shard_number(self, key: str | int) -> int:
         """The shard of ``key`` (see the class docstring for the two placements)."""
@@ -126,8 +131,7 @@ class ShardedSet:
         keyspace: Keyspace = DEFAULT_KEYSPACE,
     ) -> None:
         self.redis, self.name, self.keyspace = check_object(redis, name, keyspace)
-        total = check_count(total_elements, "total_elements")
-        self.shards = max(1, -(-2 * total // check_count(shard_size, "shard_size")))
+        self.shards = _shard_count(total_elements, check_count(shard_size, "shard_size"))
 
     def shard_key(self, member: str | int) -> str:
         """The Redis key of the small set holding ``member`` (its own hash tag)."""
