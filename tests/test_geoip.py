@@ -24,6 +24,7 @@ from redis.backoff import NoBackoff
 
 from aiorpatterns.core.keys import Keyspace
 from aiorpatterns.core.scripts import script
+from aiorpatterns.memory.sharding import ShardedHash
 from aiorpatterns.ops.geoip import City, IpLocations, check_ranges
 from aiorpatterns.testing.server import free_port
 
@@ -385,3 +386,36 @@ async def test_a_batch_out_of_range_is_refused_before_redis() -> None:
         await index.import_cities([(1, "A", "", "X")], batch=0)
     with pytest.raises(ValueError, match="IPv4 number"):
         await index.find(2**32)
+
+
+# -- §9.2.1: the city table in sharded hashes ------------------------------------------------
+
+
+async def test_sharded_city_table_of_the_book(redis_client_text: Any, tmp_path: Path) -> None:
+    """§9.2.1's sketch: cities in small hashes (id // 1024), ranges as in §5.3."""
+    run = uuid.uuid4().hex[:8]
+    table = ShardedHash(
+        redis_client_text, f"cities-{run}", total_elements=320_000, shard_size=1024,
+        placement="book",
+    )  # fmt: skip
+    index = IpLocations(redis_client_text, f"g{run}", cities=table)
+    blocks = tmp_path / "GeoLiteCity-Blocks.csv"
+    locations = tmp_path / "GeoLiteCity-Location.csv"
+    blocks.write_text(BOOK_BLOCKS)
+    locations.write_bytes(BOOK_LOCATIONS.encode("latin-1"))
+    assert await index.import_ranges_csv(blocks) == 3
+    assert await index.import_cities_csv(locations, encoding="latin-1", batch=2) == 3
+    assert await index.find("1.0.5.1") == City("14409", "Sydney", "02", "AU")
+    assert await index.find("1.0.0.0") == City("17", "", "", "AU")
+    assert await index.find("1.0.8.0") is None
+    # Each city sits in the small hash of its id // 1024, none in the index's own HASH.
+    assert not await redis_client_text.exists(index.cities_key)
+    for city_id in ("17", "49", "14409"):
+        shard = table.shard_key(city_id)
+        assert shard.endswith(f"{{cities-{run}:{int(city_id) // 1024}}}")
+        assert await redis_client_text.hexists(shard, city_id)
+    # A city missing from the table is no city, as with the index's own HASH.
+    await redis_client_text.hdel(table.shard_key("14409"), "14409")
+    assert await index.find("1.0.5.1") is None
+    with pytest.raises(TypeError, match="cities"):
+        IpLocations(NO_REDIS, "x", cities={"17": "[]"})  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import uuid
 import zlib
 from collections import deque
 from typing import Any
@@ -99,6 +100,26 @@ async def test_book_placement_keeps_sequential_ids_together(redis_client_text: A
     assert len({spread.shard_number(i) for i in range(100)}) > 1  # CRC-32 spreads ids
     with pytest.raises(ValueError, match="placement"):
         ShardedHash(NO_REDIS, "x", total_elements=10, placement="modulo")  # type: ignore[arg-type]
+
+
+async def test_set_many_writes_one_hset_per_shard(redis_client_text: Any) -> None:
+    """set_many: every pair lands in its shard; the count is of new keys; input checked first."""
+    book = ShardedHash(
+        redis_client_text, f"many-{uuid.uuid4().hex[:6]}", total_elements=1000, shard_size=100,
+        placement="book",
+    )  # fmt: skip
+    assert await book.set_many([(i, f"v{i}") for i in range(250)]) == 250
+    assert await book.set_many([(5, "five"), ("k", 1.5), (300, 3)]) == 2
+    assert [await book.get(k) for k in (5, 199, "k", 300)] == ["five", "v199", "1.5", "3"]
+    beside = book.shard_number("k") == 1  # "k" goes by CRC-32, maybe into shard 1
+    assert await redis_client_text.hlen(book.shard_key(150)) == 100 + beside
+    assert await book.set_many([]) == 0
+    with pytest.raises(TypeError, match="value"):
+        await book.set_many([(1, "ok"), (2, None)])  # type: ignore[list-item]
+    assert await book.get(1) == "v1"  # nothing of the refused call was written
+    for bad in ("ab", [(1,)], [[1, "x"]], 7):
+        with pytest.raises(TypeError, match="items"):
+            await ShardedHash(NO_REDIS, "x", total_elements=10).set_many(bad)  # type: ignore[arg-type]
 
 
 async def test_sharded_set(redis_client: Any) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 import zlib
+from collections.abc import Iterable
 from typing import Literal
 
 from ..core.cancellation import best_effort, cancelling, honour_cancel, observe, shielded
@@ -38,6 +39,12 @@ def _field(key: object) -> str:
     if isinstance(key, bool) or not isinstance(key, str | int):
         raise TypeError(f"key must be a str or int, not {type(key).__name__}")
     return key if isinstance(key, str) else str(key)
+
+
+def _check_value(value: object) -> str | int | float:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise TypeError(f"value must be a str, int or float, not {type(value).__name__}")
+    return value
 
 
 def _shard_count(total_elements: object, shard_size: int) -> int:
@@ -99,15 +106,37 @@ class ShardedHash:
     async def set(self, key: str | int, value: str | int | float) -> bool:
         """Set ``key`` to ``value``; True if the key is new. Redis in Action §9.2.1."""
         shard = self.shard_key(key)
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise TypeError(f"value must be a str, int or float, not {type(value).__name__}")
-        return bool(await self.redis.hset(shard, _field(key), value))
+        return bool(await self.redis.hset(shard, _field(key), _check_value(value)))
 
     async def get(self, key: str | int) -> str | None:
         """Return the value of ``key``, or None. Redis in Action §9.2.1."""
         shard, field = self.shard_key(key), _field(key)
         value = await self.redis.hget(shard, field)
         return None if value is None else text(value)
+
+    async def set_many(self, items: Iterable[tuple[str | int, str | int | float]]) -> int:
+        """Set every ``(key, value)`` pair; return how many keys were new.
+
+        All pairs are checked before anything is written, then one pipeline sends one
+        ``HSET`` per shard (each shard's fields at once). Not atomic across shards; setting
+        the same pairs again leaves the same state. Redis in Action §9.2.1 (the sharded
+        ``import_cities_to_redis``).
+        """
+        if isinstance(items, str | bytes) or not isinstance(items, Iterable):
+            raise TypeError("items must be an iterable of (key, value) pairs")
+        by_shard: dict[str, dict[str, str | int | float]] = {}
+        for pair in items:
+            if not isinstance(pair, tuple) or len(pair) != 2:
+                raise TypeError("items must be (key, value) pairs")
+            key, value = pair
+            _check_value(value)
+            by_shard.setdefault(self.shard_key(key), {})[_field(key)] = value
+        if not by_shard:
+            return 0
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shard, mapping in by_shard.items():
+                pipe.hset(shard, mapping=mapping)
+            return sum(int(n) for n in await pipe.execute())
 
 
 class ShardedSet:

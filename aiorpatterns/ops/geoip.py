@@ -47,14 +47,14 @@ import os
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, Protocol, runtime_checkable
 
 from ..core.cancellation import best_effort, cancelling, honour_cancel
 from ..core.checks import AsyncRedis, check_count, check_object, encode_json, text
 from ..core.keys import DEFAULT_KEYSPACE, Keyspace
 from ..core.scripts import script
 
-__all__ = ["City", "IpLocations", "IpRange"]
+__all__ = ["City", "CityTable", "IpLocations", "IpRange"]
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 #: Rows written per round trip while importing.
@@ -353,20 +353,54 @@ def _check_source(source: object) -> None:
 # -- the index ------------------------------------------------------------------------------------
 
 
+@runtime_checkable
+class CityTable(Protocol):
+    """Where :class:`IpLocations` keeps its cities instead of its own HASH (``cities=``).
+
+    :class:`aiorpatterns.memory.sharding.ShardedHash` is one: Redis in Action §9.2.1 keeps the
+    city table of §5.3 in small sharded hashes (``shard_hset(conn, 'cityid2city:', city_id,
+    ..., TOTAL_SIZE, SHARD_SIZE)``) so each stays in the compact encoding.
+    """
+
+    async def get(self, key: str) -> str | None:
+        """Return the JSON ``[city, region, country]`` of city ``key``, or None."""
+
+    async def set_many(self, items: Iterable[tuple[str, str]]) -> int:
+        """Store every ``(city id, JSON)`` pair."""
+
+
 class IpLocations:
     """IP ranges and cities named ``name``: import them, then find the city of an address.
 
     Redis in Action §5.3. Every key shares the hash tag ``{name}``, so imports and lookups run
     unchanged on Redis Cluster (one index lives on one node). The client is the caller's and is
     never closed here.
+
+    ``cities``, a :class:`CityTable` such as a ``ShardedHash(redis, "cities", total_elements=
+    320_000, shard_size=1024, placement="book")``, holds the cities instead of the index's own
+    HASH: the sharded IP lookup of Redis in Action §9.2.1. A lookup then takes two round trips
+    (the range, then the city), and an import of cities writes into the table in place (the
+    book's way: a reader may meet a city of the old import or the new one, never half a city;
+    ids absent from the new data stay until the table is cleared by its owner).
     """
 
     kind = "geoip"
 
     def __init__(
-        self, redis: AsyncRedis, name: str = "default", *, keyspace: Keyspace = DEFAULT_KEYSPACE
+        self,
+        redis: AsyncRedis,
+        name: str = "default",
+        *,
+        keyspace: Keyspace = DEFAULT_KEYSPACE,
+        cities: CityTable | None = None,
     ) -> None:
         self.redis, self.name, self.keyspace = check_object(redis, name, keyspace)
+        if cities is not None and not isinstance(cities, CityTable):
+            raise TypeError(
+                "cities must be None or a table with async get() and set_many() "
+                f"(such as a ShardedHash), not {type(cities).__name__}"
+            )
+        self.cities = cities
         self.ranges_key = keyspace.key(self.kind, name, "ranges")
         self.cities_key = keyspace.key(self.kind, name, "cities")
 
@@ -387,6 +421,8 @@ class IpLocations:
         if found is None:
             return None
         city_id, raw = found
+        if self.cities is not None:
+            raw = await self.cities.get(city_id)
         if raw is None:
             return None
         try:
@@ -435,10 +471,7 @@ class IpLocations:
         """
         size = check_count(batch, "batch")
         cities = check_cities(rows)
-        items = [
-            (c.id, encode_json([c.city, c.region, c.country], "city")) for c in cities.values()
-        ]
-        return await self._replace(self.cities_key, "cities", items, size)
+        return await self._store_cities(cities, size)
 
     async def import_ranges_csv(
         self,
@@ -481,13 +514,22 @@ class IpLocations:
         _check_source(source)
         size = check_count(batch, "batch")
         cities = await asyncio.to_thread(_cities_from_csv, source, _check_encoding(encoding))
+        return await self._store_cities(cities, size)
+
+    async def _store_cities(self, cities: dict[str, City], batch: int) -> int:
         items = [
             (c.id, encode_json([c.city, c.region, c.country], "city")) for c in cities.values()
         ]
-        return await self._replace(self.cities_key, "cities", items, size)
+        if self.cities is None:
+            return await self._replace(self.cities_key, "cities", items, batch)
+        task, before = cancelling()
+        for first in range(0, len(items), batch):
+            await self.cities.set_many(items[first : first + batch])
+            honour_cancel(task, before)  # a swallowed cancel stops the import here
+        return len(items)
 
     async def clear(self) -> None:
-        """Delete every range and city of the index."""
+        """Delete every range and city of the index (a ``cities`` table is left to its owner)."""
         await self.redis.delete(self.ranges_key, self.cities_key)
 
     async def _replace(self, live: str, part: str, items: Sequence[Any], batch: int) -> int:
