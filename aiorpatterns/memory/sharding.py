@@ -18,7 +18,7 @@ import asyncio
 import uuid
 import zlib
 from collections.abc import Iterable
-from typing import Literal
+from typing import Any, Literal
 
 from ..core.cancellation import best_effort, cancelling, honour_cancel, observe, shielded
 from ..core.checks import AsyncRedis, check_count, check_object, check_wait, text
@@ -124,7 +124,7 @@ class ShardedHash:
         """
         if isinstance(items, str | bytes) or not isinstance(items, Iterable):
             raise TypeError("items must be an iterable of (key, value) pairs")
-        by_shard: dict[str, dict[str, str | int | float]] = {}
+        by_shard: dict[str, dict[Any, Any]] = {}
         for pair in items:
             if not isinstance(pair, tuple) or len(pair) != 2:
                 raise TypeError("items must be (key, value) pairs")
