@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -16,6 +16,7 @@ from retrysafe import TwiceCluster, TwiceRedis
 
 from aiorpatterns.core.keys import DEFAULT_KEYSPACE
 from aiorpatterns.testing.pytest_plugin import Endpoint
+from aiorpatterns.testing.server import RedisServer
 
 
 @pytest.fixture
@@ -70,6 +71,37 @@ def endpoint(request: pytest.FixtureRequest) -> tuple[Endpoint, str]:
     if found.server is None:
         pytest.skip("the server is external (REDIS_URL / REDIS_CLUSTER_URL): cannot restart it")
     return found, topology
+
+
+@pytest.fixture(scope="session")
+def extra_servers() -> Iterator[list[RedisServer]]:
+    """Two more standalone servers of the run: the other shards of client-side sharding tests."""
+    servers: list[RedisServer] = []
+    try:
+        for _ in range(2):
+            servers.append(RedisServer().start())
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+@pytest.fixture
+async def shard_clients(
+    request: pytest.FixtureRequest, redis_client: Any, extra_servers: list[RedisServer]
+) -> AsyncIterator[list[Any]]:
+    """Three shard clients: three servers (standalone), or the cluster client three times."""
+    if request.node.callspec.params["redis_client"] == "cluster":
+        yield [redis_client] * 3
+        return
+    extras = [Redis.from_url(s.url) for s in extra_servers]
+    try:
+        for extra in extras:
+            await extra.flushall()
+        yield [redis_client, *extras]
+    finally:
+        for extra in extras:
+            await extra.aclose()
 
 
 _LOAD = pytest.StashKey[list["subprocess.Popen[bytes]"]]()

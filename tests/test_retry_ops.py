@@ -219,6 +219,23 @@ async def test_visitors_count_a_visitor_once(redis_client: Any, twice_client: An
     assert seen[-1] == 6
 
 
+@pytest.mark.retry_safe("visitors_shard_add", "visitors_total")
+async def test_visitors_on_servers_count_a_visitor_once(
+    redis_client: Any, twice_client: Any
+) -> None:
+    """§10.3.2: the shard's SADD and the counter's size report, each sent twice."""
+    sessions = [uuid.UUID(int=(i + 1) << 68 | 9) for i in range(8)]
+
+    async def scenario(client: Any) -> Any:
+        # The shard "servers" are this client twice: the scripts run as on two servers.
+        visitors = UniqueVisitors(client, "sv", expected=64, shard_size=8, servers=[client] * 2)
+        seen = [await visitors.count_visit(s, "2026-01-01") for s in sessions + sessions[:3]]
+        return [*seen, await visitors.count("2026-01-01"), await visitors.sync("2026-01-01")]
+
+    seen = await assert_retry_safe(redis_client, twice_client, scenario)
+    assert seen == [True] * 8 + [False] * 3 + [8, 8]
+
+
 @pytest.mark.parametrize("lost", [1, 2, 4])
 async def test_log_processor_batch_whose_exec_reply_is_lost_counts_once(
     new_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lost: int

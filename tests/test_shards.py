@@ -13,7 +13,7 @@ import contextlib
 import math
 import uuid
 import zlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -53,37 +53,6 @@ def text(value: Any) -> str:
 def dead_client() -> Redis:
     """A client on a port nothing listens on: any Redis call raises ConnectionError at once."""
     return Redis(host="127.0.0.1", port=free_port(), retry=Retry(NoBackoff(), 0))
-
-
-@pytest.fixture(scope="module")
-def extra_servers() -> Iterator[list[RedisServer]]:
-    """Two more standalone servers (shards 1 and 2 beside the session server)."""
-    servers: list[RedisServer] = []
-    try:
-        for _ in range(2):
-            servers.append(RedisServer().start())
-        yield servers
-    finally:
-        for server in servers:
-            server.stop()
-
-
-@pytest.fixture
-async def shard_clients(
-    request: pytest.FixtureRequest, redis_client: Any, extra_servers: list[RedisServer]
-) -> AsyncIterator[list[Any]]:
-    """Three shard clients: three servers (standalone), or the cluster client three times."""
-    if request.node.callspec.params["redis_client"] == "cluster":
-        yield [redis_client] * 3
-        return
-    extras = [Redis.from_url(s.url) for s in extra_servers]
-    try:
-        for extra in extras:
-            await extra.flushall()
-        yield [redis_client, *extras]
-    finally:
-        for extra in extras:
-            await extra.aclose()
 
 
 def make_search(clients: list[Any], **options: Any) -> ShardedSearch:

@@ -22,6 +22,8 @@ from redis.backoff import NoBackoff
 from redis.crc import key_slot
 
 from aiorpatterns.core.keys import Keyspace
+from aiorpatterns.core.scripts import script
+from aiorpatterns.memory.sharding import shard_of
 from aiorpatterns.memory.visitors import (
     HLL_STANDARD_ERROR,
     UniqueVisitors,
@@ -266,3 +268,104 @@ def test_bad_construction_is_rejected(kwargs: dict[str, Any], error: type[Except
 def test_numbers_out_of_range_are_refused(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         UniqueVisitors(NO_REDIS, **kwargs)
+
+
+# -- §10.3.2: the day's shards on several servers, the counter on another ----------------------
+
+
+async def _held(clients: list[Any], visitors: UniqueVisitors, day: str) -> list[int]:
+    """How many ids each shard server holds for ``day`` (over every shard key it has)."""
+    prefix = visitors.count_key(day).removesuffix(":count") + ":shard:"
+    held = []
+    for client in dict.fromkeys(clients):  # the cluster topology repeats one client
+        keys = [k for k in await keys_of(client) if k.startswith(prefix)]
+        keys = [k for k in keys if k.removeprefix(prefix).isdigit()]  # not the receipts
+        held.append(sum([await client.scard(k) for k in keys]))
+    return held
+
+
+async def test_book_count_visit_over_servers(redis_client: Any, shard_clients: list[Any]) -> None:
+    """The book's test_count_visit: 100 visits, the shards' SCARDs sum to 100, counter 100."""
+    counter, servers = shard_clients[0], shard_clients[1:]
+    visitors = UniqueVisitors(counter, "book", expected=1000, shard_size=128, servers=servers)
+    day = "2024-06-01"
+    for _ in range(100):
+        assert await visitors.count_visit(str(uuid.uuid4()), day)
+    assert await visitors.count(day) == 100
+    held = await _held(servers, visitors, day)
+    assert sum(held) == 100
+    if len(held) == 2:  # standalone: two shard servers of their own, each holding some
+        assert min(held) > 0
+        assert await _shard_total(counter, visitors, dt.date(2024, 6, 1)) == 0
+    assert int(await counter.get(visitors.expected_key(day))) == 2048
+    for shard in range(visitors.shards(2048)):
+        key = visitors.shard_key(day, 0, 2048).rsplit(":", 1)[0] + f":{shard}"
+        assert visitors.server_for(key) is servers[shard_of(key, shards=len(servers))]
+
+
+async def test_concurrent_duplicate_visits_over_servers(shard_clients: list[Any]) -> None:
+    counter, servers = shard_clients[0], shard_clients[1:]
+    visitors = UniqueVisitors(counter, "dup", expected=200, shard_size=16, servers=servers)
+    pool = [str(uuid.uuid4()) for _ in range(200)]
+    seen: set[str] = set()
+    news: list[str] = []
+
+    async def browse(rng: random.Random) -> None:
+        for session in rng.choices(pool, k=40):
+            seen.add(session)
+            if await visitors.count_visit(session, DAY):
+                news.append(session)
+
+    await asyncio.gather(*(browse(random.Random(seed)) for seed in range(20)))
+    assert await visitors.count(DAY) == len(seen)
+    assert sorted(news) == sorted(seen)  # each visitor was new exactly once
+    assert sum(await _held(servers, visitors, DAY.isoformat())) == len(seen)
+
+
+async def test_a_visit_cut_off_between_servers_is_counted_later(shard_clients: list[Any]) -> None:
+    """A crash after the shard's SADD, before the counter heard of it: sync or the next new
+    visitor of that shard counts it; nothing is ever counted twice."""
+    counter, servers = shard_clients[0], shard_clients[1:]
+    visitors = UniqueVisitors(counter, "cut", expected=4, shard_size=16, servers=servers)
+    day = "2024-07-01"
+    assert visitors.shards(8) == 1  # expected 2 ** ceil(log2(6)) = 8: one shard
+    for _ in range(3):
+        await visitors.count_visit(uuid.uuid4(), day)
+    # What a process that died between the two servers leaves: the id in its shard only.
+    lost = visitor_id(uuid.uuid4())
+    shard = visitors.shard_key(day, lost, 8)
+    await script("visitors_shard_add")(visitors.server_for(shard), [shard], [lost, 60, "t1"])
+    assert await visitors.count(day) == 3
+    assert await visitors.sync(day) == 4
+    assert await visitors.sync(day) == 4  # reported twice: no change
+    # Again, and this time the next new visitor of the shard carries the size along.
+    lost = visitor_id(uuid.uuid4())
+    await script("visitors_shard_add")(visitors.server_for(shard), [shard], [lost, 60, "t2"])
+    assert await visitors.count_visit(uuid.uuid4(), day)
+    assert await visitors.count(day) == 6
+
+
+async def test_cancelled_visits_over_servers_never_overcount(shard_clients: list[Any]) -> None:
+    counter, servers = shard_clients[0], shard_clients[1:]
+    visitors = UniqueVisitors(counter, "cancel", expected=100, shard_size=8, servers=servers)
+    day = "2024-08-01"
+    rng = random.Random(5)
+    for _ in range(40):
+        task = asyncio.create_task(visitors.count_visit(uuid.uuid4(), day))
+        for _ in range(rng.randrange(6)):
+            await asyncio.sleep(0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    held = sum(await _held(servers, visitors, day))
+    assert await visitors.count(day) <= held
+    assert await visitors.sync(day) == held
+
+
+async def test_servers_option_is_checked() -> None:
+    with pytest.raises(ValueError, match="servers"):
+        UniqueVisitors(NO_REDIS, "x", servers=[])
+    with pytest.raises(ValueError, match="mode"):
+        UniqueVisitors(NO_REDIS, "x", servers=[NO_REDIS], mode="approximate")
+    with pytest.raises(TypeError, match="servers"):
+        UniqueVisitors(NO_REDIS, "x", servers="redis://localhost")  # type: ignore[arg-type]

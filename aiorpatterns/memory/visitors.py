@@ -24,8 +24,19 @@ found a new visitor also keeps that answer under a token made once per call (a r
 answers "new". Repeat visits write no receipt; approximate mode holds its 12 KiB per day plus
 the receipts of the last two minutes' new visitors.
 
+**Shards on several servers** (Redis in Action §10.3.2): with ``servers=`` (a list of clients,
+or a :class:`aiorpatterns.scaling.shards.ShardedClients`), each SET shard lives on the server
+its key's CRC-32 picks, and the counter and expected count on ``redis`` (the book's ``unique``
+server). No step spans two servers, so the book's SADD-then-INCR becomes: the SADD on the
+shard's server answers the shard's new size, and the counter server takes that size as the
+shard's share of the count (``…:sizes``, a HASH shard -> size; the count moves by the rise). A
+size reported twice, late or out of order changes nothing, so a retry never overcounts; a
+visit interrupted between the two servers is counted by the shard's next new visitor, or by
+:meth:`UniqueVisitors.sync`. A repeat visit is one round trip, a new one two.
+
 Keys, for day ``D`` (ISO ``YYYY-MM-DD``, UTC by default): ``<prefix>:unique:{<name>:D}:count``
-(STRING), ``…:expected`` (STRING), ``…:shard:<n>`` (SET of ids) and, approximate, ``…:hll``.
+(STRING), ``…:expected`` (STRING), ``…:shard:<n>`` (SET of ids), with ``servers=`` ``…:sizes``
+(HASH) and, approximate, ``…:hll``.
 """
 
 from __future__ import annotations
@@ -34,6 +45,7 @@ import datetime as dt
 import hashlib
 import math
 import uuid
+from collections.abc import Iterable
 from typing import Literal
 
 from ..core.checks import AsyncRedis, check_client, check_count, check_keyspace, check_seconds, text
@@ -102,6 +114,17 @@ def _day(value: object) -> str:
         raise ValueError(f"day must be an ISO date 'YYYY-MM-DD', got {value!r}") from None
 
 
+def _servers(servers: object) -> tuple[AsyncRedis, ...]:
+    if servers is None:
+        return ()
+    if isinstance(servers, str | bytes) or not isinstance(servers, Iterable):
+        raise TypeError("servers must be None or a sequence of redis.asyncio clients")
+    found = tuple(check_client(client) for client in servers)
+    if not found:
+        raise ValueError("servers must hold at least one client (or be None)")
+    return found
+
+
 class UniqueVisitors:
     """Daily unique-visitor counts named ``name`` (Redis in Action §9.2.2, §10.3.2).
 
@@ -123,6 +146,7 @@ class UniqueVisitors:
         mode: Mode = "exact",
         shard_size: int = SHARD_SIZE,
         retention: float = RETENTION,
+        servers: Iterable[AsyncRedis] | None = None,
     ) -> None:
         check_name(name)
         check_keyspace(keyspace)
@@ -137,6 +161,9 @@ class UniqueVisitors:
         self.expected = check_count(expected, "expected")
         self.shard_size = check_count(shard_size, "shard_size")
         self.retention = math.ceil(check_seconds(retention, "retention") or 0)
+        self.servers = _servers(servers)
+        if self.servers and mode != "exact":
+            raise ValueError("servers= spreads the SET shards of mode='exact'; drop one of them")
         self._expected: dict[str, int] = {}
 
     def _key(self, day: str, part: str) -> str:
@@ -158,10 +185,23 @@ class UniqueVisitors:
         """The number of SET shards of a day whose expected count is ``expected``."""
         return max(1, -(-2 * check_count(expected, "expected") // self.shard_size))
 
+    def sizes_key(self, day: dt.date | str | None = None) -> str:
+        """The HASH (shard number -> size) behind the count of ``day`` with ``servers=``."""
+        return self._key(_day(day), "sizes")
+
     def shard_key(self, day: dt.date | str | None, visitor: int, expected: int) -> str:
         """The SET shard holding the 60-bit id ``visitor`` on ``day``."""
         shard = shard_of(f"x{visitor}", shards=self.shards(expected))
         return self._key(_day(day), f"shard:{shard}")
+
+    def server_for(self, shard_key: str) -> AsyncRedis:
+        """The client of the server holding ``shard_key`` (``redis`` without ``servers=``).
+
+        Redis in Action §10.3.2 (``get_sharded_connection('unique', shard_key, ...)``).
+        """
+        if not self.servers:
+            return self.redis
+        return self.servers[shard_of(shard_key, shards=len(self.servers))]
 
     async def count_visit(
         self, session_id: str | uuid.UUID, day: dt.date | str | None = None
@@ -180,6 +220,8 @@ class UniqueVisitors:
         expected = self._expected.get(iso)
         if expected is None:
             expected = await self._derive_expected(iso)
+        if self.servers:
+            return await self._count_on_servers(iso, visitor, expected, token)
         add = script("visitors_add")
         while True:
             keys = [
@@ -196,6 +238,57 @@ class UniqueVisitors:
             expected = int(text(stored))
             self._remember(iso, expected)
 
+    async def _count_on_servers(self, iso: str, visitor: int, expected: int, token: str) -> bool:
+        """The visit with shards on ``servers``: SADD there, then the shard's size here."""
+        while True:
+            shard = self.shard_key(iso, visitor, expected)
+            args = [visitor, self.retention, token]
+            new, size = await script("visitors_shard_add")(self.server_for(shard), [shard], args)
+            if not int(new):
+                return False
+            stored = await self._report(iso, expected, shard, int(size))
+            if stored is None:
+                self._remember(iso, expected)
+                return True
+            # The counter server holds another day size (a flush, a rival): the shard moves.
+            expected = stored
+            self._remember(iso, expected)
+
+    async def _report(self, iso: str, expected: int, shard: str, size: int) -> int | None:
+        """Give the counter server a shard's size; the stored expected count if it differs."""
+        keys = [self._key(iso, "count"), self._key(iso, "expected"), self._key(iso, "sizes")]
+        number = shard.rsplit(":", 1)[1]
+        args = [number, size, expected, self.retention]
+        code, stored = await script("visitors_total")(self.redis, keys, args)
+        return None if int(code) >= 0 else int(text(stored))
+
+    async def sync(self, day: dt.date | str | None = None) -> int:
+        """Report every SET shard's size of ``day`` to the counter; return the day's count.
+
+        With ``servers=``, a visit cut off between the shard's server and the counter's (a
+        crash, a cancel) is counted by the next new visitor of its shard; this counts it now,
+        for a day whose visits are over. One ``SCARD`` per shard. Without ``servers=`` the
+        count is always whole and this only reads it.
+        """
+        iso = _day(day)
+        stored = await self.redis.get(self._key(iso, "expected"))
+        if not self.servers or stored is None:
+            return await self.count(iso)
+        expected = int(text(stored))
+        by_server: dict[int, list[str]] = {}
+        for n in range(self.shards(expected)):
+            key = self._key(iso, f"shard:{n}")
+            by_server.setdefault(shard_of(key, shards=len(self.servers)), []).append(key)
+        for server, keys in by_server.items():
+            async with self.servers[server].pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.scard(key)
+                sizes = await pipe.execute()
+            for key, size in zip(keys, sizes, strict=True):
+                if size and await self._report(iso, expected, key, int(size)) is not None:
+                    raise RuntimeError(f"the expected count of {iso} changed during sync")
+        return await self.count(iso)
+
     async def _derive_expected(self, iso: str) -> int:
         """The day's stored expected count, else derived from yesterday's (``get_expected``)."""
         stored = await self.redis.get(self._key(iso, "expected"))
@@ -203,7 +296,13 @@ class UniqueVisitors:
             return int(text(stored))
         yesterday = (dt.date.fromisoformat(iso) - dt.timedelta(days=1)).isoformat()
         previous = await self.redis.get(self._key(yesterday, "count"))
-        return expected_size(None if previous is None else int(text(previous)), self.expected)
+        derived = expected_size(None if previous is None else int(text(previous)), self.expected)
+        if not self.servers:
+            return derived  # agreed on by the visit's own script
+        # The shards are on other servers: agree on the day's size before the first SADD.
+        key = self._key(iso, "expected")
+        old = await self.redis.set(key, derived, nx=True, get=True, ex=self.retention)
+        return derived if old is None else int(text(old))
 
     def _remember(self, iso: str, expected: int) -> None:
         # Bounded: the book's EXPECTED dict grew by one entry a day, for ever.
