@@ -123,6 +123,7 @@ from .ops.counters import (
 )
 from .ops.geoip import (
     City,
+    CityTable,
     IpLocations,
     IpRange,
 )
@@ -175,6 +176,9 @@ from .scaling.shardsearch import (
     ShardedSearchResult,
     to_numeric_key,
     to_string_key,
+)
+from .scaling.social import (
+    ShardedSocial,
 )
 from .search.ads import (
     AdIndex,
@@ -277,6 +281,7 @@ __all__ = [
     "ChatBatch",
     "Chats",
     "City",
+    "CityTable",
     "ClusterServer",
     "CommonLog",
     "CommonMessages",
@@ -357,6 +362,7 @@ __all__ = [
     "ShardedSearch",
     "ShardedSearchResult",
     "ShardedSet",
+    "ShardedSocial",
     "ShardsUnavailableError",
     "Social",
     "SocialUser",

@@ -32,7 +32,7 @@ RANK = {
     "ops": 2,
     "webapp": 3,
     "social": 3,
-    "scaling": 3,
+    "scaling": 4,
 }
 
 

@@ -18,6 +18,8 @@ import pytest
 from helpers import text
 from retrysafe import assert_retry_safe, plain
 
+from aiorpatterns.scaling.shards import ShardedClients
+from aiorpatterns.scaling.social import ShardedSocial
 from aiorpatterns.social.network import Social
 
 _RECEIPT = re.compile(r":[0-9a-f]{32}$")
@@ -206,3 +208,28 @@ async def test_refill_twice_copies_and_trims_once(redis_client: Any, twice_clien
 
     home = await check(redis_client, twice_client, scenario)
     assert home == ["3:3", "2:3", "3:2", "2:2"]
+
+
+@pytest.mark.retry_safe(
+    "social_shard_edge", "social_shard_unhome", "social_shard_post", "social_shard_delete"
+)
+async def test_sharded_social_steps_twice(redis_client: Any, twice_client: Any) -> None:
+    """§10.3.3: the edge step on the pair's server and the home clean-up, each sent twice."""
+
+    async def scenario(client: Any) -> Any:
+        shards = ShardedClients([client] * 3)
+        social = ShardedSocial(client, "sh", timelines=shards, followers=shards, home_size=5)
+        alice, bob = await _pair(social)  # type: ignore[arg-type]
+        posted = [await social.post_status(alice, f"m{i}") for i in range(2)]
+        seen: list[Any] = [await social.follow_user(bob, alice)]
+        seen.append(await social.follow_user(bob, alice))  # already: False
+        seen.append(len(await social.get_status_messages(bob)))
+        seen.append(await social.delete_status(alice, posted[0]))
+        seen.append(await social.unfollow_user(bob, alice))
+        seen.append(await social.unfollow_user(bob, alice))  # not following: False
+        seen.append(await social.get_user(bob))
+        return seen
+
+    seen = await check(redis_client, twice_client, scenario)
+    assert seen[:6] == [True, False, 2, True, True, False]
+    assert (seen[6].following, seen[6].followers) == (0, 0)

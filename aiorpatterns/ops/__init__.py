@@ -23,6 +23,7 @@ from .counters import (
 )
 from .geoip import (
     City,
+    CityTable,
     IpLocations,
     IpRange,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "AccessTimer",
     "AofAcks",
     "City",
+    "CityTable",
     "CommonLog",
     "CommonMessages",
     "Config",

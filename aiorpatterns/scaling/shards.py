@@ -362,7 +362,7 @@ def default_timeline(follower: str) -> str:
 
 async def syndicate(
     followers: ShardedClients,
-    followers_key: str,
+    followers_key: str | Callable[[int], str],
     timelines: ShardedClients,
     post: str,
     score: float,
@@ -374,7 +374,9 @@ async def syndicate(
     """Add ``post`` (scored ``score``) to the timeline of every follower; return how many.
 
     Redis in Action §10.3.3 (``syndicate_status``): the follower ZSET ``followers_key`` is cut
-    over the ``followers`` shards; it is read in pages of ``batch`` with the exclusive cursor of
+    over the ``followers`` shards (a callable names the piece of each shard number instead, for
+    pieces under their own hash tags, as :class:`~aiorpatterns.scaling.social.ShardedSocial`
+    keeps them); it is read in pages of ``batch`` with the exclusive cursor of
     :func:`zrangebyscore_merged` (the book's inclusive one delivers some followers twice and
     re-queues itself), each follower's timeline (``timeline_key(follower)``) is placed on a
     ``timelines`` shard by its key, and one pipeline per shard adds the post and trims the
@@ -385,7 +387,10 @@ async def syndicate(
     """
     if not isinstance(followers, ShardedClients) or not isinstance(timelines, ShardedClients):
         raise TypeError("followers and timelines must be ShardedClients")
-    check_text(followers_key, "followers_key")
+    if callable(followers_key):
+        pieces = [check_text(followers_key(n), "followers key") for n in range(len(followers))]
+    else:
+        pieces = [check_text(followers_key, "followers_key")] * len(followers)
     check_text(post, "post")
     score = check_float(score, "score")
     if not callable(timeline_key):
@@ -395,7 +400,9 @@ async def syndicate(
     delivered = 0
     after: tuple[str, float] | None = None
     while True:
-        page = await sharded_zrangebyscore(followers, followers_key, num=size, after=after)
+        page = await zrangebyscore_merged(
+            zip(followers, pieces, strict=True), num=size, after=after, timeout=followers.timeout
+        )
         if not page:
             return delivered
         grouped: dict[int, list[str]] = defaultdict(list)

@@ -68,9 +68,9 @@ from .timelines import (
     StatusMessage,
     Timelines,
     _list_id,
-    _status,
     _status_id,
     _uid,
+    decode_status,
 )
 
 __all__ = ["Social", "SocialUser", "UserList"]
@@ -264,7 +264,7 @@ class Social(Timelines):
         if raw is None or not await self._delete(uid, status_id, token):
             return False
         assert self.events is not None
-        await self.events.publish("deleted", _status(status_id, raw))
+        await self.events.publish("deleted", decode_status(status_id, raw))
         return True
 
     async def _delete(self, uid: int, status_id: str, token: str) -> bool:

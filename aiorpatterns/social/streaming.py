@@ -67,7 +67,7 @@ from ..core.checks import (
 )
 from ..core.keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from ..core.waiting import block_ms, blocking_cap
-from .timelines import StatusMessage, _status, _status_id
+from .timelines import StatusMessage, _status_id, decode_status
 
 __all__ = [
     "AllOfFilter",
@@ -525,7 +525,7 @@ class StatusStream:
             if kind not in ("created", "deleted"):
                 raise ValueError(f"unknown kind {kind!r}")
             status_id, _ = _status_id(decoded["status"])
-            status = _status(status_id, decoded["record"])
+            status = decode_status(status_id, decoded["record"])
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             self.skipped += 1
             log.warning("status stream %r: skipped entry %s: %s", self.key, entry_id, exc)

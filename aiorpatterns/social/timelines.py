@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -75,6 +76,11 @@ def _status_id(value: object) -> tuple[str, int]:
         raise ValueError(f"status_id must be an id returned by post_status, got {value!r}")
     check_count(int(match.group(2)), "status_id's number")
     return value, check_count(int(match.group(1)), "status_id's uid")
+
+
+def status_author(status_id: object) -> int:
+    """Return the author's uid of a status id ``"<uid>:<n>"``; ``ValueError`` if it is not one."""
+    return _status_id(status_id)[1]
 
 
 def _list_id(value: object) -> tuple[str, int, str]:
@@ -257,24 +263,7 @@ class Timelines:
         return await self._read(self.timeline_key(uid, timeline), page, count)
 
     async def _read(self, key: str, page: int, count: int) -> list[StatusMessage]:
-        count = check_count(count, "count")
-        # The page's last rank, page * count - 1, must be a Redis integer.
-        start = (check_int(page, "page", minimum=1, maximum=(INT64_MAX + 1) // count) - 1) * count
-        current, cancels = cancelling()
-        while True:
-            honour_cancel(current, cancels)
-            ids = [text(i) for i in await self.redis.zrevrange(key, start, start + count - 1)]
-            if not ids:
-                return []
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for status_id in ids:
-                    pipe.hget(self._key(_status_id(status_id)[1], "statuses"), status_id)
-                records = await pipe.execute()
-            gone = [i for i, record in zip(ids, records, strict=True) if record is None]
-            if not gone:
-                return [_status(i, r) for i, r in zip(ids, records, strict=True)]
-            # A status id is never reused, so a missing record is gone for good.
-            await self.redis.zrem(key, *gone)
+        return await read_timeline(self.redis, key, self.redis, self.statuses_key, page, count)
 
     async def refill_timeline(self, uid: int, *, cursor: str | None = None) -> str | None:
         """Refill ``uid``'s home timeline from one batch of followed users; return the cursor.
@@ -319,7 +308,43 @@ class Timelines:
             cursor = await self.refill_timeline(uid, cursor=cursor)
 
 
-def _status(status_id: str, raw: bytes | str) -> StatusMessage:
+async def read_timeline(
+    timeline: AsyncRedis,
+    key: str,
+    records: AsyncRedis,
+    statuses_key: Callable[[int], str],
+    page: int,
+    count: int,
+) -> list[StatusMessage]:
+    """Return page ``page`` of the timeline ZSET ``key`` on ``timeline``, newest first.
+
+    The statuses are read from ``records`` (``statuses_key(author)`` is an author's HASH), so
+    the timeline and the records may live on different servers (Redis in Action §10.3.3).
+    Statuses deleted since they reached the timeline are removed from it as they are met, and
+    the page reads on. Redis in Action §8.2 (``get_status_messages``).
+    """
+    count = check_count(count, "count")
+    # The page's last rank, page * count - 1, must be a Redis integer.
+    start = (check_int(page, "page", minimum=1, maximum=(INT64_MAX + 1) // count) - 1) * count
+    current, cancels = cancelling()
+    while True:
+        honour_cancel(current, cancels)
+        ids = [text(i) for i in await timeline.zrevrange(key, start, start + count - 1)]
+        if not ids:
+            return []
+        async with records.pipeline(transaction=False) as pipe:
+            for status_id in ids:
+                pipe.hget(statuses_key(_status_id(status_id)[1]), status_id)
+            found = await pipe.execute()
+        gone = [i for i, record in zip(ids, found, strict=True) if record is None]
+        if not gone:
+            return [decode_status(i, r) for i, r in zip(ids, found, strict=True)]
+        # A status id is never reused, so a missing record is gone for good.
+        await timeline.zrem(key, *gone)
+
+
+def decode_status(status_id: str, raw: bytes | str) -> StatusMessage:
+    """Return the :class:`StatusMessage` of a status's stored JSON record."""
     record = json.loads(text(raw))
     return StatusMessage(
         id=status_id,

@@ -10,14 +10,14 @@
 -- ARGV[1] status id  ARGV[2] token, the caller's, one per delete_status call
 -- returns: 1 if the status was deleted, 0 if the author has no such status
 -- @include once
+-- @include status_record
 local kept = receipt(KEYS[1], ARGV[2])
 if kept then
   return kept
 end
-if redis.call('HDEL', KEYS[2], ARGV[1]) == 0 then
+if not erase_status(KEYS[1], KEYS[2], ARGV[1]) then
   return 0
 end
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[1])
-redis.call('HINCRBY', KEYS[1], 'posts', -1)
 return remember(KEYS[1], ARGV[2], 1)

@@ -14,24 +14,16 @@
 -- ARGV[4] token     the caller's, one per create_status call (the receipt's name)
 -- returns: {status id, posted (server clock, text)}, or false if there is no such user
 -- @include once
+-- @include status_record
 local kept = receipt(KEYS[1], ARGV[4])
 if kept then
   return kept
 end
-local login = redis.call('HGET', KEYS[1], 'login')
-if not login then
+local posted = write_status(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
+if not posted then
   return false
 end
-local n = redis.call('HINCRBY', KEYS[1], 'status_seq', 1)
-local t = redis.call('TIME')
--- Built as text: a Lua number would round a microsecond timestamp to 14 digits.
-local now = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
-local sid = ARGV[1] .. ':' .. n
-local record = '{"posted":' .. now .. ',"login":' .. cjson.encode(login) .. ','
-  .. string.sub(ARGV[2], 2)
-redis.call('HSET', KEYS[2], sid, record)
-redis.call('ZADD', KEYS[3], now, sid)
-redis.call('ZADD', KEYS[4], now, sid)
+redis.call('ZADD', KEYS[3], posted[2], posted[1])
+redis.call('ZADD', KEYS[4], posted[2], posted[1])
 redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -tonumber(ARGV[3]) - 1)
-redis.call('HINCRBY', KEYS[1], 'posts', 1)
-return remember(KEYS[1], ARGV[4], {sid, now})
+return remember(KEYS[1], ARGV[4], posted)
