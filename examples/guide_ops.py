@@ -22,6 +22,7 @@ from aiorpatterns import (
     IpLocations,
     LogProcessor,
     RecentLog,
+    ShardedHash,
     Stats,
     wait_for_replicas,
 )
@@ -98,6 +99,21 @@ async def geoip_example(redis: Redis) -> None:
 # --8<-- [end:geoip]
 
 
+# --8<-- [start:geoip-sharded]
+async def sharded_cities_example(redis: Redis) -> None:
+    """The city table in small hashes of 1,024 sequential ids each (§9.2.1)."""
+    cities = ShardedHash(redis, "cities", total_elements=320_000, shard_size=1024, placement="book")
+    places = IpLocations(redis, "sharded", cities=cities)
+    await places.import_cities([("5000", "Lyon", "ARA", "FR")])
+    await places.import_ranges([("10.0.0.0/8", "5000")])
+    lyon = await places.find("10.9.8.7")
+    assert lyon is not None and lyon.city == "Lyon"
+    assert cities.shard_key("5000").endswith("{cities:4}")  # 5000 // 1024
+
+
+# --8<-- [end:geoip-sharded]
+
+
 # --8<-- [start:logfiles]
 def write_logs(directory: str) -> None:
     Path(directory, "access-1.log").write_text("GET /\nGET /about\n")
@@ -141,6 +157,7 @@ async def main() -> None:
             await counters_example(redis)
             await config_example(redis)
             await geoip_example(redis)
+            await sharded_cities_example(redis)
             await logfiles_example(redis)
             await replication_example(redis)
         finally:

@@ -132,6 +132,8 @@ class UniqueVisitors:
     half of it, sized from the day's expected count; ``expected`` is the book's DAILY_EXPECTED,
     used when yesterday has no count); ``mode="approximate"`` keeps one HyperLogLog per day.
     Every key of a day expires ``retention`` seconds after its creation. Days are UTC dates.
+    With ``servers=`` the SET shards live on those servers and the counter on ``redis``
+    (Redis in Action §10.3.2; see the module docstring).
     """
 
     kind = "unique"
