@@ -107,7 +107,8 @@ async def sharded_cities_example(redis: Redis) -> None:
     await places.import_cities([("5000", "Lyon", "ARA", "FR")])
     await places.import_ranges([("10.0.0.0/8", "5000")])
     lyon = await places.find("10.9.8.7")
-    assert lyon is not None and lyon.city == "Lyon"
+    assert lyon is not None
+    assert lyon.city == "Lyon"
     assert cities.shard_key("5000").endswith("{cities:4}")  # 5000 // 1024
 
 

@@ -82,9 +82,11 @@ async def social_example(main: Redis, servers: list[Redis]) -> None:
     status = await social.post_status(ann, "hello, shards")  # then to every follower's home
     assert [s.id for s in await social.get_status_messages(bob)] == [status]
     user = await social.get_user(ann)
-    assert user is not None and user.followers == 1
+    assert user is not None
+    assert user.followers == 1
     [(follower, since)] = await social.get_followers(ann)  # merged over the shards
-    assert follower == bob and since > 0
+    assert follower == bob
+    assert since > 0
 
 
 # --8<-- [end:social]
