@@ -16,7 +16,7 @@ import random
 import re
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -131,19 +131,6 @@ async def test_cancelled_fan_outs_lose_nothing_once_resumed(
 
 
 # -- ShardedSearch ----------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def extra_servers() -> Iterator[list[RedisServer]]:
-    """Two more standalone servers (shards 1 and 2 beside the session server)."""
-    servers: list[RedisServer] = []
-    try:
-        for _ in range(2):
-            servers.append(RedisServer().start())
-        yield servers
-    finally:
-        for server in servers:
-            server.stop()
 
 
 @pytest.fixture
