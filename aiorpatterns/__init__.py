@@ -223,6 +223,11 @@ from .social.streaming import (
     StatusStream,
     TrackFilter,
 )
+from .social.streaming_api import (
+    StreamingAPI,
+    create_filters,
+    parse_identifier,
+)
 from .social.timelines import (
     StatusMessage,
 )
@@ -372,6 +377,7 @@ __all__ = [
     "StatusFilter",
     "StatusMessage",
     "StatusStream",
+    "StreamingAPI",
     "SyncTimeoutError",
     "Targeting",
     "Task",
@@ -391,12 +397,14 @@ __all__ = [
     "compact_limits",
     "cpa_to_ecpm",
     "cpc_to_ecpm",
+    "create_filters",
     "encoding",
     "expected_size",
     "find_server_binary",
     "is_compact",
     "listpack_bytes",
     "memory_usage",
+    "parse_identifier",
     "parse_query",
     "prefix_range",
     "process_logs",

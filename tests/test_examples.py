@@ -67,3 +67,15 @@ def test_streaming_filters_example() -> None:
     out = run_example("streaming_filters.py")
     assert "follow-bob-or-london (resumed): deleted 1:1 @alice: Learning Redis streams" in out
     assert "track-redis: created 2:2 @bob: REDIS, the database" in out
+
+
+def test_streaming_http_example() -> None:
+    """uvicorn serves the streaming API; an httpx client resumes with Last-Event-ID."""
+    out = run_example("streaming_http.py")
+    assert "client: connected, HTTP 200" in out
+    assert out.count("client: created 1:1 @alice: Learning Redis streams") == 1, out
+    assert "client: created 2:2 @bob: REDIS, the database" in out
+    assert "client: deleted 1:1 @alice: Learning Redis streams" in out
+    assert "Lunch time" not in out
+    assert "client: notice {'kind': 'closing', 'reason': 'shutdown'}" in out
+    assert "client: after aclose, HTTP 503: the server is shutting down" in out

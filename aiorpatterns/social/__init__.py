@@ -1,5 +1,5 @@
 """The social network of Redis in Action chapter 8: users, statuses, timelines, follows, fan-out
-and the streaming API (§8.1-§8.5).
+and the streaming API, over HTTP too (§8.1-§8.5).
 """
 
 from __future__ import annotations
@@ -21,6 +21,11 @@ from .streaming import (
     StatusStream,
     TrackFilter,
 )
+from .streaming_api import (
+    StreamingAPI,
+    create_filters,
+    parse_identifier,
+)
 from .timelines import (
     StatusMessage,
 )
@@ -38,6 +43,9 @@ __all__ = [
     "StatusFilter",
     "StatusMessage",
     "StatusStream",
+    "StreamingAPI",
     "TrackFilter",
     "UserList",
+    "create_filters",
+    "parse_identifier",
 ]
