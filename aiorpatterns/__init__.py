@@ -99,6 +99,14 @@ from .messaging.fanout import (
     FanoutEntry,
     FanoutGroup,
 )
+from .messaging.files import (
+    DailyCountryAggregate,
+    FileDistribution,
+    SentFile,
+    readblocks,
+    readblocks_gz,
+    readlines,
+)
 from .messaging.inbox import (
     Inbox,
     InboxCounts,
@@ -294,6 +302,7 @@ __all__ = [
     "Config",
     "Counters",
     "Cron",
+    "DailyCountryAggregate",
     "DeadLetter",
     "ExpiringSessions",
     "FairSemaphore",
@@ -301,6 +310,7 @@ __all__ = [
     "FanoutConsumer",
     "FanoutEntry",
     "FanoutGroup",
+    "FileDistribution",
     "FollowFilter",
     "Inbox",
     "InboxCounts",
@@ -358,6 +368,7 @@ __all__ = [
     "SearchIndex",
     "SearchResult",
     "Semaphore",
+    "SentFile",
     "Serializer",
     "ServerNotFoundError",
     "Sessions",
@@ -408,6 +419,9 @@ __all__ = [
     "parse_query",
     "prefix_range",
     "process_logs",
+    "readblocks",
+    "readblocks_gz",
+    "readlines",
     "redis_from_config",
     "redis_from_settings",
     "script",

@@ -1,4 +1,4 @@
-"""Messaging: per-recipient inboxes, group chats and fan-out streams.
+"""Messaging: per-recipient inboxes, group chats, fan-out streams and file distribution.
 
 Redis in Action §6.5 and §6.6.
 """
@@ -18,6 +18,14 @@ from .fanout import (
     FanoutEntry,
     FanoutGroup,
 )
+from .files import (
+    DailyCountryAggregate,
+    FileDistribution,
+    SentFile,
+    readblocks,
+    readblocks_gz,
+    readlines,
+)
 from .inbox import (
     Inbox,
     InboxCounts,
@@ -27,12 +35,18 @@ from .inbox import (
 __all__ = [
     "ChatBatch",
     "Chats",
+    "DailyCountryAggregate",
     "Fanout",
     "FanoutConsumer",
     "FanoutEntry",
     "FanoutGroup",
+    "FileDistribution",
     "Inbox",
     "InboxCounts",
     "InboxMessage",
     "Message",
+    "SentFile",
+    "readblocks",
+    "readblocks_gz",
+    "readlines",
 ]
