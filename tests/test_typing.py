@@ -18,8 +18,10 @@ from typing import Any
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 
 import aiorpatterns
+from aiorpatterns import IpLocations, ShardedClients
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -162,6 +164,10 @@ REQUIRED: dict[str, Any] = {
     "total_elements": 100,
     "directory": ".",
     "callback": lambda *args: None,
+    "channel": "logs",
+    "timelines": ShardedClients([aioredis.Redis()]),
+    "followers": ShardedClients([aioredis.Redis()]),
+    "locations": IpLocations(aioredis.Redis()),
 }
 
 
