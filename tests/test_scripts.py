@@ -66,9 +66,20 @@ def test_every_script_header_matches_its_body(name: str) -> None:
 def test_include_inlines_the_shared_wait_queue() -> None:
     """``-- @include waitqueue`` pastes coordination/lua/_waitqueue.lua into the script."""
     shared = scripts_by_name()["_waitqueue"].read_text()
-    assert shared in script("lock_acquire").source
-    assert shared in script("lock_release").source
-    assert shared not in script("lock_extend").source
+    first, _, rest = shared.partition("-- @include clock\n")
+    for name in ("lock_acquire", "lock_release"):
+        source = script(name).source
+        assert first in source, name
+        assert rest in source, name
+    assert rest not in script("lock_extend").source
+
+
+def test_includes_inside_includes_are_inlined() -> None:
+    """The wait queue includes the clock (``_clock.lua``): both land in the script."""
+    clock = scripts_by_name()["_clock"].read_text()
+    source = script("lock_acquire").source
+    assert clock in source
+    assert "\n-- @include" not in source
 
 
 def test_unknown_script_is_an_error() -> None:

@@ -18,10 +18,7 @@ local TOMBSTONE = '0'
 -- (10 tries, backoff capped at 1 s), so a re-sent request of that token still finds it.
 local TOMBSTONE_MS = 15000
 
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+-- @include clock
 
 local function now_us()
   local t = redis.call('TIME')

@@ -11,15 +11,7 @@
 local MEMBERS, CLAIMS, MSGS, SEQ, ABANDONED, SIGNAL = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5],
   KEYS[6]
 
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-
--- Integers as exact decimal strings (tostring would round to 14 digits).
-local function int(n)
-  return string.format('%.0f', n)
-end
+-- @include clock
 
 -- Add one message: the id comes from the same atomic step as the insert, so ids appear in
 -- order and a reader can never pass over a lower id that is written later (the book needs a

@@ -13,15 +13,7 @@
 --   ANNOUNCED SET of numbers whose announcement went out (kept until the run ends, so a
 --             sender never takes a file finished meanwhile for one never announced)
 
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-
--- Integers as exact decimal strings (tostring would round to 14 digits).
-local function int(n)
-  return string.format('%.0f', n)
-end
+-- @include clock
 
 -- The id of the channel's last event (0 if none).
 local function last_event()

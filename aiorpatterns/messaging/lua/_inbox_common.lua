@@ -14,15 +14,7 @@ local MESSAGES, HELD, LEASES, SIGNAL, ABANDONED, SEQ =
 local SIGNAL_CAP = 64
 local SIGNAL_TTL_MS = 60000
 
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-
--- Integers as exact decimal strings (tostring would round to 14 digits).
-local function int(n)
-  return string.format('%.0f', n)
-end
+-- @include clock
 
 local function wake(n)
   if n < 1 then return end

@@ -35,19 +35,11 @@ local LEVEL = 17592186044416
 local SIGNAL_CAP = 64
 local SIGNAL_TTL_MS = 60000
 
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+-- @include clock
 
 local function now_us()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
-
--- Scores and large integers as exact decimal strings (tostring would round to 14 digits).
-local function int(n)
-  return string.format('%.0f', n)
 end
 
 local function load(id)

@@ -19,15 +19,7 @@
 
 local PERIODIC, mode = KEYS[1], ARGV[1]
 
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-
--- Ticks and times as exact decimal strings (tostring would round to 14 digits).
-local function int(n)
-  return string.format('%.0f', n)
-end
+-- @include clock
 
 -- settled tick, and the claim's token and lease end while it is unconfirmed
 local function parse(value)
