@@ -244,7 +244,13 @@ def _pair_op(shop: Shop, lister: Any, buyer_client: Any, st: ClientStats) -> Op:
             st.count("buyer_seconds", min(time.perf_counter(), deadline) - start)
 
     async def op(deadline: float) -> None:
-        await asyncio.gather(sell(deadline), buy(deadline))
+        # Both sides end before the op does: a side that fails, or that a client library
+        # cancels from inside, leaves no orphan behind, and the buyer's time is always counted.
+        for outcome in await asyncio.gather(sell(deadline), buy(deadline), return_exceptions=True):
+            if isinstance(outcome, Exception):
+                raise outcome
+            if isinstance(outcome, asyncio.CancelledError):
+                st.count("stray_cancels")
 
     return op
 

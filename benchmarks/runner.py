@@ -537,25 +537,7 @@ async def run_share(
         start_at = await ready() if ready is not None else None
         if start_at is not None:
             await asyncio.sleep(max(0.0, start_at - time.time()))
-        t0 = time.perf_counter()
-        deadline = t0 + job.duration
-
-        async def drive(op: Op) -> None:
-            while time.perf_counter() < deadline:
-                await op(deadline)
-
-        tasks = [asyncio.create_task(drive(op)) for op in ops]
-        _, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - time.perf_counter()))
-        stopped = time.perf_counter()
-        for task in pending:
-            task.cancel()
-        if pending:
-            _, stuck = await asyncio.wait(pending, timeout=_UNWIND)
-            if stuck:
-                raise TimeoutError(f"{len(stuck)} client(s) did not stop after the deadline")
-        for task in tasks:
-            if not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
+        seconds = await drive_clients(ops, stats, job.duration)
     finally:
         await workload.close()
     latencies = [x for st in stats for x in st.latencies]
@@ -563,9 +545,44 @@ async def run_share(
         ops=[st.ops for st in stats],
         tries=[st.tries for st in stats],
         latencies=latencies,
-        seconds=stopped - t0,
+        seconds=seconds,
         counts=_sum_counts(st.counts for st in stats),
     )
+
+
+async def drive_clients(ops: Sequence[Op], stats: Sequence[ClientStats], duration: float) -> float:
+    """Loop every client's ``op`` for ``duration`` seconds, cancel what is in flight then.
+
+    Returns the seconds the clients ran. A ``CancelledError`` that a client library raises on
+    its own (nobody cancelled the client) does not end that client early, which would cut the
+    row short: it is counted as ``stray_cancels`` in the row's JSON and the loop goes on.
+    """
+    t0 = time.perf_counter()
+    deadline = t0 + duration
+
+    async def drive(op: Op, st: ClientStats) -> None:
+        me = asyncio.current_task()
+        while time.perf_counter() < deadline:
+            try:
+                await op(deadline)
+            except asyncio.CancelledError:
+                if me is None or me.cancelling():  # the runner's own cancel, at the deadline
+                    raise
+                st.count("stray_cancels")
+
+    tasks = [asyncio.create_task(drive(op, st)) for op, st in zip(ops, stats, strict=True)]
+    _, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - time.perf_counter()))
+    stopped = time.perf_counter()
+    for task in pending:
+        task.cancel()
+    if pending:
+        _, stuck = await asyncio.wait(pending, timeout=_UNWIND)
+        if stuck:
+            raise TimeoutError(f"{len(stuck)} client(s) did not stop after the deadline")
+    for task in tasks:
+        if not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+    return stopped - t0
 
 
 def run_sync_share(job: Job, ready: Callable[[], float | None] | None = None) -> ShareResult:

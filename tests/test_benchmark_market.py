@@ -9,6 +9,8 @@ the book's own test scenarios (ch04 ``test_list_item``/``test_purchase_item``, c
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from helpers import bench_keys_left, run_table
 from aiorpatterns.testing.pytest_plugin import Endpoint
 from benchmarks import market as table
 from benchmarks.baselines import ch04_market, ch06_market, ch11_market
+from benchmarks.runner import ClientStats
 
 BOOK = {"book-no-lock", "book-lock", "book-fine-lock", "book-lua"}
 VARIANTS = {
@@ -72,6 +75,29 @@ def test_market_table_rows(topology: str, request: pytest.FixtureRequest, tmp_pa
         assert row["book"] == (None if expected is None else pytest.approx(expected))
     assert "### `market`" in (tmp_path / "out.md").read_text()
     assert bench_keys_left(endpoint.url, topology) == [], "the table left keys behind"
+
+
+class _Hiccup(table.Ours):
+    """Our shop, whose first listing is cancelled from inside, as a client library might."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hiccups = 1
+
+    async def sell(self, client: Any, seller: str, item: str, price: int) -> bool:
+        if self.hiccups:
+            self.hiccups -= 1
+            raise asyncio.CancelledError
+        return await super().sell(client, seller, item, price)
+
+
+async def test_a_pair_outlives_a_stray_cancel_of_its_lister(redis_client: Any) -> None:
+    """The buyer goes on to the deadline and its time is counted (a CI failure once)."""
+    st = ClientStats()
+    op = table._pair_op(_Hiccup(), redis_client, redis_client, st)
+    await op(time.perf_counter() + 0.3)
+    assert st.counts["stray_cancels"] == 1
+    assert st.counts["buyer_seconds"] > 0
 
 
 async def test_ch04_ports_pass_the_books_tests(redis_client_text: Any) -> None:

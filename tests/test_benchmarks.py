@@ -36,6 +36,7 @@ from benchmarks.runner import (
     CountingClient,
     Row,
     TableResult,
+    drive_clients,
     jain_index,
     load_table,
     percentile,
@@ -281,6 +282,41 @@ def test_statistics() -> None:
     assert percentile(values, 0.5) == 50.0
     assert percentile(values, 0.99) == 99.0
     assert percentile([], 0.5) is None
+
+
+async def test_a_stray_cancel_does_not_end_a_client() -> None:
+    """A CancelledError that nobody asked for (a client library's) is counted, not an early end.
+
+    Ending the client there would end a one-client row at once and leave half its work running.
+    """
+    stats = [ClientStats()]
+
+    async def op(deadline: float) -> None:
+        await asyncio.sleep(0.01)
+        if not stats[0].ops:
+            stats[0].ops += 1
+            raise asyncio.CancelledError  # as a client library might, unasked
+        stats[0].ops += 1
+
+    seconds = await drive_clients([op], stats, 0.2)
+    assert stats[0].counts == {"stray_cancels": 1}
+    assert seconds >= 0.2
+    assert stats[0].ops > 1
+
+
+async def test_the_deadline_cancels_what_is_in_flight() -> None:
+    stats = [ClientStats(), ClientStats()]
+    ended: list[str] = []
+
+    async def op(deadline: float) -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            ended.append("op")
+
+    await asyncio.wait_for(drive_clients([op, op], stats, 0.05), timeout=60)
+    assert ended == ["op", "op"]
+    assert all(not st.counts for st in stats)
 
 
 async def test_counting_client_counts_attempts_only(redis_standalone_client: Any) -> None:
