@@ -51,7 +51,7 @@ from typing import Any, Self
 
 import anyio
 
-from ..core.cancellation import best_effort, cancelling
+from ..core.cancellation import best_effort, cancelling, honour_cancel
 from ..core.checks import check_callable, check_count, check_seconds, check_wait, text
 from ..core.keys import check_name
 from ..core.serializers import JSON, Serializer
@@ -233,9 +233,15 @@ class Worker:
         if self._started:
             return
         self._started = True
-        # Where each abort stream stands before any task is claimed: an abort asked for a task
-        # this worker runs comes after it, so the watch sees it.
-        positions = [await self._abort_position(queue) for queue in self.queues]
+        me, before = cancelling()
+        try:
+            # Where each abort stream stands before any task is claimed: an abort asked for a
+            # task this worker runs comes after it, so the watch sees it.
+            positions = [await self._abort_position(queue) for queue in self.queues]
+            honour_cancel(me, before)  # a cancel redis-py swallowed (Python 3.11) stops it here
+        except BaseException:
+            self._started = False  # nothing runs yet: a later start() starts afresh
+            raise
         self._fetchers = [
             asyncio.create_task(self._fetch(queue), name=f"aiorpatterns-worker-{queue.name}")
             for queue in self.queues
