@@ -1,7 +1,7 @@
 """Test the ``cache`` benchmark table (ours beside cashews and aiocache) and ``cache-stampede``.
 
-The table runs 0.2 s a row against the session's real servers, standalone and cluster; speed is
-never asserted, only the rows' shape, that every row served calls, that the peers the topology
+The table runs 0.3 s a row against the session's real servers, standalone and cluster; speed is
+never asserted, only the rows' shape, that every variant served calls, that the peers the topology
 cannot run say why, and that nothing is left behind. The stampede benchmark runs small (2
 processes of 5 callers): our cache calls the origin once, and every system reports.
 """
@@ -43,12 +43,14 @@ def test_cache_table_rows(target: Target, tmp_path: Path) -> None:
     assert sorted((r["variant"], r["clients"]) for r in data["rows"]) == sorted(
         (v, n) for v in expected for n in table.CLIENTS
     )
+    served = dict.fromkeys(expected, 0)
     for row in data["rows"]:
-        # At 100 callers a short row on a loaded machine may end before any call does (100
-        # pipelines of 100 GETs, or 100 calls through one AutoPipeline on a cluster): the
-        # shape is checked there, the work at 1 and 10 callers.
-        assert row["ops"] > 0 or row["clients"] == 100, row
+        served[row["variant"]] += row["ops"]
         assert row["book"] is None, "the book has no cache-aside table"
+    # A 0.3 s row on a loaded machine may end before any call of it does (CI once saw a stall
+    # leave the 10-caller pipelines of the cluster's limit row with nothing): every variant must
+    # serve calls over its rows, not every row.
+    assert all(served.values()), served
     assert "### `cache`" in (tmp_path / "out.md").read_text()
     assert bench_keys_left(target.url, target.topology) == [], "the table left keys behind"
 
