@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import bench_keys_left, run_table
+from helpers import bench_keys_left, ops_by_variant, run_table
 
 from aiorpatterns.testing.pytest_plugin import Endpoint
 from benchmarks import market as table
@@ -64,7 +64,6 @@ def test_market_table_rows(topology: str, request: pytest.FixtureRequest, tmp_pa
         if name in NO_RETRIES:
             assert row["retries"] == 0, row
         if name == "limit":
-            assert row["ops"] > 0
             continue
         assert row["listed"] > 0, row
         if name in BUYING:
@@ -73,6 +72,8 @@ def test_market_table_rows(topology: str, request: pytest.FixtureRequest, tmp_pa
         book = table.BOOK_BOUGHT.get(name)
         expected = book / 60 if book is not None and row["clients"] == 5 else None
         assert row["book"] == (None if expected is None else pytest.approx(expected))
+    # Pipelines of 100 listings and sales: a loaded 0.3 s row may end before one of them does.
+    assert ops_by_variant(data["rows"])["limit"] > 0
     assert "### `market`" in (tmp_path / "out.md").read_text()
     assert bench_keys_left(endpoint.url, topology) == [], "the table left keys behind"
 
