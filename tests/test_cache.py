@@ -21,6 +21,8 @@ from redis.asyncio.cluster import RedisCluster
 from retrysafe import assert_retry_safe
 
 from aiorpatterns import Cache, CachedError, JsonSerializer, MsgspecJSON
+from aiorpatterns.cache.entries import VALUE, encode
+from aiorpatterns.cache.flight import Flight, flight_keys
 
 ROOT = str(Path(__file__).resolve().parents[1])
 
@@ -230,6 +232,25 @@ async def test_a_cancelled_computer_hands_on_at_once(redis_client: Any) -> None:
     assert await asyncio.wait_for(asyncio.gather(*waiters), 10) == ["value"] * 10
     assert fast.calls == 1
     assert other.stats.waits == 10
+
+
+async def test_a_computer_cancelled_while_it_fills_still_stores(redis_client: Any) -> None:
+    """The fill runs shielded: its caller is cancelled at once, the value is stored and the
+    claim settled all the same, so the waiters need not sit out the lease."""
+    cache = Cache(redis_client, "f", lease=60)
+    flight = Flight(redis_client, flight_keys(cache.key("k")), lease_ms=60_000)
+    assert (await flight.claim())[0] == "claimed"
+    filling = asyncio.create_task(flight.fill(encode(VALUE, '"kept"', {}), 60_000))
+    await asyncio.sleep(0)  # the fill is on its way: its caller waits on the shielded step
+    filling.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await filling
+
+    async def stored() -> bool:
+        return await cache.get("k") == "kept"
+
+    await until(stored, "the cancelled caller's value")
+    assert not await _claimed(redis_client, cache, "k")
 
 
 async def _claimed(redis: Any, cache: Cache, key: str) -> bool:

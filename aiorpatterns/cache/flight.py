@@ -25,7 +25,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.cancellation import best_effort, observe, shielded
+from ..core.cancellation import best_effort, cleanup, observe
 from ..core.checks import AsyncRedis, text
 from ..core.scripts import script
 from ..core.wakeup import latch_wait
@@ -96,11 +96,11 @@ class Flight:
         only a lost cache write: the waiters claim again when the lease ends. A caller whose
         claim ended or was dropped (an invalidation) stores nothing.
         """
-        await shielded(best_effort(lambda: self._store("fill", entry, ttl_ms, soft_ms)))
+        await cleanup(lambda: self._store("fill", entry, ttl_ms, soft_ms))
 
     async def release(self) -> None:
         """Give the claim up at once (the computation failed or was cancelled)."""
-        await shielded(best_effort(lambda: self._store("release", "", 0, 0)))
+        await cleanup(lambda: self._store("release", "", 0, 0))
 
     async def _store(self, mode: str, entry: str | bytes, ttl_ms: int, soft_ms: int) -> int:
         args = [self.token, mode, entry, ttl_ms, soft_ms, self.lease_ms]

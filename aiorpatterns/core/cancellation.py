@@ -63,7 +63,16 @@ async def best_effort(step: Callable[[], Awaitable[object]]) -> None:
     once; the tries go on shielded.
     """
     with contextlib.suppress(asyncio.CancelledError):
-        await shielded(_tries(step))
+        await cleanup(step)
+
+
+async def cleanup(step: Callable[[], Awaitable[object]]) -> None:
+    """:func:`best_effort` for a caller that must not swallow its own cancellation.
+
+    The step's failure is swallowed (and logged) as there, and it is tried twice, shielded, on
+    one task; a caller cancelled meanwhile gets CancelledError at once, the tries go on.
+    """
+    await shielded(_tries(step))
 
 
 async def _tries(step: Callable[[], Awaitable[object]]) -> None:
