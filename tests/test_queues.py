@@ -745,6 +745,31 @@ async def test_ack_and_get_hands_over_in_one_step(redis_client: Any) -> None:
     assert await q.counts() == counts()
 
 
+async def test_a_hand_over_cancelled_in_flight_gives_the_next_task_back(
+    redis_client: Any,
+) -> None:
+    """Cancelled while its step is on the wire, ack_and_get still acks (shielded), and the
+    next task the step claimed goes back to the queue at once, not after its visibility."""
+    q = TaskQueue(redis_client, "handover-cancel", visibility_timeout=3600)
+    await q.put("a")
+    await q.put("b")
+    first = await q.get(timeout=0)
+    assert first is not None
+    handing = asyncio.create_task(q.ack_and_get(first))
+    await asyncio.sleep(0)  # the step is sent: its caller waits on the shielded reply
+    handing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await handing
+
+    async def given_back() -> bool:
+        return await q.counts() == counts(ready=1)
+
+    await until(given_back, "the claimed next task back in the queue")
+    again = await q.get(timeout=0)
+    assert again is not None and again.payload == "b"
+    assert again.attempts == 1  # a claim given back costs no attempt
+
+
 async def test_put_many_enqueues_each_once_in_order(redis_client: Any) -> None:
     """One step per 500 tasks, in order; ids make it idempotent; a bad payload anywhere fails
     before anything is enqueued."""

@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from aiorpatterns.queues.taskqueue import QueueCounts, TaskQueue
 from aiorpatterns.queues.worker import BadTaskError, Worker, decode_call
@@ -390,6 +392,55 @@ def test_decode_call() -> None:
     ]:
         with pytest.raises(BadTaskError, match="undecodable"):
             decode_call(bad)
+
+
+async def _writes(client: Any, command: str, *args: Any) -> None:
+    """``CLIENT PAUSE ... WRITE`` / ``CLIENT UNPAUSE`` on the server, or every primary."""
+    if isinstance(client, RedisCluster):
+        await client.execute_command(command, *args, target_nodes=RedisCluster.PRIMARIES)
+    else:
+        await client.execute_command(command, *args)
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["ack", "dead-letter"])
+async def test_a_settle_redis_fails_is_retried_not_left_to_redelivery(
+    redis_client: Any,
+    new_client: Callable[..., Awaitable[Any]],
+    caplog: pytest.LogCaptureFixture,
+    fails: bool,
+) -> None:
+    """The server holds every write while a handler finishes, so the step that settles its
+    task (the ack, or the dead-lettering of a failure) times out: the worker sends the step
+    again until Redis answers, and the task is settled once, run once, long before its
+    visibility timeout would have handed it to another run."""
+    client = await new_client(socket_timeout=0.5, retry=Retry(NoBackoff(), 0))
+    q = TaskQueue(client, "settleretry", visibility_timeout=3600)
+    await q.put_call("job", [], max_attempts=1)
+    runs = 0
+
+    async def job() -> None:
+        nonlocal runs
+        runs += 1
+        await _writes(redis_client, "CLIENT PAUSE", 60_000, "WRITE")
+        if fails:
+            raise ValueError("the handler fails")
+
+    def settle_failed() -> bool:
+        return any("settling its" in r.getMessage() for r in caplog.records)
+
+    def settled() -> bool:
+        return (worker.stats.dead if fails else worker.stats.acked) == 1
+
+    with caplog.at_level(logging.WARNING, logger="aiorpatterns.queues.worker"):
+        try:
+            async with Worker(q, {"job": job}) as worker:
+                await until(settle_failed, "the settling step to time out", limit=30)
+                await _writes(redis_client, "CLIENT UNPAUSE")
+                await until(settled, "the settling step sent again", limit=30)
+        finally:
+            await _writes(redis_client, "CLIENT UNPAUSE")
+    assert runs == 1
+    assert await q.counts() == (QueueCounts(0, 0, 0, 1) if fails else EMPTY)
 
 
 @pytest.fixture

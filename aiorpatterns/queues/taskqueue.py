@@ -560,7 +560,12 @@ class TaskQueue:
         token = uuid.uuid4().hex
         current, cancels = cancelling()
         step = self._claim_step(token, 1 if claim else 0, (task.id, task.claim, data))
-        reply = await shielded(step)
+        try:
+            reply = await shielded(step)
+        except BaseException:
+            if claim:  # cancelled or failed with the step on the wire: nobody takes its claim
+                await self._abandon(token)
+            raise
         nexts = self._tasks(reply, token)
         if nexts and current is not None and current.cancelling() > cancels:
             await self._abandon(token)

@@ -33,7 +33,9 @@ Retries and clean-up: the worker's steps are the queue's, each safe to run twice
 claim returns the same task, a re-sent ack or settle answers as the first did), and a task given
 back on shutdown, or for want of room, is released by its claim token through
 :func:`~aiorpatterns.core.cancellation.best_effort`: whatever the client raises, the release
-is tried again, and a handler cancelled before it ever started still gives its task back.
+is tried again, and a handler cancelled before it ever started still gives its task back. A
+handled task's ack (or its failure's record) that Redis fails is sent again, backing off, while
+the task's visibility lasts: a Redis blip does not make a finished task run twice.
 """
 
 from __future__ import annotations
@@ -44,10 +46,10 @@ import functools
 import inspect
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import anyio
 
@@ -63,6 +65,8 @@ from .taskqueue import Task, TaskQueue
 __all__ = ["Worker", "WorkerStats"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 Handler = Callable[..., Any]
 Hook = Callable[..., Any]
@@ -459,7 +463,11 @@ class Worker:
             await self._fail(queue, task, f"result not serializable: {exc}", retry=False)
             return None
         stopping = self._closing
-        acked, following, hint = await queue._hand_over(task, data, claim=not stopping)
+        step = functools.partial(queue._hand_over, task, data, claim=not stopping)
+        settled = await self._settle(task, "its ack", step)
+        if settled is None:
+            return None
+        acked, following, hint = settled
         if acked:
             self.stats.acked += 1
         else:
@@ -556,7 +564,10 @@ class Worker:
         await best_effort(release)
 
     async def _fail(self, queue: TaskQueue, task: Task, reason: str, *, retry: bool) -> None:
-        outcome = await queue.fail(task, reason, retry=retry)
+        step = functools.partial(queue.fail, task, reason, retry=retry)
+        outcome = await self._settle(task, "its failure", step)
+        if outcome is None:
+            return
         if outcome == "retrying":
             self.stats.retried += 1
         elif outcome == "dead":
@@ -564,6 +575,36 @@ class Worker:
             log.warning("task %s dead-lettered: %s", task.id, reason)
         else:
             self.stats.lost += 1
+
+    async def _settle(self, task: Task, what: str, step: Callable[[], Awaitable[T]]) -> T | None:
+        """Run a step that settles ``task`` (its ack or its failure), again while Redis fails.
+
+        Each step is safe to run twice, so a handled task is not run again for want of its ack
+        in a Redis blip: the step is retried, backing off, while the task's visibility timeout
+        lasts (the heartbeat keeps extending it once Redis answers). Past that, another
+        consumer may run the task: None, and the task is left to its redelivery.
+        """
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + task.visibility_timeout
+        backoff = _RETRY_FIRST
+        while True:
+            try:
+                return await step()
+            except Exception as exc:
+                if loop.time() + backoff >= give_up:
+                    log.error(
+                        "task %s: settling %s failed, left to redelivery: %r", task.id, what, exc
+                    )
+                    return None
+                log.warning(
+                    "task %s: settling %s failed: %r; retrying in %.1f s",
+                    task.id,
+                    what,
+                    exc,
+                    backoff,
+                )
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, _RETRY_MAX)
 
     async def _beat(self, queue: TaskQueue, task: Task) -> None:
         """Extend the task's visibility every third of its timeout while its handler runs."""
