@@ -766,7 +766,8 @@ async def test_a_hand_over_cancelled_in_flight_gives_the_next_task_back(
 
     await until(given_back, "the claimed next task back in the queue")
     again = await q.get(timeout=0)
-    assert again is not None and again.payload == "b"
+    assert again is not None
+    assert again.payload == "b"
     assert again.attempts == 1  # a claim given back costs no attempt
 
 
