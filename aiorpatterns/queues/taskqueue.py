@@ -562,14 +562,12 @@ class TaskQueue:
         step = self._claim_step(token, 1 if claim else 0, (task.id, task.claim, data))
         try:
             reply = await shielded(step)
+            nexts = self._tasks(reply, token)
+            honour_cancel(current, cancels)  # a cancel redis-py swallowed (Python 3.11)
         except BaseException:
             if claim:  # cancelled or failed with the step on the wire: nobody takes its claim
                 await self._abandon(token)
             raise
-        nexts = self._tasks(reply, token)
-        if nexts and current is not None and current.cancelling() > cancels:
-            await self._abandon(token)
-        honour_cancel(current, cancels)
         return text(reply[0]) == "1", (nexts[0] if nexts else None), int(reply[1])
 
     async def _claim(
