@@ -12,7 +12,7 @@ from typing import Any
 
 import helpers
 import pytest
-from helpers import bench_keys_left, run_table
+from helpers import bench_keys_left, ops_by_variant, run_table
 
 from aiorpatterns.testing.pytest_plugin import Endpoint
 from benchmarks import queue as table
@@ -52,14 +52,16 @@ def test_queue_table_rows(topology: str, request: pytest.FixtureRequest, tmp_pat
         assert set(row) >= ROW_KEYS, row
         runs = "processes" if row["variant"].endswith("-procs") else "coroutines"
         assert row["runs"] == ("sync" if row["variant"] == "book-list" else runs), row
-        assert row["ops"] > 0, row
         assert row["tries"] >= row["ops"]
         assert row["book"] is None, "the book has no queue table"
         p50, p99 = row["latency_ms"]["p50"], row["latency_ms"]["p99"]
         if row["variant"] == "limit":
             assert p50 is None
-        else:
-            assert 0 < p50 <= p99
+            continue
+        assert row["ops"] > 0, row
+        assert 0 < p50 <= p99
+    # Pipelines of 100 pushes and pops: a loaded 0.2 s row may end before one of them does.
+    assert ops_by_variant(rows)["limit"] > 0
     assert "### `queue`" in (tmp_path / "out.md").read_text()
     assert bench_keys_left(endpoint.url, topology) == [], "the table left keys behind"
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import helpers
 import pytest
-from helpers import bench_keys_left, run_table
+from helpers import bench_keys_left, ops_by_variant, run_table
 
 from aiorpatterns.testing.pytest_plugin import Endpoint
 from benchmarks import ratelimit as table
@@ -59,14 +59,17 @@ def test_ratelimit_table_rows(target: Target, tmp_path: Path) -> None:
     memory: dict[str, list[int]] = {}
     for row in data["rows"]:
         assert set(row) >= ROW_KEYS | set(MEMORY), row
-        assert row["ops"] > 0, row
         assert row["tries"] == row["ops"], row  # a decision never retries
         assert row["book"] is None, "the book has no rate-limiter table"
         if row["variant"] == "limit":
             assert all(row[column] is None for column in MEMORY)
             continue
+        assert row["ops"] > 0, row
         assert 0 < row.get("allowed", 0) <= row["ops"], row
         memory[row["variant"]] = [row[column] for column in MEMORY]
+    # Pipelines of 100 INCR: a loaded 0.2 s row may end before one of them does (CI saw the
+    # cluster's 2-client limit row empty on a loaded Valkey): the variant must work over its rows.
+    assert ops_by_variant(data["rows"])["limit"] > 0
     for variant, (small, mid, big) in memory.items():
         if variant.startswith(("aiorpatterns-log", "limits-moving")):
             assert small < mid < big, (variant, memory[variant])  # O(limit)
