@@ -281,6 +281,24 @@ async def test_keys_share_one_tag_and_expire(redis_client: Any, strategy: RateSt
     assert [k async for k in redis_client.scan_iter(match="app:*")] == []
 
 
+@pytest.mark.parametrize("strategy", STRATEGIES)
+async def test_a_denied_hit_writes_nothing(redis_client: Any, strategy: RateStrategy) -> None:
+    """A hot key's denials consume nothing, keep no receipt and leave its keys as they were."""
+    limiter = RateLimiter(redis_client, "deny", limit="2/day", strategy=strategy)
+    for _ in range(2):
+        assert await limiter.hit("k")
+    state, log = limiter.keys("k")
+
+    async def content() -> Any:
+        return await redis_client.hgetall(state), await redis_client.lrange(log, 0, -1)
+
+    before = await content()
+    denials = [await limiter.hit("k") for _ in range(5)]
+    assert [(d.allowed, d.remaining) for d in denials] == [(False, 0)] * 5
+    assert await content() == before
+    assert (await limiter.test("k")).remaining == 0
+
+
 async def test_decisions_are_the_same_whatever_decode_responses(redis_client_text: Any) -> None:
     limiter = RateLimiter(redis_client_text, "api", limit="2/day", strategy="sliding_log")
     seen = [await limiter.hit("k") for _ in range(3)] + [await limiter.test("k")]

@@ -36,13 +36,15 @@ the sliding window, the bucket refilled for GCRA, the last entry's period for th
 HASH lives at least 10 seconds for its receipts.
 
 Memory bound, and retry safety: every hit passes a fresh call id, and the HASH keeps the replies
-of the **last 8 calls** of its key (a ring of 8 receipts: under 1 KB per key with its state,
-whatever the limit), for at least 10 s. The same call sent again (redis-py's ``Retry`` and the
-cluster client re-send a script whose reply was lost) finds its receipt, answers as the first run
-did and consumes nothing. The bound is the price of O(1) memory: a retry that reaches Redis
-after 8 newer calls on the same key, or more than 10 s after its first run, is taken for a new
-call (redis-py's default schedule retries within about 5 s; a key that busy absorbs one extra
-unit).
+of the **last 8 calls that consumed** on its key (a ring of 8 receipts: under 1 KB per key with
+its state, whatever the limit), for at least 10 s. The same call sent again (redis-py's ``Retry``
+and the cluster client re-send a script whose reply was lost) finds its receipt, answers as the
+first run did and consumes nothing. A denied hit consumed nothing: it keeps no receipt and writes
+nothing at all (a hammered key's denials cost Redis one read, no write, no replication), and sent
+again it is simply decided again. The bound is the price of O(1) memory: a retry that reaches
+Redis after 8 newer allowed calls on the same key, or more than 10 s after its first run, is taken
+for a new call (redis-py's default schedule retries within about 5 s; a key that busy absorbs one
+extra unit).
 
 Cancellation: a cancelled (or failed) hit consumes nothing. If the caller is cancelled while its
 hit is in flight, a shielded refund gives back what the hit consumed (the receipt says what it

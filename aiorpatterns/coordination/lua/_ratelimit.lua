@@ -7,15 +7,20 @@
 -- microseconds on the server's clock (TIME), below 2^53, so Lua's doubles hold it exactly, and
 -- every number stored is written with int() (never Lua's "%.14g", which rounds big ones).
 --
--- A decision is a table {ok, remaining, retry_at, reset_at} plus the strategy's new state:
--- whether `cost` fits now, how many single units are left (after this hit, if it consumes),
--- when `cost` would fit (retry_at, = now when it fits), and when the key is back to full
--- capacity (reset_at: the state is needed until then, and no longer).
+-- A decision is a table {ok, remaining, retry_at, reset_at} plus the strategy's new state
+-- (`state`: the HASH fields to write when the hit consumes): whether `cost` fits now, how many
+-- single units are left (after this hit, if it consumes), when `cost` would fit (retry_at, = now
+-- when it fits), and when the key is back to full capacity (reset_at: the state is needed until
+-- then, and no longer). A strategy is handed the HASH fields it reads (FIELDS), read with the
+-- ring in one HMGET.
 --
--- Receipts: each hit keeps its reply in the HASH as "r:<call>" = "<ok> <remaining> <retry_at>
--- <reset_at> <now>" (absolute times), in a ring of RECENT slots ("s<j>" -> call, "i" -> next
--- slot): the same call sent again (a client retry after a lost reply) finds it and answers the
--- same reply. A refunded call's receipt is "-1" (its units were given back) or "-0".
+-- Receipts: each hit that consumed keeps its reply in the HASH, in a ring of RECENT slots
+-- ("k<j>" = "<call> <ok> <remaining> <retry_at> <reset_at> <now>", absolute times; "i" -> the
+-- next slot): the same call sent again (a client retry after a lost reply) finds it and answers
+-- the same reply, consuming nothing more. A refunded call's slot says "<call> -1" (its units were
+-- given back) or "<call> -0" (none were). A denied hit keeps no receipt: it consumed nothing, so
+-- running it again is as if it came later (and writes nothing: a hot key's denials cost no
+-- writes).
 
 local RECENT = 8
 -- Shortest life (ms) of a HASH that holds receipts: longer than redis-py's default retry
@@ -33,14 +38,14 @@ local function int(x)
 end
 
 -- Fixed window: windows aligned on multiples of the period since the epoch, one count each.
-local function fixed(limit, period, cost, now, consume)
+local function fixed(limit, period, cost, now, consume, f)
   local w = now - math.fmod(now, period)
-  local f = redis.call('HMGET', KEYS[1], 'w', 'n')
   local n = 0
   if tonumber(f[1]) == w then n = tonumber(f[2]) or 0 end
   local ok = n + cost <= limit
   if ok and consume then n = n + cost end
-  local d = {ok = ok, w = w, n = n, remaining = limit - n, retry_at = now, reset_at = now}
+  local d = {ok = ok, remaining = limit - n, retry_at = now, reset_at = now}
+  d.state = {'w', int(w), 'n', int(n)}
   if not ok then d.retry_at = w + period end
   if n > 0 then d.reset_at = w + period end
   return d
@@ -65,9 +70,8 @@ end
 
 -- Sliding window (two counters): this window's count plus the previous window's, weighed by
 -- the share of the previous window still inside the sliding period, rounded down.
-local function sliding(limit, period, cost, now, consume)
+local function sliding(limit, period, cost, now, consume, f)
   local w = now - math.fmod(now, period)
-  local f = redis.call('HMGET', KEYS[1], 'w', 'c', 'p')
   local since, c, p = tonumber(f[1]), tonumber(f[2]) or 0, tonumber(f[3]) or 0
   if since ~= w then
     if since == w - period then p = c else p = 0 end
@@ -77,7 +81,8 @@ local function sliding(limit, period, cost, now, consume)
   local before = weighed(p, e, period)
   local ok = before + c + cost <= limit
   if ok and consume then c = c + cost end
-  local d = {ok = ok, w = w, c = c, p = p, retry_at = now, reset_at = now}
+  local d = {ok = ok, retry_at = now, reset_at = now}
+  d.state = {'w', int(w), 'c', int(c), 'p', int(p)}
   d.remaining = math.max(0, limit - before - c)
   if not ok then
     local room = limit - cost
@@ -105,9 +110,8 @@ local function gcra_add(t, r, n, q, rr, limit)
   return t + n * q + carry, x - carry * limit
 end
 
-local function gcra(limit, period, cost, now, consume)
+local function gcra(limit, period, cost, now, consume, f)
   local q, rr = math.floor(period / limit), math.fmod(period, limit)
-  local f = redis.call('HMGET', KEYS[1], 't', 'r')
   local t, r = tonumber(f[1]), tonumber(f[2]) or 0
   if not t or t < now then t, r = now, 0 end  -- a TAT in the past: the bucket is empty
   local edge = now + period
@@ -118,7 +122,7 @@ local function gcra(limit, period, cost, now, consume)
   local ok = fits(cost)
   local nt, nr = gcra_add(t, r, cost, q, rr, limit)
   if ok and consume then t, r = nt, nr end  -- fits() now counts from the new TAT
-  local d = {ok = ok, t = t, r = r, retry_at = now}
+  local d = {ok = ok, retry_at = now, state = {'t', int(t), 'r', int(r)}}
   if not ok then
     d.retry_at = nt - period
     if nr > 0 then d.retry_at = d.retry_at + 1 end
@@ -149,7 +153,7 @@ local function log_live(n, edge)
   return low
 end
 
-local function sliding_log(limit, period, cost, now, consume)
+local function sliding_log(limit, period, cost, now, consume, _)
   local n = redis.call('LLEN', KEYS[2])
   local count = log_live(n, now - period)  -- entries at or before now - period are out
   local ok = count + cost <= limit
@@ -174,11 +178,36 @@ local STRATEGIES = {
   gcra = gcra,
   sliding_log = sliding_log,
 }
+-- The HASH fields each strategy reads (the sliding log's state is its LIST).
+local FIELDS = {
+  fixed_window = {'w', 'n'},
+  sliding_window = {'w', 'c', 'p'},
+  gcra = {'t', 'r'},
+  sliding_log = {},
+}
 
-local function decide(strategy, limit, period, cost, now, consume)
-  local f = STRATEGIES[strategy]
-  if not f then error('unknown rate-limit strategy ' .. tostring(strategy)) end
-  return f(limit, period, cost, now, consume)
+-- One HMGET: with `ring`, the ring ({i, k0 .. k<RECENT-1>}) then the strategy's fields; answers
+-- the ring and the fields apart (the ring is {} without `ring`).
+local function read(strategy, ring)
+  local fields = FIELDS[strategy]
+  if not fields then error('unknown rate-limit strategy ' .. tostring(strategy)) end
+  local names = {}
+  if ring then
+    names[1] = 'i'
+    for j = 0, RECENT - 1 do names[#names + 1] = 'k' .. j end
+  end
+  local first = #names
+  for _, name in ipairs(fields) do names[#names + 1] = name end
+  if #names == 0 then return {}, {} end
+  local got = redis.call('HMGET', KEYS[1], unpack(names))
+  local kept, state = {}, {}
+  for j = 1, first do kept[j] = got[j] end
+  for j = first + 1, #names do state[j - first] = got[j] end
+  return kept, state
+end
+
+local function decide(strategy, limit, period, cost, now, consume, state)
+  return STRATEGIES[strategy](limit, period, cost, now, consume, state)
 end
 
 -- The reply to the caller: {ok, remaining, retry_after, reset_after, now} (us).
@@ -195,14 +224,20 @@ local function receipt_text(d, now)
     .. ' ' .. int(now)
 end
 
--- The receipt kept for `call` as numbers {ok, remaining, retry_at, reset_at, now}; for a
--- refunded call the text "-1" (units were given back) or "-0" (none were); nil when this call
--- has not run.
-local function recall(call)
-  local kept = redis.call('HGET', KEYS[1], 'r:' .. call)
-  if not kept then return nil end
-  if string.sub(kept, 1, 1) == '-' then return kept end
-  local v = {}
-  for word in string.gmatch(kept, '%S+') do v[#v + 1] = tonumber(word) end
-  return v
+-- The receipt kept for `call` in the ring read by read(): the slot (0 .. RECENT-1) that holds
+-- it, and the receipt as numbers {ok, remaining, retry_at, reset_at, now}, or for a refunded call
+-- the text "-1" (units were given back) or "-0" (none were); nil when this call has no receipt.
+local function recall(ring, call)
+  local prefix = call .. ' '
+  for j = 0, RECENT - 1 do
+    local kept = ring[j + 2]
+    if kept and string.sub(kept, 1, #prefix) == prefix then
+      local text = string.sub(kept, #prefix + 1)
+      if string.sub(text, 1, 1) == '-' then return j, text end
+      local v = {}
+      for word in string.gmatch(text, '%S+') do v[#v + 1] = tonumber(word) end
+      return j, v
+    end
+  end
+  return nil, nil
 end

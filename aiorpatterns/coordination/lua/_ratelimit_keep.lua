@@ -1,14 +1,20 @@
 -- Rate limiting: the writes the hit and refund scripts share (inlined by
 -- "-- @include ratelimit_keep", after "-- @include ratelimit").
 
--- Keep `text` as the receipt of `call`, in the next slot of the ring (dropping the receipt of
--- the call that slot held: at most RECENT receipts per limited key).
-local function keep(call, text)
-  local i = tonumber(redis.call('HGET', KEYS[1], 'i') or '0')
-  local slot = 's' .. int(i)
-  local old = redis.call('HGET', KEYS[1], slot)
-  if old then redis.call('HDEL', KEYS[1], 'r:' .. old) end
-  redis.call('HSET', KEYS[1], slot, call, 'r:' .. call, text, 'i', int((i + 1) % RECENT))
+-- Write `state` (field, value, ... ; may be empty) and keep `text` as the receipt of `call`, in
+-- one HSET: in the call's own slot `j` if it has one, else in the ring's next slot (dropping the
+-- receipt that slot held: at most RECENT receipts per limited key). `ring` is what read() read.
+local function keep(ring, j, call, text, state)
+  local fields = {}
+  for _, v in ipairs(state) do fields[#fields + 1] = v end
+  if not j then
+    j = tonumber(ring[1] or '0')
+    fields[#fields + 1] = 'i'
+    fields[#fields + 1] = int((j + 1) % RECENT)
+  end
+  fields[#fields + 1] = 'k' .. int(j)
+  fields[#fields + 1] = call .. ' ' .. text
+  redis.call('HSET', KEYS[1], unpack(fields))
 end
 
 -- Let the HASH live for `us` more microseconds (what its state needs), and at least GRACE_MS

@@ -19,7 +19,8 @@
 
 local strategy, call = ARGV[1], ARGV[5]
 local limit, period, cost = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local kept = recall(call)
+local ring = read(strategy, true)
+local j, kept = recall(ring, call)
 if type(kept) == 'string' then return tonumber(string.sub(kept, 2)) end  -- refunded already
 local at = tonumber(ARGV[6])
 if kept then
@@ -57,10 +58,6 @@ if at > 0 then
 end
 local given = 0
 if at > 0 then given = 1 end
-if kept then
-  redis.call('HSET', KEYS[1], 'r:' .. call, '-' .. given)
-else
-  keep(call, '-' .. given)
-end
+keep(ring, j, call, '-' .. given, {})
 hold(0)
 return given

@@ -10,6 +10,7 @@
 -- Reads only.
 -- @include ratelimit
 
+local _, state = read(ARGV[1], false)
 local now = now_us()
-local d = decide(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), now, false)
+local d = decide(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), now, false, state)
 return answer(d.ok, d.remaining, d.retry_at, d.reset_at, now)
