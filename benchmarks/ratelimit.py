@@ -11,6 +11,9 @@ clients all hitting one key limited to 1,000 a second, rows:
   its own connection; a decision is one ``hit()`` (one run of ``ratelimit_hit.lua``);
 - ``aiorpatterns-<strategy>-autopipeline``: the same, all of a process' clients sharing one
   :class:`~aiorpatterns.core.autopipeline.AutoPipeline` (one connection);
+- ``aiorpatterns-fixed-remember``: ``aiorpatterns-fixed`` built with ``remember_denials=1.0``: a
+  hit Redis denied is denied again in-process, with no round trip, until its retry time (the
+  hot key's case: most of its hits are denials);
 - ``limits-fixed`` / ``limits-moving`` / ``limits-sliding``: limits 5.8's async
   ``FixedWindowRateLimiter``, ``MovingWindowRateLimiter`` and ``SlidingWindowCounterRateLimiter``
   on its async Redis storage (:mod:`benchmarks.peers.limits_ratelimit`), a storage per client;
@@ -77,10 +80,23 @@ def _keyspace() -> Any:
     return Keyspace(BENCH_PREFIX.rstrip(":"))
 
 
-def _limiter(client: Any, strategy: str, limit: Any = LIMIT, name: str = "bench") -> Any:
+#: ``remember_denials`` of the ``aiorpatterns-fixed-remember`` row (seconds).
+REMEMBER = 1.0
+
+
+def _limiter(
+    client: Any, strategy: str, limit: Any = LIMIT, name: str = "bench", remember: float = 0.0
+) -> Any:
     from aiorpatterns.coordination.ratelimit import RateLimiter
 
-    return RateLimiter(client, name, limit=limit, strategy=OURS[strategy], keyspace=_keyspace())
+    return RateLimiter(
+        client,
+        name,
+        limit=limit,
+        strategy=OURS[strategy],
+        keyspace=_keyspace(),
+        remember_denials=remember,
+    )
 
 
 def _op(limiter: Any, st: ClientStats) -> Op:
@@ -95,9 +111,11 @@ def _op(limiter: Any, st: ClientStats) -> Op:
     return op
 
 
-def _ours(strategy: str) -> Callable[[Job], ClientPerCoroutine]:
+def _ours(strategy: str, remember: float = 0.0) -> Callable[[Job], ClientPerCoroutine]:
     def factory(job: Job) -> ClientPerCoroutine:
-        return ClientPerCoroutine(job, lambda client, st, _: _op(_limiter(client, strategy), st))
+        return ClientPerCoroutine(
+            job, lambda client, st, _: _op(_limiter(client, strategy, remember=remember), st)
+        )
 
     return factory
 
@@ -192,6 +210,8 @@ async def measure_memory(client: Any) -> dict[tuple[str, int], int]:
             used = await _ours_memory(client, word, limit)
             found[(f"aiorpatterns-{word}", limit)] = used
             found[(f"aiorpatterns-{word}-autopipeline", limit)] = used
+            if word == "fixed":
+                found[("aiorpatterns-fixed-remember", limit)] = used
     with contextlib.suppress(ImportError):  # not installed: its rows skip, and say why
         storage = limits_storage(_target_of(client))
         try:
@@ -232,6 +252,7 @@ TABLE = Table(
     unit="decisions",
     variants=(
         *(Variant(f"aiorpatterns-{w}", _ours(w), requires=_OURS_NEEDS) for w in OURS),
+        Variant("aiorpatterns-fixed-remember", _ours("fixed", REMEMBER), requires=_OURS_NEEDS),
         *(
             Variant(f"aiorpatterns-{w}-autopipeline", _autopipelined(w), requires=_OURS_NEEDS)
             for w in OURS
@@ -250,7 +271,9 @@ TABLE = Table(
         "storage (its async-redis extra pins coredis<6, which clashes with the lock table's "
         "coredis 6.9; its redis extra pins redis<8). bytes at N = MEMORY USAGE of one key filled "
         "to a limit of N per hour (columns shown with --wide). "
-        f"limit = {BATCH} INCR per pipeline, per client."
+        f"limit = {BATCH} INCR per pipeline, per client. aiorpatterns-fixed-remember: "
+        f"remember_denials={REMEMBER} (denials answered in-process until their retry time; "
+        "the targets count the rows that ask Redis every hit)."
     ),
     params={"limit": LIMIT, "memory_limits": list(MEMORY_LIMITS)},
     derive=_derive,

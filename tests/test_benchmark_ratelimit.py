@@ -22,9 +22,11 @@ from benchmarks.runner import ClientStats, Job, Target
 
 ROW_KEYS = helpers.ROW_KEYS
 TOP_KEYS = helpers.TOP_KEYS
-OURS = {f"aiorpatterns-{w}" for w in table.OURS} | {
-    f"aiorpatterns-{w}-autopipeline" for w in table.OURS
-}
+OURS = (
+    {f"aiorpatterns-{w}" for w in table.OURS}
+    | {f"aiorpatterns-{w}-autopipeline" for w in table.OURS}
+    | {"aiorpatterns-fixed-remember"}
+)
 PEERS = {"limits-fixed", "limits-moving", "limits-sliding"}
 MEMORY = ("bytes_at_10", "bytes_at_1k", "bytes_at_100k")
 

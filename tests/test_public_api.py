@@ -31,6 +31,7 @@ INTERNAL = {
     "cache.entries": "how a cache entry is stored, not an API",
     "cache.flight": "the single flight ``Cache`` and ``PageCache`` share, not an API",
     "cache.near": "the near cache behind ``Cache(near=...)``, not an API of its own",
+    "coordination.denials": "the memory behind ``RateLimiter(remember_denials=...)``, not an API",
 }
 
 

@@ -532,9 +532,9 @@ class Counting(RateLimiter):
         self.answered: list[RateDecision] = []
         self.changed = asyncio.Event()
 
-    async def _hit(self, keys: Any, cost: int) -> RateDecision:
+    async def _ask(self, keys: Any, cost: int) -> RateDecision:
         self.hits += 1
-        decision = await super()._hit(keys, cost)
+        decision = await super()._ask(keys, cost)
         self.answered.append(decision)
         self.changed.set()
         return decision

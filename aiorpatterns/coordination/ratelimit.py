@@ -59,6 +59,7 @@ import asyncio
 import contextlib
 import os
 import re
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeAlias, get_args
@@ -76,6 +77,7 @@ from ..core.checks import (
 from ..core.errors import AcquireTimeoutError, ScriptError
 from ..core.keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from ..core.scripts import script
+from .denials import DenialMemory
 
 __all__ = ["Rate", "RateDecision", "RateLimiter", "RateStrategy"]
 
@@ -213,6 +215,14 @@ class RateLimiter:
 
     ``name`` must not contain ``':'`` (it separates the name from the limited key in the key
     names) nor ``'}'``; a limited key must not contain ``'}'``.
+
+    ``remember_denials`` (seconds, default 0: off): a hit Redis denies is denied again in this
+    process, with no round trip, for the same key and cost until its ``retry_after`` passes, and
+    for at most that many seconds (see :mod:`~aiorpatterns.coordination.denials`). Nothing but a
+    reset or a refund can make room sooner: this object's :meth:`reset` forgets its memory of the
+    key, and a reset or refund made elsewhere is seen here at most ``remember_denials`` seconds
+    late. A hammered key then costs Redis about one call per ``retry_after`` instead of one per
+    hit. At most 10,000 denials are kept.
     """
 
     kind: Final = "rate"
@@ -225,6 +235,7 @@ class RateLimiter:
         limit: str | Rate,
         strategy: RateStrategy = "gcra",
         keyspace: Keyspace = DEFAULT_KEYSPACE,
+        remember_denials: float = 0.0,
     ) -> None:
         self.redis, self.name, self.keyspace = check_object(redis, name, keyspace)
         if ":" in name:
@@ -237,6 +248,12 @@ class RateLimiter:
                 f"strategy must be one of {', '.join(map(repr, STRATEGIES))}, got {strategy!r}"
             )
         self.strategy: RateStrategy = strategy
+        span = check_wait(remember_denials, "remember_denials")
+        if span > MAX_SECONDS:
+            raise ValueError(
+                f"remember_denials must be at most {MAX_SECONDS} seconds, got {remember_denials!r}"
+            )
+        self._denials = DenialMemory(span) if span else None
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -266,6 +283,8 @@ class RateLimiter:
     async def reset(self, key: str) -> None:
         """Forget everything about ``key``: it is back to full capacity."""
         state, log = self.keys(key)
+        if self._denials is not None:
+            self._denials.forget(state)
         await self.redis.delete(state, log)
 
     async def wait(
@@ -337,6 +356,20 @@ class RateLimiter:
         return (self.strategy, self.limit.count, self.limit.period_us, cost)
 
     async def _hit(self, keys: Sequence[str], cost: int) -> RateDecision:
+        """A remembered denial if there is one, else the server's decision (kept if a denial)."""
+        if self._denials is None:
+            return await self._ask(keys, cost)
+        sent = time.monotonic()
+        known = self._denials.recall(keys[0], cost, sent)
+        if known is not None:
+            await asyncio.sleep(0)  # a caller that hits in a loop still lets other tasks run
+            return known
+        decision = await self._ask(keys, cost)
+        if not decision.allowed:
+            self._denials.remember(keys[0], cost, sent, decision)
+        return decision
+
+    async def _ask(self, keys: Sequence[str], cost: int) -> RateDecision:
         """Run the hit script under a fresh call id; refund it if the caller does not get it."""
         call = os.urandom(8).hex()
         task, before = cancelling()
