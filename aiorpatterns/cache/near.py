@@ -40,6 +40,7 @@ from redis.asyncio.cluster import RedisCluster
 from ..core.autopipeline import AutoPipeline
 from ..core.cancellation import cancelling, honour_cancel
 from ..core.checks import text
+from ..core.waiting import Backoff
 from .entries import Entry
 
 __all__ = ["NearCache"]
@@ -170,7 +171,7 @@ class NearCache:
 
     async def _run(self) -> None:
         """Keep one tracking connection per server; flush whenever one fails."""
-        backoff = 0.05
+        backoff = Backoff(0.05, _MAX_BACKOFF)
         while True:
             try:
                 makers = await self._connections()
@@ -181,12 +182,11 @@ class NearCache:
                     await asyncio.gather(*(event.wait() for event in ready))
                     self._seq += 1  # reads begun before tracking started keep nothing
                     self._live = True
-                    backoff = 0.05
+                    backoff.reset()
             except* Exception as failures:
                 log.warning("near cache %s: tracking lost, flushed: %r", self.prefix, failures)
             self._flush()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, _MAX_BACKOFF)
+            await backoff.sleep()
 
     async def _listen(self, make: Callable[[], Any], ready: asyncio.Event) -> None:
         """Track the prefix on one server and apply its invalidations until the link fails."""

@@ -1,4 +1,5 @@
-"""How every pattern waits in Redis: bounded slices, the client's socket timeout, wait arguments.
+"""How every pattern waits in Redis: bounded slices, the client's socket timeout, wait arguments,
+and the backoff of a loop that keeps serving while Redis fails.
 
 A waiter never blocks in Redis for longer than :data:`MAX_WAIT_SLICE` (or the client's socket
 timeout allows), then re-checks: a lost wake-up costs latency, never liveness.
@@ -9,10 +10,38 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-__all__ = ["MAX_WAIT_SLICE", "block_ms", "blocking_cap"]
+__all__ = ["MAX_WAIT_SLICE", "Backoff", "block_ms", "blocking_cap"]
 
 #: Longest a waiter blocks before it re-checks (and refreshes its place in a wait queue).
 MAX_WAIT_SLICE = 1.0
+
+
+class Backoff:
+    """The pauses of a loop retrying a failing step: ``first`` seconds, doubling up to ``most``.
+
+    ``pause`` is the next pause; :meth:`sleep` takes it and doubles the one after, and
+    :meth:`reset` (the step worked) starts again from ``first``. The workers, the scheduler, the
+    near cache's tracking and the row cache's refresher back off with one.
+    """
+
+    __slots__ = ("first", "most", "pause")
+
+    def __init__(self, first: float = 0.1, most: float = 5.0) -> None:
+        self.first, self.most = first, most
+        self.pause = first
+
+    def take(self) -> float:
+        """The next pause, doubling the one after (at most ``most``)."""
+        pause = self.pause
+        self.pause = min(pause * 2, self.most)
+        return pause
+
+    async def sleep(self) -> None:
+        """Sleep the next pause."""
+        await asyncio.sleep(self.take())
+
+    def reset(self) -> None:
+        self.pause = self.first
 
 
 def blocking_cap(redis: Any) -> float | None:

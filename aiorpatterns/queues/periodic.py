@@ -53,6 +53,7 @@ from ..core.cancellation import cancelling, honour_cancel
 from ..core.checks import check_int, check_seconds, encode_json
 from ..core.keys import check_name
 from ..core.scripts import script
+from ..core.waiting import Backoff
 from .taskqueue import TaskQueue
 
 __all__ = ["Cron", "Periodic", "Scheduler"]
@@ -472,19 +473,21 @@ class Scheduler:
             ", ".join(repr(entry) for entry in self.entries),
             self.catch_up,
         )
-        backoff = _RETRY_FIRST
+        backoff = Backoff(_RETRY_FIRST, _RETRY_MAX)
         current, cancels = cancelling()
         while True:
             try:
                 pause = await self._pass()
             except Exception as exc:  # Redis unreachable, say: serve again once it is back
                 log.warning(
-                    "scheduler for queue %r: %r; retrying in %.1f s", self.queue.name, exc, backoff
+                    "scheduler for queue %r: %r; retrying in %.1f s",
+                    self.queue.name,
+                    exc,
+                    backoff.pause,
                 )
-                pause = backoff
-                backoff = min(backoff * 2, _RETRY_MAX)
+                pause = backoff.take()
             else:
-                backoff = _RETRY_FIRST
+                backoff.reset()
             honour_cancel(current, cancels)
             await asyncio.sleep(pause)
 

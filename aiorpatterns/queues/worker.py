@@ -57,7 +57,7 @@ from ..core.cancellation import best_effort, cancelling, honour_cancel
 from ..core.checks import check_callable, check_count, check_seconds, check_wait, text
 from ..core.keys import check_name
 from ..core.serializers import JSON, Serializer
-from ..core.waiting import MAX_WAIT_SLICE
+from ..core.waiting import MAX_WAIT_SLICE, Backoff
 from ..core.wakeup import stream_wait
 from .context import CONTEXT_PARAMETER, TaskContext, wants_context
 from .taskqueue import Task, TaskQueue
@@ -324,7 +324,7 @@ class Worker:
             await asyncio.wait(set(self._cleanups), timeout=_CANCEL_WAIT)
 
     async def _fetch(self, queue: TaskQueue) -> None:
-        backoff = _RETRY_FIRST
+        backoff = Backoff(_RETRY_FIRST, _RETRY_MAX)
         while True:
             while self._active >= self.concurrency:
                 self._room.clear()
@@ -335,12 +335,11 @@ class Worker:
                 tasks = await queue._claim(room, None, self._hints.pop(queue.name, None))
             except Exception as exc:  # Redis unreachable, say: keep serving once it is back
                 log.warning(
-                    "queue %r: get() failed: %r; retrying in %.1f s", queue.name, exc, backoff
+                    "queue %r: get() failed: %r; retrying in %.1f s", queue.name, exc, backoff.pause
                 )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _RETRY_MAX)
+                await backoff.sleep()
                 continue
-            backoff = _RETRY_FIRST
+            backoff.reset()
             for task in tasks:
                 if self._active >= self.concurrency:
                     # Another queue's fetch loop took the last slot while this one waited.
@@ -524,11 +523,11 @@ class Worker:
         blocked ``XREAD`` per client serves every worker of it (core/wakeup.py). A request
         missed (the stream expired, Redis was away) still reaches the handler's heartbeat.
         """
-        backoff = _RETRY_FIRST
+        backoff = Backoff(_RETRY_FIRST, _RETRY_MAX)
         while True:
             try:
                 while position is None:
-                    await asyncio.sleep(backoff)
+                    await asyncio.sleep(backoff.pause)
                     position = await self._abort_position(queue)
                 if await stream_wait(queue.redis, queue.aborts_key, position, MAX_WAIT_SLICE):
                     entries = await queue.redis.xrange(queue.aborts_key, f"{position + 1}-0")
@@ -537,11 +536,10 @@ class Worker:
                         found = (fields or {}).get(b"id", (fields or {}).get("id"))
                         if found is not None:
                             self._abort_local(queue.name, text(found))
-                backoff = _RETRY_FIRST
+                backoff.reset()
             except Exception as exc:
                 log.warning("queue %r: abort watch failed: %r", queue.name, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _RETRY_MAX)
+                await backoff.sleep()
 
     def _give_back_later(self, queue: TaskQueue, task: Task) -> None:
         """Give a task back in a task of its own (a cancelled caller cannot cut it short),
@@ -586,12 +584,12 @@ class Worker:
         """
         loop = asyncio.get_running_loop()
         give_up = loop.time() + task.visibility_timeout
-        backoff = _RETRY_FIRST
+        backoff = Backoff(_RETRY_FIRST, _RETRY_MAX)
         while True:
             try:
                 return await step()
             except Exception as exc:
-                if loop.time() + backoff >= give_up:
+                if loop.time() + backoff.pause >= give_up:
                     log.error(
                         "task %s: settling %s failed, left to redelivery: %r", task.id, what, exc
                     )
@@ -601,10 +599,9 @@ class Worker:
                     task.id,
                     what,
                     exc,
-                    backoff,
+                    backoff.pause,
                 )
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, _RETRY_MAX)
+            await backoff.sleep()
 
     async def _beat(self, queue: TaskQueue, task: Task) -> None:
         """Extend the task's visibility every third of its timeout while its handler runs."""

@@ -69,6 +69,7 @@ from ..core.checks import (
 )
 from ..core.keys import DEFAULT_KEYSPACE, Keyspace, check_name
 from ..core.scripts import script
+from ..core.waiting import Backoff
 from .sessions import Sessions
 
 __all__ = ["PageCache", "RowCache", "RowCacheWorker", "book_can_cache"]
@@ -512,21 +513,20 @@ class RowCacheWorker:
 
     async def run(self) -> None:
         """Refresh due rows until cancelled; Redis errors are logged and retried with backoff."""
-        backoff = 0.1
+        backoff = Backoff()
         task, before = cancelling()
         while True:
             honour_cancel(task, before)
             try:
                 row, wait = await self.rows._refresh(self.fetch, lease=self.lease, retry=self.retry)
-                backoff = 0.1
+                backoff.reset()
                 if row is not None:
                     self.refreshed += 1
                     continue
                 await self.rows.wait_for_work(self.idle if wait is None else min(wait, self.idle))
             except (RedisError, OSError):
                 log.exception("row cache worker for %r: Redis failed", self.rows.name)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                await backoff.sleep()
 
     async def aclose(self) -> None:
         """Stop the loop; a row being refreshed is handed back. Safe to call twice."""
