@@ -186,24 +186,22 @@ local FIELDS = {
   sliding_log = {},
 }
 
--- One HMGET: with `ring`, the ring ({i, k0 .. k<RECENT-1>}) then the strategy's fields; answers
--- the ring and the fields apart (the ring is {} without `ring`).
+-- One HMGET: with `ring`, the ring ({i, k0 .. k7}: RECENT slots, named literally, as building
+-- the names costs more than the read) then the strategy's fields; answers the ring (the whole
+-- reply: the fields follow its RECENT + 1 entries) and the fields apart (the ring is {} without
+-- `ring`).
 local function read(strategy, ring)
   local fields = FIELDS[strategy]
   if not fields then error('unknown rate-limit strategy ' .. tostring(strategy)) end
-  local names = {}
-  if ring then
-    names[1] = 'i'
-    for j = 0, RECENT - 1 do names[#names + 1] = 'k' .. j end
+  if not ring then
+    if #fields == 0 then return {}, {} end
+    return {}, redis.call('HMGET', KEYS[1], unpack(fields))
   end
-  local first = #names
-  for _, name in ipairs(fields) do names[#names + 1] = name end
-  if #names == 0 then return {}, {} end
-  local got = redis.call('HMGET', KEYS[1], unpack(names))
-  local kept, state = {}, {}
-  for j = 1, first do kept[j] = got[j] end
-  for j = first + 1, #names do state[j - first] = got[j] end
-  return kept, state
+  local got = redis.call('HMGET', KEYS[1], 'i', 'k0', 'k1', 'k2', 'k3', 'k4', 'k5', 'k6', 'k7',
+    unpack(fields))
+  local state = {}
+  for j = 1, #fields do state[j] = got[RECENT + 1 + j] end
+  return got, state
 end
 
 local function decide(strategy, limit, period, cost, now, consume, state)
