@@ -128,6 +128,10 @@ def test_the_memory_keeps_at_most_its_size_dropping_the_expired_then_the_oldest(
     assert len(memory) == 3
     assert memory.recall("b", 1, 1.0) is None
     assert [memory.recall(k, 1, 1.0) is not None for k in "cde"] == [True] * 3
+    for n in range(5_000):  # a flood of new keys: the newest stay
+        memory.remember(f"flood{n}", 1, 2.0, _denial(5.0))
+    assert len(memory) == 3
+    assert memory.recall("flood4999", 1, 2.0) is not None
 
 
 def test_a_recalled_denial_counts_from_when_its_hit_was_sent() -> None:

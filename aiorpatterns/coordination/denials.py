@@ -36,7 +36,7 @@ class _Denial:
 class DenialMemory:
     """Denials by (key, cost), each kept until its retry time and at most ``span`` seconds.
 
-    At most ``size`` denials are kept: past that the expired ones are dropped, then the oldest.
+    At most ``size`` denials are kept: when full, the oldest ones go (first those that ended).
     Times are ``time.monotonic()`` seconds, passed in by the caller.
     """
 
@@ -81,7 +81,11 @@ class DenialMemory:
         return len(self._kept)
 
     def _make_room(self, now: float) -> None:
-        for kept in [k for k, d in self._kept.items() if now >= d.until]:
-            del self._kept[kept]
-        while len(self._kept) >= self.size:
-            del self._kept[next(iter(self._kept))]
+        """Drop the oldest denials while they have ended or the memory is full: O(1) a call
+        amortised, however many keys a flood of new ones brings."""
+        kept = self._kept
+        while kept:
+            key, oldest = next(iter(kept.items()))
+            if len(kept) < self.size and now < oldest.until:
+                return
+            del kept[key]
