@@ -248,11 +248,9 @@ class RateLimiter:
                 f"strategy must be one of {', '.join(map(repr, STRATEGIES))}, got {strategy!r}"
             )
         self.strategy: RateStrategy = strategy
-        span = check_wait(remember_denials, "remember_denials")
-        if span > MAX_SECONDS:
-            raise ValueError(
-                f"remember_denials must be at most {MAX_SECONDS} seconds, got {remember_denials!r}"
-            )
+        if remember_denials is None:
+            raise TypeError("remember_denials must be a number of seconds (0: off), not None")
+        span = _check_timeout(remember_denials, "remember_denials")
         self._denials = DenialMemory(span) if span else None
 
     # -- public API ----------------------------------------------------------------------------
@@ -419,10 +417,11 @@ class RateLimiter:
         )
 
 
-def _check_timeout(timeout: object) -> float | None:
+def _check_timeout(timeout: object, what: str = "timeout") -> float | None:
+    """Seconds >= 0 up to :data:`MAX_SECONDS`, or None (for ever)."""
     if timeout is None:
         return None
-    wait = check_wait(timeout, "timeout")
+    wait = check_wait(timeout, what)
     if wait > MAX_SECONDS:
-        raise ValueError(f"timeout must be at most {MAX_SECONDS} seconds, got {timeout!r}")
+        raise ValueError(f"{what} must be at most {MAX_SECONDS} seconds, got {timeout!r}")
     return wait

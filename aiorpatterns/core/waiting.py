@@ -17,7 +17,8 @@ MAX_WAIT_SLICE = 1.0
 
 
 class Backoff:
-    """The pauses of a loop retrying a failing step: ``first`` seconds, doubling up to ``most``.
+    """The pauses of a loop retrying a failing step: ``first`` seconds, doubling up to ``most``
+    (by default 0.1 s up to 5 s, the workers' and the scheduler's).
 
     ``pause`` is the next pause; :meth:`sleep` takes it and doubles the one after, and
     :meth:`reset` (the step worked) starts again from ``first``. The workers, the scheduler, the

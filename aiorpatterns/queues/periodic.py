@@ -72,9 +72,6 @@ _BUSY_RETRY = 0.1
 _MAX_SLEEP = 60.0
 #: Waking a little after the tick, so that the server's clock has reached it.
 _MARGIN = 0.002
-#: Back-off after Redis failed (doubling up to the maximum).
-_RETRY_FIRST = 0.1
-_RETRY_MAX = 5.0
 #: How long ``aclose`` waits for the enqueue step in progress to finish.
 _FINISH_WAIT = 5.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -473,7 +470,7 @@ class Scheduler:
             ", ".join(repr(entry) for entry in self.entries),
             self.catch_up,
         )
-        backoff = Backoff(_RETRY_FIRST, _RETRY_MAX)
+        backoff = Backoff()
         current, cancels = cancelling()
         while True:
             try:

@@ -71,9 +71,6 @@ T = TypeVar("T")
 Handler = Callable[..., Any]
 Hook = Callable[..., Any]
 
-#: How long to wait before fetching again after Redis failed (doubling up to the maximum).
-_RETRY_FIRST = 0.1
-_RETRY_MAX = 5.0
 #: How long ``aclose`` still waits for handlers that were cancelled after the grace period.
 _CANCEL_WAIT = 5.0
 
@@ -324,7 +321,7 @@ class Worker:
             await asyncio.wait(set(self._cleanups), timeout=_CANCEL_WAIT)
 
     async def _fetch(self, queue: TaskQueue) -> None:
-        backoff = Backoff(_RETRY_FIRST, _RETRY_MAX)
+        backoff = Backoff()
         while True:
             while self._active >= self.concurrency:
                 self._room.clear()
@@ -523,7 +520,7 @@ class Worker:
         blocked ``XREAD`` per client serves every worker of it (core/wakeup.py). A request
         missed (the stream expired, Redis was away) still reaches the handler's heartbeat.
         """
-        backoff = Backoff(_RETRY_FIRST, _RETRY_MAX)
+        backoff = Backoff()
         while True:
             try:
                 while position is None:
@@ -584,7 +581,7 @@ class Worker:
         """
         loop = asyncio.get_running_loop()
         give_up = loop.time() + task.visibility_timeout
-        backoff = Backoff(_RETRY_FIRST, _RETRY_MAX)
+        backoff = Backoff()
         while True:
             try:
                 return await step()

@@ -8,7 +8,7 @@
 -- every number stored is written with int() (never Lua's "%.14g", which rounds big ones).
 --
 -- A decision is a table {ok, remaining, retry_at, reset_at} plus the strategy's new state
--- (`state`: the HASH fields to write when the hit consumes): whether `cost` fits now, how many
+-- (`state`: the HASH fields and numbers to write when the hit consumes): whether `cost` fits now, how many
 -- single units are left (after this hit, if it consumes), when `cost` would fit (retry_at, = now
 -- when it fits), and when the key is back to full capacity (reset_at: the state is needed until
 -- then, and no longer). A strategy is handed the HASH fields it reads (FIELDS), read with the
@@ -45,7 +45,7 @@ local function fixed(limit, period, cost, now, consume, f)
   local ok = n + cost <= limit
   if ok and consume then n = n + cost end
   local d = {ok = ok, remaining = limit - n, retry_at = now, reset_at = now}
-  d.state = {'w', int(w), 'n', int(n)}
+  d.state = {'w', w, 'n', n}
   if not ok then d.retry_at = w + period end
   if n > 0 then d.reset_at = w + period end
   return d
@@ -82,7 +82,7 @@ local function sliding(limit, period, cost, now, consume, f)
   local ok = before + c + cost <= limit
   if ok and consume then c = c + cost end
   local d = {ok = ok, retry_at = now, reset_at = now}
-  d.state = {'w', int(w), 'c', int(c), 'p', int(p)}
+  d.state = {'w', w, 'c', c, 'p', p}
   d.remaining = math.max(0, limit - before - c)
   if not ok then
     local room = limit - cost
@@ -122,7 +122,7 @@ local function gcra(limit, period, cost, now, consume, f)
   local ok = fits(cost)
   local nt, nr = gcra_add(t, r, cost, q, rr, limit)
   if ok and consume then t, r = nt, nr end  -- fits() now counts from the new TAT
-  local d = {ok = ok, retry_at = now, state = {'t', int(t), 'r', int(r)}}
+  local d = {ok = ok, retry_at = now, state = {'t', t, 'r', r}}
   if not ok then
     d.retry_at = nt - period
     if nr > 0 then d.retry_at = d.retry_at + 1 end

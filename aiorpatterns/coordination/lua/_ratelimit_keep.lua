@@ -1,12 +1,16 @@
 -- Rate limiting: the writes the hit and refund scripts share (inlined by
 -- "-- @include ratelimit_keep", after "-- @include ratelimit").
 
--- Write `state` (field, value, ... ; may be empty) and keep `text` as the receipt of `call`, in
--- one HSET: in the call's own slot `j` if it has one, else in the ring's next slot (dropping the
--- receipt that slot held: at most RECENT receipts per limited key). `ring` is what read() read.
+-- Write `state` (field, number, ... ; may be empty: the numbers are written with int() here,
+-- so a denial, which writes nothing, never formats them) and keep `text` as the receipt of
+-- `call`, in one HSET: in the call's own slot `j` if it has one, else in the ring's next slot
+-- (dropping the receipt that slot held: at most RECENT receipts per limited key). `ring` is what
+-- read() read.
 local function keep(ring, j, call, text, state)
   local fields = {}
-  for _, v in ipairs(state) do fields[#fields + 1] = v end
+  for n = 1, #state, 2 do
+    fields[n], fields[n + 1] = state[n], int(state[n + 1])
+  end
   if not j then
     j = tonumber(ring[1] or '0')
     fields[#fields + 1] = 'i'

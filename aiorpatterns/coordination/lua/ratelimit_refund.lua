@@ -19,7 +19,7 @@
 
 local strategy, call = ARGV[1], ARGV[5]
 local limit, period, cost = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local ring = read(strategy, true)
+local ring, f = read(strategy, true)
 local j, kept = recall(ring, call)
 if type(kept) == 'string' then return tonumber(string.sub(kept, 2)) end  -- refunded already
 local at = tonumber(ARGV[6])
@@ -28,36 +28,29 @@ if kept then
   if kept[1] == 1 then at = kept[5] end
 end
 
+local undo = {}  -- the state fields given back, written with the receipt
 if at > 0 then
   local w = at - math.fmod(at, period)
   if strategy == 'sliding_log' then  -- entries of one time are alike: any `cost` of them
     redis.call('LREM', KEYS[2], cost, int(at))
   elseif strategy == 'fixed_window' then
-    local f = redis.call('HMGET', KEYS[1], 'w', 'n')
-    if tonumber(f[1]) == w then
-      redis.call('HSET', KEYS[1], 'n', int(math.max(0, tonumber(f[2]) - cost)))
-    end
+    if tonumber(f[1]) == w then undo = {'n', math.max(0, tonumber(f[2]) - cost)} end
   elseif strategy == 'sliding_window' then
-    local f = redis.call('HMGET', KEYS[1], 'w', 'c', 'p')
     local since = tonumber(f[1])
     if since == w then
-      redis.call('HSET', KEYS[1], 'c', int(math.max(0, tonumber(f[2]) - cost)))
+      undo = {'c', math.max(0, tonumber(f[2]) - cost)}
     elseif since == w + period then
-      redis.call('HSET', KEYS[1], 'p', int(math.max(0, tonumber(f[3]) - cost)))
+      undo = {'p', math.max(0, tonumber(f[3]) - cost)}
     end
-  else
-    local f = redis.call('HMGET', KEYS[1], 't', 'r')
-    if f[1] then
-      local q, rr = math.floor(period / limit), math.fmod(period, limit)
-      local x = tonumber(f[2]) - cost * rr
-      local borrow = math.floor(x / limit)
-      local t = tonumber(f[1]) - cost * q + borrow
-      redis.call('HSET', KEYS[1], 't', int(t), 'r', int(x - borrow * limit))
-    end
+  elseif f[1] then
+    local q, rr = math.floor(period / limit), math.fmod(period, limit)
+    local x = tonumber(f[2]) - cost * rr
+    local borrow = math.floor(x / limit)
+    undo = {'t', tonumber(f[1]) - cost * q + borrow, 'r', x - borrow * limit}
   end
 end
 local given = 0
 if at > 0 then given = 1 end
-keep(ring, j, call, '-' .. given, {})
+keep(ring, j, call, '-' .. given, undo)
 hold(0)
 return given
